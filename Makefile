@@ -1,0 +1,114 @@
+# relayd - build, test and run. `make run` and `make test` are the whole
+# setup on a fresh Debian 12 machine: both install missing packages first.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+BIN     ?= bin
+SAN     ?=
+
+PKGS    := libcares openssl sqlite3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Debian packages: to build, and to run the tests with real peers.
+DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
+DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2
+
+# Every .c in these folders is library code; the programs' mains are apart.
+LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/librelayd.a
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BIN)/relayd $(BIN)/relayctl
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/relayd: $(BUILD)/relayd/relayd.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/relayctl: $(BUILD)/relayd/relayctl.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+unit-bins: $(UNIT_BIN)
+
+# deps: install what is missing (root), or say what to install.
+deps:
+	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "missing packages; run: sudo apt-get install -y $$missing"; exit 1; \
+	fi
+
+test: deps
+	$(MAKE) all unit-bins
+	BUILD=$(BUILD) BIN=$(BIN) bash tests/run.sh
+
+sanitize: deps
+	$(MAKE) BUILD=build/san BIN=build/san/bin SAN=1 all unit-bins
+	BUILD=build/san BIN=build/san/bin ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash tests/run.sh
+
+run: deps
+	$(MAKE) all
+	@mkdir -p var
+	$(BIN)/relayd -d -f etc/relayd.conf
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	@command -v clang >/dev/null || (echo "fuzz needs clang"; exit 1)
+	@mkdir -p build/fuzz
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); \
+		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS)) \
+			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
+		mkdir -p build/fuzz/$$n.corpus; \
+		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/$$n.corpus || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/relayd
+	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
+	install -m 755 $(BIN)/relayctl $(DESTDIR)$(PREFIX)/bin/relayctl
+	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
+
+clean:
+	rm -rf build bin var
+
+.PHONY: all test sanitize run deps install clean fuzz unit-bins
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d

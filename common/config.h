@@ -1,0 +1,119 @@
+/*
+ * config.h - relayd's configuration: every directive of the interface
+ * contract, parsed from one file into one struct that the master and the
+ * workers share (workers inherit it at fork and reread it on reload).
+ */
+#ifndef RELAYD_CONFIG_H
+#define RELAYD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/relayd/relayd.conf"
+
+enum listen_mode { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS };
+
+/* TLS toward a next hop (smarthost/route tls=) and outbound-tls. */
+enum tls_policy {
+	TLS_POLICY_NONE,     /* never */
+	TLS_POLICY_MAY,      /* STARTTLS when offered, else plaintext */
+	TLS_POLICY_STARTTLS, /* STARTTLS required (chain not verified) */
+	TLS_POLICY_SMTPS,    /* TLS from the first byte */
+	TLS_POLICY_VERIFY,   /* TLS required with a valid chain and name */
+};
+
+struct cfg_listen {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	enum listen_mode mode;
+	char text[80]; /* as written: "127.0.0.1:2525" */
+};
+
+struct cfg_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+struct cfg_nexthop {
+	char host[256];     /* name or address, without brackets */
+	uint16_t port;      /* 25 unless given */
+	int no_mx;          /* written as [host]: no MX lookup */
+	int tls_set;        /* tls= given; otherwise outbound-tls applies */
+	enum tls_policy tls;
+	char *auth_file;    /* NULL: no AUTH */
+	char *auth_user;    /* read from auth_file at load time */
+	char *auth_pass;
+};
+
+struct cfg_route {
+	char *domain;       /* lower case, without a leading "*." */
+	int subdomains;     /* written as *.domain */
+	struct cfg_nexthop hop;
+};
+
+struct cfg_dns_server {
+	char addr[64];      /* numeric IPv4 or IPv6 */
+	uint16_t port;      /* 53 unless given */
+};
+
+struct config {
+	char *path;
+	char hostname[256];
+	struct cfg_listen *listens;
+	size_t nlistens;
+	char *state_dir;
+	char *user;
+	struct cfg_cidr *mynetworks;
+	size_t nmynetworks;
+	char **relay_domains; /* lower case */
+	size_t nrelay_domains;
+	char *tls_cert;
+	char *tls_key;
+	char *auth_users;
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned smtp_timeout;       /* seconds */
+	struct cfg_dns_server *dns_servers;
+	size_t ndns_servers;         /* 0: /etc/resolv.conf */
+	uint16_t delivery_port;
+	struct cfg_nexthop *smarthosts;
+	size_t nsmarthosts;
+	struct cfg_route *routes;
+	size_t nroutes;
+	enum tls_policy outbound_tls; /* NONE, MAY or VERIFY */
+	char *tls_ca_file;
+	unsigned retry_min;          /* seconds */
+	unsigned retry_max;
+	unsigned queue_lifetime;
+	unsigned delay_warning;      /* 0: off */
+	unsigned concurrency_per_destination;
+	unsigned delivery_concurrency;
+};
+
+/* Fills cfg with the defaults of the interface contract. */
+void config_defaults(struct config *cfg);
+/*
+ * Reads path into cfg (defaults first). Every error is printed to errs as
+ * "FILE:LINE: message"; returns the number of errors (0: cfg is usable).
+ */
+int config_load(const char *path, struct config *cfg, FILE *errs);
+void config_free(struct config *cfg);
+
+/* Shared value parsers (also used by tests): 0 on success, -1 on error. */
+int config_parse_duration(const char *s, unsigned *secs);
+int config_parse_size(const char *s, uint64_t *bytes);
+int config_parse_cidr(const char *s, struct cfg_cidr *out);
+int config_parse_nexthop(const char *s, struct cfg_nexthop *out);
+
+/* Helpers the workers use on the parsed config. */
+int config_cidr_match(const struct cfg_cidr *nets, size_t n, const struct sockaddr *sa);
+/* The route for a destination domain, or NULL (smarthost or MX). */
+const struct cfg_route *config_route_for(const struct config *cfg, const char *domain);
+int config_is_relay_domain(const struct config *cfg, const char *domain);
+
+#endif

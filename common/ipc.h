@@ -1,0 +1,89 @@
+/*
+ * ipc.h - framed messages over AF_UNIX stream sockets between relayd's
+ * processes. A frame is a header (type, payload length, both uint32 in host
+ * order: both ends are the same host) followed by the payload. A frame over
+ * IPC_MAX_FRAME, or a malformed payload, closes that channel with a log line.
+ *
+ * Payloads are a sequence of fields written with ipc_put_* and read back in
+ * the same order with ipc_get_*; the reader never reads past the frame and
+ * records the first error instead of failing on each call.
+ */
+#ifndef RELAYD_IPC_H
+#define RELAYD_IPC_H
+
+#include "buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPC_HDR_SIZE 8
+#define IPC_MAX_FRAME (256 * 1024)
+/* The size of a content piece carried in one frame. */
+#define IPC_CHUNK_SIZE (64 * 1024)
+
+struct ev_loop;
+struct conn;
+struct ipc_chan;
+
+typedef void (*ipc_frame_cb)(struct ipc_chan *ch, uint32_t type, const uint8_t *payload,
+			     size_t len, void *arg);
+typedef void (*ipc_close_cb)(struct ipc_chan *ch, void *arg);
+
+/*
+ * Wraps a connected socket. on_frame is called for each whole frame;
+ * on_close once, when the peer goes away or sent a bad frame; the channel
+ * is freed by the caller in on_close (ipc_chan_free) or later.
+ */
+struct ipc_chan *ipc_chan_new(struct ev_loop *loop, int fd, const char *peer_name,
+			      ipc_frame_cb on_frame, ipc_close_cb on_close, void *arg);
+void ipc_chan_free(struct ipc_chan *ch);
+/* Queues one frame. Returns 0, or -1 if the channel is closed. */
+int ipc_send(struct ipc_chan *ch, uint32_t type, const void *payload, size_t len);
+/* Bytes queued for sending and not yet written (for flow control). */
+size_t ipc_pending(const struct ipc_chan *ch);
+int ipc_is_open(const struct ipc_chan *ch);
+/* Closes after a protocol error: logs why, calls on_close. */
+void ipc_fail(struct ipc_chan *ch, const char *why);
+/* Blocking helpers for simple clients (relayctl) and tests. */
+int ipc_write_frame_blocking(int fd, uint32_t type, const void *payload, size_t len);
+/* Returns payload length (payload malloc'd into *out), or -1. */
+long ipc_read_frame_blocking(int fd, uint32_t *type, uint8_t **out);
+
+/* Frame parser, on its own so that tests and fuzzers can drive it. */
+enum ipc_parse_result { IPC_PARSE_NEED_MORE, IPC_PARSE_FRAME, IPC_PARSE_TOO_BIG };
+enum ipc_parse_result ipc_parse_frame(const uint8_t *p, size_t n, uint32_t *type,
+				      uint32_t *len);
+
+/* Payload writer. */
+struct ipc_wr {
+	struct buf b;
+};
+void ipc_wr_init(struct ipc_wr *w);
+void ipc_wr_free(struct ipc_wr *w);
+void ipc_put_u32(struct ipc_wr *w, uint32_t v);
+void ipc_put_u64(struct ipc_wr *w, uint64_t v);
+void ipc_put_i64(struct ipc_wr *w, int64_t v);
+void ipc_put_str(struct ipc_wr *w, const char *s); /* NULL is sent as "" */
+void ipc_put_bytes(struct ipc_wr *w, const void *p, size_t n);
+int ipc_send_wr(struct ipc_chan *ch, uint32_t type, struct ipc_wr *w);
+
+/* Payload reader. */
+struct ipc_rd {
+	const uint8_t *p;
+	size_t len, off;
+	int err;
+};
+void ipc_rd_init(struct ipc_rd *r, const uint8_t *p, size_t len);
+uint32_t ipc_get_u32(struct ipc_rd *r);
+uint64_t ipc_get_u64(struct ipc_rd *r);
+int64_t ipc_get_i64(struct ipc_rd *r);
+/* Copies a string into dst (NUL-terminated); too long or NUL inside: error. */
+void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz);
+/* A malloc'd copy of a string field; NULL (and r->err) on error. */
+char *ipc_get_strdup(struct ipc_rd *r);
+/* A pointer into the frame for a byte field. */
+const uint8_t *ipc_get_bytes(struct ipc_rd *r, size_t *n);
+/* 0 when every field was read and nothing is left over, else -1. */
+int ipc_rd_done(const struct ipc_rd *r);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * ipc_types.h - every message that crosses a process boundary, with its
+ * payload (fields in order, as written by ipc_put_*). One list, so a reader
+ * sees the whole protocol in one place.
+ *
+ * Channels:
+ *   master <-> worker   socketpair made by the master at fork
+ *   relayctl <-> master STATE_DIR/control.sock
+ *   intake  <-> queue   STATE_DIR/queue.sock (listening socket made by the
+ *   delivery <-> queue  master, so it survives a queue restart)
+ */
+#ifndef RELAYD_IPC_TYPES_H
+#define RELAYD_IPC_TYPES_H
+
+enum ipc_type {
+	/* master <-> worker */
+	MSG_HEALTH = 1,      /* m->w: u32 token */
+	MSG_HEALTH_OK,       /* w->m: u32 token */
+	MSG_RELOAD,          /* m->w: (empty) reread the config file */
+	MSG_STOP,            /* m->w: (empty) finish and exit */
+
+	/* relayctl <-> master, and master <-> the worker that answers */
+	MSG_CTL_REQ = 20,    /* u32 reqid, u32 argc, argc x str */
+	MSG_CTL_REP,         /* u32 reqid, u32 exit status, str output */
+
+	/* peer -> queue, first frame on queue.sock */
+	MSG_Q_HELLO = 40,    /* u32 role (enum ipc_role) */
+
+	/* intake -> queue: one SMTP transaction, tied by a session id */
+	MSG_Q_BEGIN = 50,    /* u64 sid, str qid, str sender, str client ip,
+			        str helo, str auth user, u32 body flags,
+			        i64 arrival (unix seconds) */
+	MSG_Q_RCPT,          /* u64 sid, str recipient */
+	MSG_Q_CONTENT,       /* u64 sid, bytes (<= IPC_CHUNK_SIZE) */
+	MSG_Q_END,           /* u64 sid, u64 total size */
+	MSG_Q_ABORT,         /* u64 sid */
+	/* queue -> intake */
+	MSG_Q_COMMITTED,     /* u64 sid, str qid: on disk */
+	MSG_Q_FAILED,        /* u64 sid, u32 code, str enhanced, str text */
+
+	/* delivery <-> queue */
+	MSG_D_READY = 70,    /* d->q: u32 n: delivery can take n more jobs */
+	MSG_D_JOB,           /* q->d: u64 jobid, str qid, str sender,
+			        str domain, u64 size, u32 body flags,
+			        i64 arrival, u32 nrcpt, nrcpt x (u64 rcptid,
+			        str address) */
+	MSG_D_CHUNK_REQ,     /* d->q: u64 jobid, u32 seq */
+	MSG_D_CHUNK,         /* q->d: u64 jobid, u32 seq, u32 last (0/1),
+			        bytes */
+	MSG_D_RESULT,        /* d->q: u64 jobid, u64 rcptid, u32 class
+			        (enum dlv_class), u32 code, str enhanced,
+			        str text, str relay */
+	MSG_D_DONE,          /* d->q: u64 jobid */
+	MSG_D_JOB_FAIL,      /* q->d: u64 jobid: content unavailable */
+};
+
+enum ipc_role { ROLE_INTAKE = 1, ROLE_DELIVERY = 2 };
+
+/* Body flags of a message (MSG_Q_BEGIN, MSG_D_JOB). */
+#define BODY_8BITMIME 0x1u
+#define BODY_SMTPUTF8 0x2u
+
+/* Outcome classes of one recipient's delivery attempt. */
+enum dlv_class { DLV_SENT = 1, DLV_DEFERRED = 2, DLV_BOUNCED = 3 };
+
+#endif

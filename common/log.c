@@ -1,0 +1,69 @@
+/*
+ * log.c - one logging path for every process. Lines go to stderr with the
+ * role as prefix when in the foreground, to syslog (facility mail) otherwise.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char log_ident[32] = "relayd";
+static int log_foreground = 1;
+static int log_is_verbose;
+
+void log_init(const char *ident, int foreground, int verbose)
+{
+	log_foreground = foreground;
+	log_is_verbose = verbose;
+	log_set_ident(ident);
+	if (!foreground)
+		openlog("relayd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void log_set_ident(const char *ident)
+{
+	snprintf(log_ident, sizeof(log_ident), "%s", ident);
+}
+
+int log_verbose(void)
+{
+	return log_is_verbose;
+}
+
+void log_msg(int level, const char *qid, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	if (!log_foreground) {
+		if (qid)
+			syslog(level, "%s: %s: %s", log_ident, qid, msg);
+		else
+			syslog(level, "%s: %s", log_ident, msg);
+		return;
+	}
+	/* One write per line keeps lines from several processes whole. */
+	char line[2200];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld relayd[%d] %s: %s%s%s\n",
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, (int)getpid(),
+			 log_ident, qid ? qid : "", qid ? ": " : "", msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}

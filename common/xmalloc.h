@@ -1,0 +1,20 @@
+/*
+ * xmalloc.h - allocation that cannot fail: out of memory aborts loudly,
+ * so callers never carry a half-handled NULL path.
+ */
+#ifndef RELAYD_XMALLOC_H
+#define RELAYD_XMALLOC_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t n);
+void *xrealloc(void *p, size_t n);
+/* xreallocarray: grows an array, aborting on multiplication overflow. */
+void *xreallocarray(void *p, size_t nmemb, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* fatal: an impossible state or a resource we cannot live without. */
+void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+#endif
