@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/run.sh - runs every unit test (Check programs) and every integration
+# test (Python unittest files, each bounded in time), then prints one
+# closing line "N passed, N failed". Called by `make test` and `make sanitize`.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BIN=${BIN:-bin}
+PY=/usr/bin/python3
+passed=0
+failed=0
+failures=()
+
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	case "$t" in *.o|*.d) continue ;; esac
+	out=$(timeout 300 "$t" 2>&1)
+	rc=$?
+	echo "$out" | grep -E '^[0-9]+%: Checks' | sed "s|^|$(basename "$t"): |"
+	n=$(echo "$out" | sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' | tail -1)
+	if [ -n "$n" ]; then
+		set -- $n
+		passed=$((passed + $1 - $2 - $3))
+		failed=$((failed + $2 + $3))
+	fi
+	if [ $rc -ne 0 ]; then
+		[ -z "$n" ] && failed=$((failed + 1))
+		failures+=("$(basename "$t")")
+		echo "$out" | grep -vE '^[0-9]+%: Checks' | tail -20
+	fi
+done
+
+for t in tests/integration/test_*.py; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .py)
+	start=$(date +%s)
+	out=$(cd tests/integration && timeout 600 $PY -m unittest -v "$name" 2>&1)
+	rc=$?
+	ran=$(echo "$out" | sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' | tail -1)
+	bad=$(echo "$out" | sed -n 's/^FAILED (\(.*\))/\1/p' | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+	ran=${ran:-0}
+	bad=${bad:-0}
+	if [ $rc -ne 0 ] && [ "$bad" = 0 ]; then bad=1; ran=$((ran > 0 ? ran : 1)); fi
+	passed=$((passed + ran - bad))
+	failed=$((failed + bad))
+	echo "$name: $((ran - bad))/$ran passed in $(( $(date +%s) - start ))s"
+	if [ $rc -ne 0 ]; then
+		failures+=("$name")
+		echo "$out" | grep -E '^(FAIL|ERROR):|Error|assert' | head -30
+	fi
+done
+
+[ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
