@@ -109,6 +109,15 @@ int config_parse_duration(const char *s, unsigned *secs);
 int config_parse_size(const char *s, uint64_t *bytes);
 int config_parse_cidr(const char *s, struct cfg_cidr *out);
 int config_parse_nexthop(const char *s, struct cfg_nexthop *out);
+/*
+ * "host", "host:port", "[host]", "[host]:port" (IPv6 needs the brackets
+ * when a port follows): host lower-cased into host, port left alone when
+ * not given, bracketed set when written in brackets.
+ */
+int config_parse_hostport(const char *s, char *host, size_t hostsz, int *bracketed,
+			  uint16_t *port);
+/* 1 if s is a syntactically valid host or domain name. */
+int config_valid_hostname(const char *s);
 
 /* Helpers the workers use on the parsed config. */
 int config_cidr_match(const struct cfg_cidr *nets, size_t n, const struct sockaddr *sa);
