@@ -17,7 +17,6 @@ enum ipc_type {
 	MSG_HEALTH = 1,      /* m->w: u32 token */
 	MSG_HEALTH_OK,       /* w->m: u32 token */
 	MSG_RELOAD,          /* m->w: (empty) reread the config file */
-	MSG_STOP,            /* m->w: (empty) finish and exit */
 
 	/* relayctl <-> master, and master <-> the worker that answers */
 	MSG_CTL_REQ = 20,    /* u32 reqid, u32 argc, argc x str */

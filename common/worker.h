@@ -4,8 +4,9 @@
  * the descriptors the master made for it before the fork.
  *
  * A role's entry point (intake_main, queue_main, delivery_main) fills in
- * the hooks, sets up its own state on w->loop and returns after ev_run();
- * the process then exits.
+ * the hooks, sets up its own state on w->loop, calls ev_run(w->loop) itself
+ * and returns when the loop ends (on_stop calls ev_break once the role has
+ * finished what it must); the process then exits.
  */
 #ifndef RELAYD_WORKER_H
 #define RELAYD_WORKER_H
@@ -27,13 +28,14 @@ struct worker {
 	struct ev_loop *loop;
 	struct config *cfg;      /* replaced in place on reload */
 	struct ipc_chan *master;
+	int master_fd;           /* the master's end, wrapped by worker_run */
 	int *listen_fds;         /* intake: one per cfg->listens entry */
 	size_t nlisten_fds;
 	int queue_listen_fd;     /* queue: the listening STATE_DIR/queue.sock */
 	int64_t started;         /* unix seconds */
 	worker_ctl_fn on_ctl;    /* a relayctl command for this worker */
 	worker_fn on_reload;     /* after cfg was reread */
-	worker_fn on_stop;       /* MSG_STOP or SIGTERM; default: ev_break */
+	worker_fn on_stop;       /* SIGTERM from the master; default: ev_break */
 	void *ctx;               /* the role's own state */
 };
 

@@ -1,0 +1,56 @@
+/*
+ * ctl.c - the relayctl command table.
+ */
+#include "ctl.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct ctl_command ctl_commands[] = {
+	{"status", 0, 0, CTL_MASTER, "status"},
+	{"reload", 0, 0, CTL_MASTER, "reload"},
+	{"queue", 0, 1, CTL_QUEUE, "queue [--json]"},
+	{"show", 1, 1, CTL_QUEUE, "show QID"},
+	{"flush", 0, 1, CTL_QUEUE, "flush [QID]"},
+	{"hold", 1, 1, CTL_QUEUE, "hold QID"},
+	{"release", 1, 1, CTL_QUEUE, "release QID"},
+	{"delete", 1, 1, CTL_QUEUE, "delete QID|all"},
+	{"stats", 0, 1, CTL_INTAKE | CTL_QUEUE | CTL_DELIVERY, "stats [--json]"},
+	{"route", 1, 1, CTL_DELIVERY, "route ADDRESS"},
+};
+
+const struct ctl_command *ctl_command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(ctl_commands[0]); i++)
+		if (strcmp(ctl_commands[i].name, name) == 0)
+			return &ctl_commands[i];
+	return NULL;
+}
+
+int ctl_command_check(int argc, char **argv, const struct ctl_command **cmd)
+{
+	if (argc < 1)
+		return -1;
+	const struct ctl_command *c = ctl_command_find(argv[0]);
+	if (c == NULL || argc - 1 < c->min_args || argc - 1 > c->max_args)
+		return -1;
+	/* The only option any command takes. */
+	if ((strcmp(c->name, "queue") == 0 || strcmp(c->name, "stats") == 0) && argc == 2 &&
+	    strcmp(argv[1], "--json") != 0)
+		return -1;
+	if (cmd)
+		*cmd = c;
+	return 0;
+}
+
+const char *ctl_usage(void)
+{
+	static char usage[1024];
+	if (usage[0] != '\0')
+		return usage;
+	size_t off = (size_t)snprintf(usage, sizeof(usage), "usage: relayctl [-f FILE] COMMAND\n");
+	for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(ctl_commands[0]) && off < sizeof(usage); i++)
+		off += (size_t)snprintf(usage + off, sizeof(usage) - off, "  %s\n", ctl_commands[i].usage);
+	return usage;
+}

@@ -1,0 +1,70 @@
+/*
+ * master.h - the supervisor process: owns the sockets, forks the workers,
+ * restarts them, reloads, stops, and answers relayctl on control.sock.
+ */
+#ifndef RELAYD_MASTER_H
+#define RELAYD_MASTER_H
+
+#include "common/config.h"
+#include "common/event.h"
+#include "common/worker.h"
+
+#include <sys/types.h>
+
+struct ipc_chan;
+struct master_req;
+
+struct master;
+
+struct master_worker {
+	struct master *m;
+	const char *role;
+	void (*main)(struct worker *w);
+	unsigned ctl_target;         /* enum ctl_target bit */
+	int enabled;                 /* -X can leave a role out */
+	pid_t pid;                   /* 0: not running */
+	int64_t started;
+	struct ipc_chan *chan;
+	struct ev_timer restart;
+	unsigned quick_deaths;       /* deaths soon after start, for backoff */
+	int health_missed;
+};
+
+#define MASTER_NWORKERS 3
+
+struct master {
+	struct ev_loop *loop;
+	struct config *cfg;
+	int foreground;
+	int *listen_fds;
+	size_t nlisten_fds;
+	int queue_fd;
+	int control_fd;
+	int64_t started;
+	struct master_worker workers[MASTER_NWORKERS];
+	int stopping;
+	struct ev_timer stop_timer;
+	struct ev_timer health_timer;
+	struct master_req *reqs;
+	uint32_t next_reqid;
+};
+
+/* roles: NULL for all, or "intake,queue". Returns the exit status. */
+int master_run(struct config *cfg, int foreground, const char *roles);
+
+/* Rereads the config; workers follow. -1 (old config kept) on errors. */
+int master_reload(struct master *m);
+
+/* master_control.c */
+int master_control_open(struct master *m);
+void master_control_close(struct master *m);
+/* A worker answered a forwarded request. */
+void master_control_reply(struct master *m, const uint8_t *p, size_t len);
+/* A worker went away: its pending requests get an error. */
+void master_control_worker_gone(struct master *m, struct master_worker *mw);
+
+/* master_sockets.c */
+int master_listen_open(struct master *m);
+int master_unix_listen(const char *path, mode_t mode);
+
+#endif

@@ -1,0 +1,394 @@
+/*
+ * master_control.c - control.sock: relayctl's requests. The master answers
+ * status and reload itself and forwards the rest, per the table in
+ * common/ctl.c, to the worker(s) that own the data; stats from several
+ * workers are merged into one list.
+ */
+#include "master.h"
+#include "common/buf.h"
+#include "common/ctl.h"
+#include "common/ipc.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CTL_TIMEOUT_MS 15000
+#define CTL_MAX_ARGS 16
+#define CTL_MAX_STATS 32
+
+struct master_client {
+	struct master *m;
+	struct ipc_chan *ch;
+};
+
+struct master_req {
+	struct master_req *next;
+	struct master *m;
+	uint32_t id;
+	struct master_client *client; /* NULL once the client left */
+	uint32_t client_reqid;
+	const struct ctl_command *cmd;
+	int json;
+	unsigned waiting;             /* targets that have not answered */
+	int status;
+	struct buf out;
+	struct {
+		char key[32];
+		unsigned long long value;
+	} stats[CTL_MAX_STATS];
+	size_t nstats;
+	struct ev_timer timer;
+};
+
+static void ctl_send(struct master_client *cl, uint32_t reqid, int status, const char *text)
+{
+	struct ipc_wr wr;
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, reqid);
+	ipc_put_u32(&wr, (uint32_t)status);
+	ipc_put_str(&wr, text);
+	ipc_send_wr(cl->ch, MSG_CTL_REP, &wr);
+	ipc_wr_free(&wr);
+}
+
+/* Adds a worker's "key value" lines to the merged stats. */
+static void ctl_stats_merge(struct master_req *rq, const char *text)
+{
+	char key[32];
+	unsigned long long v;
+	const char *line = text;
+	while (*line) {
+		if (sscanf(line, "%31s %llu", key, &v) == 2) {
+			size_t i;
+			for (i = 0; i < rq->nstats; i++)
+				if (strcmp(rq->stats[i].key, key) == 0)
+					break;
+			if (i == rq->nstats && rq->nstats < CTL_MAX_STATS)
+				snprintf(rq->stats[rq->nstats++].key, sizeof(rq->stats[0].key), "%s", key);
+			if (i < rq->nstats)
+				rq->stats[i].value += v;
+		}
+		const char *nl = strchr(line, '\n');
+		if (nl == NULL)
+			break;
+		line = nl + 1;
+	}
+}
+
+static void ctl_stats_format(struct master_req *rq)
+{
+	buf_reset(&rq->out);
+	if (rq->json)
+		buf_append(&rq->out, "{", 1);
+	for (size_t i = 0; i < rq->nstats; i++) {
+		if (rq->json)
+			buf_appendf(&rq->out, "%s\"%s\": %llu", i ? ", " : "", rq->stats[i].key,
+				    rq->stats[i].value);
+		else
+			buf_appendf(&rq->out, "%-20s %llu\n", rq->stats[i].key, rq->stats[i].value);
+	}
+	if (rq->json)
+		buf_append(&rq->out, "}\n", 2);
+}
+
+static void ctl_req_finish(struct master *m, struct master_req *rq)
+{
+	for (struct master_req **pp = &m->reqs; *pp; pp = &(*pp)->next) {
+		if (*pp == rq) {
+			*pp = rq->next;
+			break;
+		}
+	}
+	ev_timer_stop(m->loop, &rq->timer);
+	if (rq->cmd->targets & (rq->cmd->targets - 1))
+		ctl_stats_format(rq);
+	if (rq->client) {
+		buf_append(&rq->out, "", 1);
+		ctl_send(rq->client, rq->client_reqid, rq->status, (const char *)buf_head(&rq->out));
+	}
+	buf_free(&rq->out);
+	free(rq);
+}
+
+static struct master_worker *ctl_worker(struct master *m, unsigned target)
+{
+	for (int i = 0; i < MASTER_NWORKERS; i++)
+		if (m->workers[i].ctl_target == target)
+			return &m->workers[i];
+	return NULL;
+}
+
+/* One target's part of a request is over, answered or not. */
+static void ctl_req_part_done(struct master *m, struct master_req *rq, unsigned target,
+			      int status, const char *text)
+{
+	if (!(rq->waiting & target))
+		return;
+	rq->waiting &= ~target;
+	if (status > rq->status)
+		rq->status = status;
+	if (rq->cmd->targets & (rq->cmd->targets - 1)) {
+		if (status == 0)
+			ctl_stats_merge(rq, text);
+	} else {
+		buf_appendf(&rq->out, "%s", text);
+	}
+	if (rq->waiting == 0)
+		ctl_req_finish(m, rq);
+}
+
+static void ctl_req_timeout(void *arg)
+{
+	struct master_req *rq = arg;
+	for (unsigned t = 1; rq->waiting; t <<= 1) {
+		if (rq->waiting & t) {
+			struct master_worker *mw = ctl_worker(rq->m, t);
+			char msg[128];
+			snprintf(msg, sizeof(msg), "relayd: no answer from the %s worker\n",
+				 mw ? mw->role : "?");
+			ctl_req_part_done(rq->m, rq, t, CTL_EXIT_FAIL, msg);
+		}
+	}
+}
+
+void master_control_reply(struct master *m, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	ipc_rd_init(&rd, p, len);
+	uint32_t id = ipc_get_u32(&rd);
+	uint32_t status = ipc_get_u32(&rd);
+	char *text = ipc_get_strdup(&rd);
+	if (ipc_rd_done(&rd) < 0) {
+		free(text);
+		log_warnx("malformed control reply from a worker");
+		return;
+	}
+	/* The id's low bits say which target answered. */
+	for (struct master_req *rq = m->reqs; rq; rq = rq->next) {
+		if (rq->id == (id & ~0xffu)) {
+			ctl_req_part_done(m, rq, id & 0xffu, status > 2 ? 1 : (int)status, text);
+			break;
+		}
+	}
+	free(text);
+}
+
+void master_control_worker_gone(struct master *m, struct master_worker *mw)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "relayd: the %s worker went away\n", mw->role);
+	struct master_req *rq = m->reqs;
+	while (rq) {
+		struct master_req *next = rq->next;
+		ctl_req_part_done(m, rq, mw->ctl_target, CTL_EXIT_FAIL, msg);
+		rq = next;
+	}
+}
+
+static void ctl_uptime(char *dst, size_t n, int64_t secs)
+{
+	if (secs >= 86400)
+		snprintf(dst, n, "%lldd%02lldh", (long long)secs / 86400, (long long)secs % 86400 / 3600);
+	else if (secs >= 3600)
+		snprintf(dst, n, "%lldh%02lldm", (long long)secs / 3600, (long long)secs % 3600 / 60);
+	else
+		snprintf(dst, n, "%lldm%02llds", (long long)secs / 60, (long long)secs % 60);
+}
+
+static void ctl_status(struct master *m, struct buf *out)
+{
+	char up[32];
+	int64_t now = ev_wallclock();
+	buf_appendf(out, "%-10s %-8s %s\n", "PROCESS", "PID", "UPTIME");
+	ctl_uptime(up, sizeof(up), now - m->started);
+	buf_appendf(out, "%-10s %-8d %s\n", "master", (int)getpid(), up);
+	for (int i = 0; i < MASTER_NWORKERS; i++) {
+		struct master_worker *mw = &m->workers[i];
+		if (!mw->enabled)
+			continue;
+		if (mw->pid == 0) {
+			buf_appendf(out, "%-10s %-8s %s\n", mw->role, "-", "not running");
+			continue;
+		}
+		ctl_uptime(up, sizeof(up), now - mw->started);
+		buf_appendf(out, "%-10s %-8d %s\n", mw->role, (int)mw->pid, up);
+	}
+}
+
+/* The master's own commands, by name. */
+static int ctl_master_cmd(struct master *m, const char *name, struct buf *out)
+{
+	if (strcmp(name, "status") == 0) {
+		ctl_status(m, out);
+		return CTL_EXIT_OK;
+	}
+	if (strcmp(name, "reload") == 0) {
+		if (master_reload(m) < 0) {
+			buf_appendf(out, "relayd: %s has errors; the running configuration stays\n",
+				    m->cfg->path);
+			return CTL_EXIT_FAIL;
+		}
+		buf_appendf(out, "configuration reloaded\n");
+		return CTL_EXIT_OK;
+	}
+	fatal("ctl: master command %s not handled", name);
+}
+
+static void ctl_forward(struct master *m, struct master_req *rq, int argc, char **argv)
+{
+	struct ipc_wr wr;
+	for (unsigned t = 1; t <= CTL_DELIVERY; t <<= 1) {
+		if (!(rq->cmd->targets & t))
+			continue;
+		struct master_worker *mw = ctl_worker(m, t);
+		rq->waiting |= t;
+		if (mw == NULL || mw->pid == 0 || !ipc_is_open(mw->chan)) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "relayd: the %s worker is not running\n",
+				 mw ? mw->role : "?");
+			/* Stats from the workers that run are still worth showing. */
+			rq->waiting &= ~t;
+			if (!(rq->cmd->targets & (rq->cmd->targets - 1))) {
+				rq->status = CTL_EXIT_FAIL;
+				buf_appendf(&rq->out, "%s", msg);
+			}
+			continue;
+		}
+		ipc_wr_init(&wr);
+		ipc_put_u32(&wr, rq->id | t);
+		ipc_put_u32(&wr, (uint32_t)argc);
+		for (int i = 0; i < argc; i++)
+			ipc_put_str(&wr, argv[i]);
+		ipc_send_wr(mw->chan, MSG_CTL_REQ, &wr);
+		ipc_wr_free(&wr);
+	}
+}
+
+static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
+{
+	struct master *m = cl->m;
+	struct ipc_rd rd;
+	char *argv[CTL_MAX_ARGS + 1] = {0};
+	uint32_t argc;
+
+	ipc_rd_init(&rd, p, len);
+	uint32_t reqid = ipc_get_u32(&rd);
+	argc = ipc_get_u32(&rd);
+	if (argc == 0 || argc > CTL_MAX_ARGS) {
+		ipc_fail(cl->ch, "bad control request");
+		return;
+	}
+	for (uint32_t i = 0; i < argc; i++)
+		argv[i] = ipc_get_strdup(&rd);
+	if (ipc_rd_done(&rd) < 0) {
+		ipc_fail(cl->ch, "bad control request");
+		goto out;
+	}
+	const struct ctl_command *cmd;
+	if (ctl_command_check((int)argc, argv, &cmd) < 0) {
+		ctl_send(cl, reqid, CTL_EXIT_USAGE, ctl_usage());
+		goto out;
+	}
+	struct master_req *rq = xcalloc(1, sizeof(*rq));
+	rq->m = m;
+	rq->id = (++m->next_reqid) << 8;
+	rq->client = cl;
+	rq->client_reqid = reqid;
+	rq->cmd = cmd;
+	rq->json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	buf_init(&rq->out);
+	ev_timer_init(&rq->timer, ctl_req_timeout, rq);
+	rq->next = m->reqs;
+	m->reqs = rq;
+	if (cmd->targets == CTL_MASTER) {
+		rq->status = ctl_master_cmd(m, cmd->name, &rq->out);
+		ctl_req_finish(m, rq);
+		goto out;
+	}
+	ctl_forward(m, rq, (int)argc, argv);
+	if (rq->waiting == 0)
+		ctl_req_finish(m, rq);
+	else
+		ev_timer_start(m->loop, &rq->timer, CTL_TIMEOUT_MS);
+out:
+	for (uint32_t i = 0; i < argc; i++)
+		free(argv[i]);
+}
+
+static void ctl_on_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
+			 void *arg)
+{
+	struct master_client *cl = arg;
+	if (type != MSG_CTL_REQ) {
+		ipc_fail(ch, "unexpected message on control socket");
+		return;
+	}
+	ctl_request(cl, p, len);
+}
+
+static void ctl_on_close(struct ipc_chan *ch, void *arg)
+{
+	struct master_client *cl = arg;
+	for (struct master_req *rq = cl->m->reqs; rq; rq = rq->next)
+		if (rq->client == cl)
+			rq->client = NULL;
+	ipc_chan_free(ch);
+	free(cl);
+}
+
+static void ctl_accept(int fd, uint32_t events, void *arg)
+{
+	struct master *m = arg;
+	(void)events;
+	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warnx("control accept: %s", strerror(errno));
+		return;
+	}
+	struct master_client *cl = xcalloc(1, sizeof(*cl));
+	cl->m = m;
+	cl->ch = ipc_chan_new(m->loop, cfd, "relayctl", ctl_on_frame, ctl_on_close, cl);
+	if (cl->ch == NULL)
+		free(cl);
+}
+
+int master_control_open(struct master *m)
+{
+	char path[512];
+	worker_state_path(m->cfg, "control.sock", path, sizeof(path));
+	m->control_fd = master_unix_listen(path, 0660);
+	if (m->control_fd < 0) {
+		log_errx("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (ev_io_add(m->loop, m->control_fd, EPOLLIN, ctl_accept, m) < 0)
+		fatal("control socket: %s", strerror(errno));
+	return 0;
+}
+
+void master_control_close(struct master *m)
+{
+	char path[512];
+	while (m->reqs) {
+		struct master_req *rq = m->reqs;
+		m->reqs = rq->next;
+		ev_timer_stop(m->loop, &rq->timer);
+		buf_free(&rq->out);
+		free(rq);
+	}
+	if (m->control_fd < 0)
+		return;
+	ev_io_del(m->loop, m->control_fd);
+	close(m->control_fd);
+	m->control_fd = -1;
+	worker_state_path(m->cfg, "control.sock", path, sizeof(path));
+	unlink(path);
+}

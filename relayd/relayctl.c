@@ -1,0 +1,105 @@
+/*
+ * relayctl.c - the control client: sends one command to the master over
+ * STATE_DIR/control.sock and prints the answer. Exit status: 0 success,
+ * 1 the command failed or no daemon answers, 2 usage.
+ */
+#include "common/config.h"
+#include "common/ctl.h"
+#include "common/ipc.h"
+#include "common/ipc_types.h"
+#include "common/worker.h"
+#include "common/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RELAYCTL_TIMEOUT_S 30
+
+static int relayctl_connect(const struct config *cfg)
+{
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	worker_state_path(cfg, "control.sock", sun.sun_path, sizeof(sun.sun_path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "relayctl: cannot reach relayd at %s: %s\n", sun.sun_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct timeval tv = {RELAYCTL_TIMEOUT_S, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "+f:")) != -1) {
+		if (ch != 'f') {
+			fputs(ctl_usage(), stderr);
+			return CTL_EXIT_USAGE;
+		}
+		path = optarg;
+	}
+	argc -= optind;
+	argv += optind;
+	if (ctl_command_check(argc, argv, NULL) < 0) {
+		fputs(ctl_usage(), stderr);
+		return CTL_EXIT_USAGE;
+	}
+
+	struct config cfg;
+	if (config_load(path, &cfg, stderr) != 0) {
+		config_free(&cfg);
+		return CTL_EXIT_FAIL;
+	}
+	int fd = relayctl_connect(&cfg);
+	config_free(&cfg);
+	if (fd < 0)
+		return CTL_EXIT_FAIL;
+
+	struct ipc_wr wr;
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, 1);
+	ipc_put_u32(&wr, (uint32_t)argc);
+	for (int i = 0; i < argc; i++)
+		ipc_put_str(&wr, argv[i]);
+	int rc = ipc_write_frame_blocking(fd, MSG_CTL_REQ, buf_head(&wr.b), buf_avail(&wr.b));
+	ipc_wr_free(&wr);
+
+	uint32_t type;
+	uint8_t *p = NULL;
+	long n = rc < 0 ? -1 : ipc_read_frame_blocking(fd, &type, &p);
+	close(fd);
+	if (n < 0 || type != MSG_CTL_REP) {
+		fprintf(stderr, "relayctl: no answer from relayd\n");
+		free(p);
+		return CTL_EXIT_FAIL;
+	}
+	struct ipc_rd rd;
+	ipc_rd_init(&rd, p, (size_t)n);
+	ipc_get_u32(&rd);
+	uint32_t status = ipc_get_u32(&rd);
+	char *text = ipc_get_strdup(&rd);
+	if (ipc_rd_done(&rd) < 0 || text == NULL) {
+		fprintf(stderr, "relayctl: malformed answer from relayd\n");
+		free(text);
+		free(p);
+		return CTL_EXIT_FAIL;
+	}
+	fputs(text, status == CTL_EXIT_OK ? stdout : stderr);
+	free(text);
+	free(p);
+	return status > CTL_EXIT_USAGE ? CTL_EXIT_FAIL : (int)status;
+}
