@@ -37,9 +37,10 @@ static int cfg_parse_scaled(const char *s, const struct cfg_unit *units, uint64_
 	if (!isdigit((unsigned char)*p))
 		return -1;
 	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t digit = (uint64_t)(*p - '0');
+		if (v > (UINT64_MAX - digit) / 10)
 			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
+		v = v * 10 + digit;
 	}
 	if (*p != '\0') {
 		const struct cfg_unit *u;
