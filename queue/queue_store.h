@@ -1,0 +1,140 @@
+/*
+ * queue_store.h - the queue's durable state in SQLite (STATE_DIR/queue.db,
+ * WAL, synchronous=FULL): messages, their content in bounded chunks, and
+ * one row per recipient with its delivery state and schedule.
+ *
+ * The store knows SQL and nothing of policy or IPC. Writes happen inside
+ * one transaction that the caller opens and commits (group commit): a
+ * message becomes visible as complete in the transaction that marks it so.
+ * Functions that can fail return -1 and leave the SQLite result code in
+ * queue_store_errcode(); lookups return 1 found, 0 not found, -1 error.
+ * Time is always passed in (unix seconds), so tests can drive the clock.
+ */
+#ifndef RELAYD_QUEUE_STORE_H
+#define RELAYD_QUEUE_STORE_H
+
+#include "common/buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_QID_MAX 33
+#define QUEUE_ADDR_MAX 512
+
+/* Recipient states (stored as integers; the names are what relayctl shows). */
+enum queue_rstate {
+	RS_NEW = 0,      /* message still streaming in: not schedulable */
+	RS_QUEUED = 1,   /* due at next_attempt */
+	RS_INFLIGHT = 2, /* handed to delivery */
+	RS_DEFERRED = 3, /* failed temporarily, due at next_attempt */
+	RS_HOLD = 4,     /* the message is on hold */
+	RS_FAILED = 5,   /* given up: waits for the message's bounce report */
+};
+const char *queue_rstate_name(int state);
+
+struct queue_msg {
+	char qid[QUEUE_QID_MAX];
+	char sender[QUEUE_ADDR_MAX];
+	int64_t arrival;
+	uint64_t size;
+	char client[64];
+	char helo[256];
+	char auth_user[256];
+	uint32_t body_flags;
+	uint32_t nchunks;
+	int complete;
+	int hold;
+};
+
+struct queue_rcpt {
+	int64_t id;
+	char qid[QUEUE_QID_MAX];
+	char address[QUEUE_ADDR_MAX];
+	char domain[256];
+	int state;
+	unsigned attempts;
+	int64_t next_attempt;
+	char last_error[512];
+	char last_enh[16];
+	char relay[256];
+	int warned;
+};
+
+struct queue_store;
+
+/* Opens (creating or upgrading the schema), NULL on error with a log line. */
+struct queue_store *queue_store_open(const char *path);
+void queue_store_close(struct queue_store *st);
+int queue_store_errcode(const struct queue_store *st);
+const char *queue_store_errmsg(const struct queue_store *st);
+
+/* The write transaction. begin is a no-op when one is open. */
+int queue_store_begin(struct queue_store *st);
+int queue_store_in_txn(const struct queue_store *st);
+int queue_store_commit(struct queue_store *st);
+void queue_store_rollback(struct queue_store *st);
+
+/* Start-up: deletes incomplete messages, returns in-flight recipients to
+ * the queue. Counts are reported through the pointers. */
+int queue_store_recover(struct queue_store *st, int64_t now, long *incomplete,
+			long *inflight, long *messages);
+/* In-flight recipients back to queued, due at now (delivery went away). */
+int queue_store_requeue_inflight(struct queue_store *st, int64_t now, long *n);
+
+/* Intake: an incomplete message, its recipients (RS_NEW) and chunks. */
+int queue_store_msg_add(struct queue_store *st, const struct queue_msg *m);
+int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *address);
+int queue_store_chunk_add(struct queue_store *st, const char *qid, uint32_t seq, const void *p,
+			  size_t n);
+/* Marks complete: size, chunk count, recipients queued and due at now. */
+int queue_store_msg_complete(struct queue_store *st, const char *qid, uint64_t size,
+			     uint32_t nchunks, int64_t now);
+/* Removes a message with its chunks and recipients. */
+int queue_store_msg_delete(struct queue_store *st, const char *qid);
+/* Removes every message; *n gets the count. */
+int queue_store_delete_all(struct queue_store *st, long *n);
+
+int queue_store_msg_get(struct queue_store *st, const char *qid, struct queue_msg *m);
+/* Chunk seq of a message appended to out (1), 0 when there is none. */
+int queue_store_chunk_get(struct queue_store *st, const char *qid, uint32_t seq,
+			  struct buf *out);
+
+/* Scheduling: the earliest due time of a queued/deferred recipient (1), 0 if none. */
+int queue_store_next_due(struct queue_store *st, int64_t *when);
+/* The earliest recipient due at now (1), 0 when none is due. */
+int queue_store_first_due(struct queue_store *st, int64_t now, struct queue_rcpt *r);
+
+typedef int (*queue_rcpt_fn)(const struct queue_rcpt *r, void *arg);
+typedef int (*queue_msg_fn)(const struct queue_msg *m, void *arg);
+/* Recipients of qid for domain due at now; cb returning non-zero stops. */
+int queue_store_due_group(struct queue_store *st, const char *qid, const char *domain,
+			  int64_t now, queue_rcpt_fn cb, void *arg);
+/* Every recipient of a message, in insertion order. */
+int queue_store_rcpts_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg);
+/* Every complete message, oldest first. */
+int queue_store_messages(struct queue_store *st, queue_msg_fn cb, void *arg);
+
+int queue_store_rcpt_get(struct queue_store *st, int64_t id, struct queue_rcpt *r);
+int queue_store_rcpt_set_state(struct queue_store *st, int64_t id, int state);
+/* Records an attempt's outcome; state RS_DEFERRED, RS_HOLD or RS_FAILED. */
+int queue_store_rcpt_update(struct queue_store *st, int64_t id, int state, unsigned attempts,
+			    int64_t next_attempt, const char *error, const char *enh,
+			    const char *relay);
+int queue_store_rcpt_delete(struct queue_store *st, int64_t id);
+int queue_store_rcpts_warned(struct queue_store *st, const char *qid);
+/* Recipients of qid not yet settled (queued, in flight, deferred, hold, new). */
+int queue_store_pending(struct queue_store *st, const char *qid, long *n);
+
+/* hold 1: message held, its waiting recipients RS_HOLD; 0: back to
+ * queued/deferred. 0 when the message does not exist, 1 done. */
+int queue_store_msg_hold(struct queue_store *st, const char *qid, int hold);
+/* Deferred recipients (of qid, or all when NULL) due at now; *n changed. */
+int queue_store_flush(struct queue_store *st, const char *qid, int64_t now, long *n);
+/* Complete messages in the queue. */
+int queue_store_count(struct queue_store *st, long *messages);
+
+/* The domain part of an address, lower-cased ("" when there is none). */
+void queue_addr_domain(const char *address, char *dst, size_t dstsz);
+
+#endif
