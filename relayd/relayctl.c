@@ -59,11 +59,19 @@ int main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 
-	struct config cfg;
-	if (config_load(path, &cfg, stderr) != 0) {
-		config_free(&cfg);
+	/* Only state-dir matters here: errors elsewhere in the file are the
+	 * daemon's business (reload reports them), not a reason to fail. */
+	FILE *probe = fopen(path, "r");
+	if (probe == NULL) {
+		fprintf(stderr, "relayctl: %s: %s\n", path, strerror(errno));
 		return CTL_EXIT_FAIL;
 	}
+	fclose(probe);
+	struct config cfg;
+	FILE *devnull = fopen("/dev/null", "w");
+	config_load(path, &cfg, devnull ? devnull : stderr);
+	if (devnull)
+		fclose(devnull);
 	int fd = relayctl_connect(&cfg);
 	config_free(&cfg);
 	if (fd < 0)
