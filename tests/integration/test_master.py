@@ -169,3 +169,30 @@ class ConfigCheckTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def proc_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return None
+
+
+@unittest.skipUnless(os.getuid() == 0, "dropping privileges needs root")
+class PrivilegeTest(unittest.TestCase):
+    def test_workers_drop_to_user(self):
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        r = Relayd(conf_extra="user nobody\n", start=False)
+        os.chmod(r.dir, 0o755)
+        try:
+            r.start()
+            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+            self.assertTrue(pids, r.log())
+            self.assertEqual(proc_uid(pids["master"]), 0)
+            for role in ("intake", "queue", "delivery"):
+                self.assertEqual(proc_uid(pids[role]), nobody.pw_uid, role)
+            self.assertEqual(os.stat(r.state_dir).st_uid, nobody.pw_uid)
+        finally:
+            r.cleanup()
