@@ -61,4 +61,59 @@ void mx_resolve(struct resolver *r, const char *domain, int no_mx, uint16_t port
 		void *arg);
 void mx_plan_free(struct mx_plan *plan);
 
+/*
+ * The RFC 5321 section 5.1 / RFC 7505 ranking, without I/O (mx_rank.c).
+ * mx_resolve builds its plan with these; the unit tests drive them with
+ * tables. Hosts left without addresses (naddrs == 0) stay in the plan so
+ * that relayctl route can show them; delivery simply has nothing to try there.
+ */
+
+/* One MX record as the DNS gave it; host "" or "." is a null MX. */
+struct mx_rr {
+	unsigned pref;
+	const char *host;
+};
+
+/* This host, for loop detection: its name and listen addresses (with ports). */
+struct mx_self {
+	const char *hostname;
+	const struct sockaddr_storage *addrs;
+	size_t naddrs;
+};
+
+/* Uniform random number in [0, n); NULL means arc4random_uniform. */
+typedef uint32_t (*mx_rng)(uint32_t n);
+
+struct mx_plan *mx_plan_new(void);
+/* Sets status, enhanced code and reason (the first failure wins). */
+void mx_plan_fail(struct mx_plan *plan, enum mx_status status, const char *enh,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+struct mx_host *mx_plan_add_host(struct mx_plan *plan, const char *name, unsigned pref);
+void mx_host_add_addr(struct mx_host *h, const struct sockaddr *sa, uint16_t port);
+/*
+ * "[192.0.2.1]", "[IPv6:2001:db8::1]" (also "[2001:db8::1]", as next hops
+ * are written): 1 and out filled with port; 0 when s is not bracketed;
+ * -1 when it is a malformed literal.
+ */
+int mx_parse_literal(const char *s, uint16_t port, struct mx_addr *out);
+/* 1 if s is a syntactically valid domain name (LDH labels, trailing dot allowed). */
+int mx_valid_domain(const char *s);
+/*
+ * The MX answer for domain: n == 0 (no MX records) makes the implicit MX,
+ * a null MX fails the plan with 5.1.10. Duplicate targets are merged, the
+ * hosts sorted by preference with ties shuffled. Returns 0, or -1 when the
+ * plan failed.
+ */
+int mx_plan_set_mx(struct mx_plan *plan, const char *domain, const struct mx_rr *rrs, size_t n,
+		   mx_rng rng);
+/* Sorts by preference and shuffles each run of equal preference. */
+void mx_sort_hosts(struct mx_host *hosts, size_t n, mx_rng rng);
+/*
+ * After the address lookups: drops this host and every host with an equal
+ * or higher preference value (5.4.6 when none is left), then fails the plan
+ * when no host has an address (4.4.3 if a lookup failed temporarily, else
+ * 5.4.4). Does nothing to a plan that already failed.
+ */
+void mx_plan_finish(struct mx_plan *plan, const char *domain, const struct mx_self *self);
+
 #endif

@@ -1,0 +1,284 @@
+/*
+ * res_channel.c - one c-ares channel driven by the delivery worker's epoll
+ * loop: c-ares tells us which sockets to watch (ARES_OPT_SOCK_STATE_CB),
+ * readiness and a timer re-armed from ares_timeout() after every operation
+ * lead to ares_process_fd(). Nothing here blocks, selects or polls.
+ */
+#include "resolver/res_private.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * A dead server costs timeout + 2 * timeout (c-ares doubles the timeout on
+ * each round over the servers): 6 s with one server, not the minute the
+ * defaults (5 s, 4 tries) add up to.
+ */
+#define RES_TIMEOUT_MS 2000
+#define RES_TRIES 2
+
+static void res_destroy(struct resolver *r);
+
+static ssize_t res_fd_find(struct resolver *r, int fd)
+{
+	for (size_t i = 0; i < r->nfds; i++)
+		if (r->fds[i] == fd)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void res_io_cb(int fd, uint32_t events, void *arg)
+{
+	struct resolver *r = arg;
+	int rfd = events & (EPOLLIN | EPOLLERR | EPOLLHUP) ? fd : ARES_SOCKET_BAD;
+	int wfd = events & EPOLLOUT ? fd : ARES_SOCKET_BAD;
+
+	res_enter(r);
+	ares_process_fd(r->ch, rfd, wfd);
+	res_leave(r);
+}
+
+static void res_timer_cb(void *arg)
+{
+	struct resolver *r = arg;
+
+	res_enter(r);
+	ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	res_leave(r);
+}
+
+/* c-ares opens, changes interest in, or is about to close a socket. */
+static void res_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct resolver *r = data;
+	uint32_t events = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+	ssize_t i = res_fd_find(r, fd);
+
+	if (events == 0) {
+		if (i < 0)
+			return;
+		ev_io_del(r->loop, fd);
+		r->fds[i] = r->fds[--r->nfds];
+		return;
+	}
+	if (i >= 0) {
+		if (ev_io_mod(r->loop, fd, events) < 0)
+			log_warnx("resolver: epoll mod fd %d: %s", fd, strerror(errno));
+		return;
+	}
+	/* On failure the query times out through the timer; nothing is lost. */
+	if (ev_io_add(r->loop, fd, events, res_io_cb, r) < 0) {
+		log_warnx("resolver: epoll add fd %d: %s", fd, strerror(errno));
+		return;
+	}
+	if (r->nfds == r->fdcap) {
+		r->fdcap = r->fdcap ? r->fdcap * 2 : 8;
+		r->fds = xreallocarray(r->fds, r->fdcap, sizeof(*r->fds));
+	}
+	r->fds[r->nfds++] = fd;
+}
+
+void res_enter(struct resolver *r)
+{
+	r->depth++;
+}
+
+int res_leave(struct resolver *r)
+{
+	struct timeval tv;
+
+	if (--r->depth > 0)
+		return 0;
+	if (r->dying) {
+		res_destroy(r);
+		return 1;
+	}
+	if (ares_timeout(r->ch, NULL, &tv) == NULL) {
+		ev_timer_stop(r->loop, &r->timer);
+		return 0;
+	}
+	uint64_t ms = (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u;
+	ev_timer_start(r->loop, &r->timer, ms);
+	return 0;
+}
+
+void res_query(struct resolver *r, const char *name, int type, ares_callback cb, void *arg)
+{
+	if (r->dying) {
+		cb(arg, ARES_EDESTRUCTION, 0, NULL, 0);
+		return;
+	}
+	res_enter(r);
+	ares_query(r->ch, name, ns_c_in, type, cb, arg);
+	res_leave(r);
+}
+
+/* cfg->dns_servers in the given order (ARES_OPT_NOROTATE keeps it). */
+static int res_set_servers(struct resolver *r, const struct config *cfg, char *err, size_t errsz)
+{
+	struct ares_addr_port_node *nodes;
+	int rc;
+
+	if (cfg->ndns_servers == 0)
+		return 0;
+	nodes = xcalloc(cfg->ndns_servers, sizeof(*nodes));
+	for (size_t i = 0; i < cfg->ndns_servers; i++) {
+		const struct cfg_dns_server *s = &cfg->dns_servers[i];
+		struct ares_addr_port_node *n = &nodes[i];
+		n->next = i + 1 < cfg->ndns_servers ? &nodes[i + 1] : NULL;
+		n->udp_port = n->tcp_port = s->port;
+		if (inet_pton(AF_INET, s->addr, &n->addr.addr4) == 1) {
+			n->family = AF_INET;
+		} else if (inet_pton(AF_INET6, s->addr, &n->addr.addr6) == 1) {
+			n->family = AF_INET6;
+		} else {
+			snprintf(err, errsz, "dns-server %s: not a numeric address", s->addr);
+			free(nodes);
+			return -1;
+		}
+	}
+	rc = ares_set_servers_ports(r->ch, nodes);
+	free(nodes);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: setting the DNS servers: %s", ares_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static void res_self_add(struct resolver *r, const struct sockaddr *sa, socklen_t len,
+			 uint16_t port_net)
+{
+	r->self = xreallocarray(r->self, r->nself + 1, sizeof(*r->self));
+	struct sockaddr_storage *ss = &r->self[r->nself++];
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, sa, len);
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = port_net;
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = port_net;
+}
+
+static int res_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
+/*
+ * The addresses this host receives mail on: the listen addresses, a
+ * wildcard one standing for every interface address of its family.
+ */
+static void res_self_init(struct resolver *r, const struct config *cfg)
+{
+	struct ifaddrs *ifs = NULL;
+
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		const struct sockaddr_storage *ss = &cfg->listens[i].addr;
+		uint16_t port = ss->ss_family == AF_INET ?
+			((const struct sockaddr_in *)ss)->sin_port :
+			((const struct sockaddr_in6 *)ss)->sin6_port;
+		if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+			continue;
+		if (!res_is_wildcard(ss)) {
+			res_self_add(r, (const struct sockaddr *)ss, cfg->listens[i].addrlen, port);
+			continue;
+		}
+		if (ifs == NULL && getifaddrs(&ifs) < 0) {
+			log_warnx("resolver: getifaddrs: %s", strerror(errno));
+			continue;
+		}
+		for (struct ifaddrs *ifa = ifs; ifa != NULL; ifa = ifa->ifa_next) {
+			if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != ss->ss_family)
+				continue;
+			res_self_add(r, ifa->ifa_addr, ss->ss_family == AF_INET ?
+				     sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6), port);
+		}
+	}
+	if (ifs != NULL)
+		freeifaddrs(ifs);
+}
+
+struct resolver *resolver_new(struct ev_loop *loop, const struct config *cfg, char *err,
+			      size_t errsz)
+{
+	struct ares_options opts;
+	struct resolver *r;
+	int optmask, rc;
+
+	rc = ares_library_init(ARES_LIB_INIT_ALL);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: library init: %s", ares_strerror(rc));
+		return NULL;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->loop = loop;
+	ev_timer_init(&r->timer, res_timer_cb, r);
+	snprintf(r->hostname, sizeof(r->hostname), "%s", cfg->hostname);
+	res_self_init(r, cfg);
+
+	memset(&opts, 0, sizeof(opts));
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
+	opts.timeout = RES_TIMEOUT_MS;
+	opts.tries = RES_TRIES;
+	opts.sock_state_cb = res_sock_state_cb;
+	opts.sock_state_cb_data = r;
+	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
+		  ARES_OPT_NOROTATE;
+#if ARES_VERSION >= 0x011700
+	/* 1.23 added a cache on by default; relayctl route must show fresh answers. */
+	opts.qcache_max_ttl = 0;
+	optmask |= ARES_OPT_QUERY_CACHE;
+#endif
+	rc = ares_init_options(&r->ch, &opts, optmask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: init: %s", ares_strerror(rc));
+		goto fail;
+	}
+	if (res_set_servers(r, cfg, err, errsz) < 0)
+		goto fail;
+	return r;
+fail:
+	if (r->ch != NULL)
+		ares_destroy(r->ch);
+	free(r->self);
+	free(r);
+	ares_library_cleanup();
+	return NULL;
+}
+
+/* Outside every c-ares callback: pending queries end with ARES_EDESTRUCTION. */
+static void res_destroy(struct resolver *r)
+{
+	r->dying = 1;
+	r->depth++; /* a resolver_free from those callbacks must not recurse */
+	ares_destroy(r->ch);
+	while (r->nfds > 0)
+		ev_io_del(r->loop, r->fds[--r->nfds]);
+	ev_timer_stop(r->loop, &r->timer);
+	free(r->fds);
+	free(r->self);
+	free(r);
+	ares_library_cleanup();
+}
+
+void resolver_free(struct resolver *r)
+{
+	if (r == NULL || r->dying)
+		return;
+	r->dying = 1;
+	if (r->depth == 0)
+		res_destroy(r);
+}
