@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -50,12 +51,15 @@ static void master_child_fds(struct master *m, struct master_worker *mw, int kee
 	if (d == NULL)
 		fatal("opendir /proc/self/fd: %s", strerror(errno));
 	int dfd = dirfd(d);
+	/* Tools like valgrind keep descriptors above the limit they report. */
+	struct rlimit rl;
+	int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (int)rl.rlim_cur : 1024;
 	struct dirent *de;
 	int *close_list = NULL;
 	size_t nclose = 0;
 	while ((de = readdir(d)) != NULL) {
 		int fd = atoi(de->d_name);
-		if (de->d_name[0] == '.' || fd <= 2 || fd == dfd || fd == keep_fd)
+		if (de->d_name[0] == '.' || fd <= 2 || fd >= maxfd || fd == dfd || fd == keep_fd)
 			continue;
 		if (strcmp(mw->role, "queue") == 0 && fd == m->queue_fd)
 			continue;

@@ -14,6 +14,7 @@ extern char **environ;
 
 static char *title_area;
 static size_t title_len;
+static char **title_environ; /* the moved environment, kept reachable */
 
 void proctitle_init(int argc, char **argv)
 {
@@ -33,7 +34,7 @@ void proctitle_init(int argc, char **argv)
 			end = environ[i] + strlen(environ[i]) + 1;
 		env[i] = xstrdup(environ[i]);
 	}
-	environ = env;
+	environ = title_environ = env;
 	/* main keeps using argv after this: point it at copies. */
 	for (int i = 0; i < argc; i++)
 		argv[i] = xstrdup(argv[i]);
