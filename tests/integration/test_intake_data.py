@@ -1,0 +1,379 @@
+"""test_intake_data.py - intake's DATA phase (issue 4, point 5): strict
+line ends (every SMTP smuggling sequence over a raw socket), bare CR/LF/NUL
+in commands, line and message size limits, the Received: loop limit, and,
+end to end through a fake upstream (aiosmtpd as the smarthost), dot
+unstuffing, the Received: header and the Message-ID:/Date: added for
+mynetworks clients.
+
+Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_data
+"""
+import email.utils
+import re
+import time
+import unittest
+from datetime import datetime, timezone
+
+from harness import Relayd
+from intake_util import (CLIENT_HELO, HOSTNAME, Client, ConnectionClosed, ReplyAsserts,
+                         Upstream, accepted_lines, headers_of, msg, queue_count, relayd, token)
+
+MAX_SIZE = 10 * 1024
+
+# Every sequence that some MTA took for the end of data (SMTP smuggling,
+# 2023), and a few neighbours. Each holds a bare CR, a bare LF or a NUL,
+# so the message carrying it must be refused with a 5xx.
+SMUGGLING = [
+    ("LF.LF", b"\n.\n"),
+    ("LF.CRLF", b"\n.\r\n"),
+    ("CR.CR", b"\r.\r"),
+    ("CR.LF", b"\r.\n"),
+    ("CRLF.CR", b"\r\n.\r"),
+    ("CRLF.LF", b"\r\n.\n"),
+    ("CRLF NUL.CRLF", b"\r\n\x00.\r\n"),
+    ("CR.CRLF", b"\r.\r\n"),
+    ("LF.CR", b"\n.\r"),
+    ("CRLF.NUL CRLF", b"\r\n.\x00\r\n"),
+    ("LF LF.LF", b"\n\n.\n"),
+    ("CR CRLF.CRLF", b"\r\r\n.\r\n"),
+]
+
+# Bare line ends and NULs inside commands: (name, bytes sent).
+BAD_COMMANDS = [
+    ("bare LF", b"NOOP\nNOOP\r\n"),
+    ("bare CR", b"NOOP\rNOOP\r\n"),
+    ("NUL", b"NO\x00OP\r\n"),
+    ("NUL at end", b"NOOP\x00\r\n"),
+    ("LF inside MAIL", b"MAIL FROM:<lf@client.example>\nX\r\n"),
+    ("CR inside MAIL", b"MAIL FROM:<cr@client.example>\rX\r\n"),
+    ("NUL inside MAIL", b"MAIL FROM:<n\x00ul@client.example>\r\n"),
+]
+
+
+def smuggling_payload(t, seq):
+    """The content of an outer message that hides, after seq, a whole
+    second transaction; the real end of data comes last."""
+    return (b"From: <outer@client.example>\r\nSubject: outer-" + t.encode() + b"\r\n\r\n"
+            + b"outer body" + seq
+            + b"MAIL FROM:<inner-" + t.encode() + b"@client.example>\r\n"
+            + b"RCPT TO:<victim@remote.example>\r\nDATA\r\n"
+            + b"From: <ceo@bank.example>\r\nSubject: inner-" + t.encode() + b"\r\n\r\n"
+            + b"smuggled\r\n.\r\n")
+
+
+class IntakeDataLimits(ReplyAsserts, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.r = relayd("max-message-size 10K\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+
+    def session(self):
+        c = Client(self.r.port)
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        return c
+
+    def start_data(self, c, sender):
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<rcpt@remote.example>"), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+
+    def assertNothingQueued(self, t):
+        self.assertEqual(accepted_lines(self.r, t), [], "accepted-message log line for %s" % t)
+        self.assertEqual(queue_count(self.r, t), 0, "queued messages with %s" % t)
+
+    def assertBadContent(self, r, what):
+        """A 5xx with 5.5.2 or 5.6.0."""
+        self.assertEqual(r.code // 100, 5, "%s: %r" % (what, r))
+        self.assertIn(r.enhanced, ("5.5.2", "5.6.0"), "%s: %r" % (what, r))
+
+    # --- SMTP smuggling ------------------------------------------------------------
+
+    def test_smuggling_sequences(self):
+        for name, seq in SMUGGLING:
+            with self.subTest(seq=name):
+                t = token("smug")
+                c = self.session()
+                self.start_data(c, "outer-%s@client.example" % t)
+                c.send(smuggling_payload(t, seq) + b"QUIT\r\n")
+                replies, _ = c.replies_until_close(idle=3)
+                c.close()
+                self.assertTrue(replies, "no reply at all after the content")
+                self.assertBadContent(replies[0], "first reply after the content")
+                queued = [r for r in replies if r.qid]
+                self.assertLessEqual(len(queued), 1, replies)
+                self.assertLessEqual(len(accepted_lines(self.r, t)), 1)
+                self.assertLessEqual(queue_count(self.r, t), 1)
+                # the outer message, which carries the bare CR/LF/NUL, is never stored
+                self.assertEqual(queue_count(self.r, "outer-" + t), 0)
+                self.assertEqual(accepted_lines(self.r, "outer-" + t), [])
+
+    # --- bare CR, LF, NUL in content ----------------------------------------------------
+
+    def test_bare_lf_cr_nul_in_content(self):
+        cases = [("bare LF", b"one\ntwo\r\n"), ("bare CR", b"one\rtwo\r\n"),
+                 ("NUL", b"one\x00two\r\n"), ("bare LF in a header", None),
+                 ("CR at end of body", b"last\r")]
+        for name, body in cases:
+            with self.subTest(case=name):
+                t = token("bare")
+                c = self.session()
+                self.start_data(c, "%s@client.example" % t)
+                if body is None:
+                    data = b"Subject: " + t.encode() + b"\nX-A: b\r\n\r\nbody\r\n.\r\n"
+                else:
+                    data = b"Subject: " + t.encode() + b"\r\n\r\n" + body + b"\r\n.\r\n"
+                c.send(data)
+                self.assertBadContent(c.reply(), name)
+                self.assertNothingQueued(t)
+
+    # --- bare CR, LF, NUL in commands ---------------------------------------------------
+
+    def test_bare_lf_cr_nul_in_commands(self):
+        for name, data in BAD_COMMANDS:
+            with self.subTest(case=name):
+                c = self.session()
+                c.send(data)
+                r = c.reply()
+                self.assertEqual(r.code // 100, 5, "%s: %r" % (name, r))
+                self.assertEqual(r.enhanced, "5.5.2", "%s: %r" % (name, r))
+
+    def test_smuggled_mail_command_not_executed(self):
+        """MAIL hidden behind a bare LF is not executed."""
+        c = self.session()
+        c.send(b"NOOP\nMAIL FROM:<hidden@client.example>\r\n")
+        r = c.reply()
+        self.assertEqual(r.code // 100, 5, r)
+        self.assertEqual(r.enhanced, "5.5.2", r)
+        try:
+            extra = c.pending(1.0)
+            self.assertEqual(extra, b"", "more than one reply to one bad line")
+            self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 503, "any",
+                             "RCPT after a MAIL hidden behind a bare LF")
+        except (ConnectionClosed, BrokenPipeError, ConnectionResetError):
+            pass  # closing the connection after the 5xx is also safe
+
+    # --- line lengths -------------------------------------------------------------------
+
+    def test_content_line_1000_ok(self):
+        t = token("l1000")
+        c = self.session()
+        self.start_data(c, "%s@client.example" % t)
+        c.send(msg(t, body="x" * 998 + "\r\n"))
+        self.assertQueued(c.reply())
+
+    def test_content_line_dot_stuffed_1000_ok(self):
+        """The duplicated leading dot does not count (RFC 5321 4.5.3.1.6)."""
+        t = token("ldot")
+        c = self.session()
+        self.start_data(c, "%s@client.example" % t)
+        c.send(msg(t, body=".." + "x" * 997 + "\r\n"))
+        self.assertQueued(c.reply())
+
+    def test_content_line_over_1000_refused(self):
+        for n in (999, 1001, 5000, 70000):
+            with self.subTest(chars=n):
+                t = token("llong")
+                c = self.session()
+                self.start_data(c, "%s@client.example" % t)
+                c.send(msg(t, body="a\r\n" + "x" * n + "\r\nb\r\n"))
+                self.assertBadContent(c.reply(), "a %d-octet line" % (n + 2))
+                self.assertNothingQueued(t)
+
+    # --- message size -----------------------------------------------------------------
+
+    def test_ehlo_size(self):
+        c = self.session()
+        self.assertEqual(c.ehlo().keywords().get("SIZE"), str(MAX_SIZE))
+
+    def test_mail_size_param(self):
+        c = self.session()
+        self.assertReply(c.cmd("MAIL FROM:<s@client.example> SIZE=%d" % MAX_SIZE), 250, "2.1.0")
+        self.assertReply(c.cmd("RSET"), 250, "2.0.0")
+        self.assertReply(c.cmd("MAIL FROM:<s@client.example> SIZE=%d" % (MAX_SIZE + 1)),
+                         552, "5.3.4")
+
+    def test_message_over_max_size_refused_after_dot(self):
+        for size in (MAX_SIZE + 100, 3 * MAX_SIZE, 300 * MAX_SIZE):
+            with self.subTest(size=size):
+                t = token("big")
+                c = self.session()
+                self.start_data(c, "%s@client.example" % t)
+                body = ("y" * 78 + "\r\n") * (size // 80 + 1)
+                c.send(msg(t, body=body))
+                self.assertReply(c.reply(), 552, "5.3.4")
+                self.assertNothingQueued(t)
+                # the session goes on
+                self.assertReply(c.cmd("NOOP"), 250, "2.0.0")
+
+    def test_message_under_max_size_accepted(self):
+        t = token("small")
+        c = self.session()
+        self.start_data(c, "%s@client.example" % t)
+        c.send(msg(t, body=("z" * 78 + "\r\n") * 80))  # about 6.4K
+        self.assertQueued(c.reply())
+
+    # --- Received: loop ------------------------------------------------------------------
+
+    def received(self, n):
+        return "".join("Received: from hop%d.example by hop%d.example; "
+                       "Sun, 22 Nov 2026 05:00:00 +0000\r\n" % (i, i + 1) for i in range(n))
+
+    def test_over_100_received_is_loop(self):
+        t = token("loop")
+        c = self.session()
+        self.start_data(c, "%s@client.example" % t)
+        c.send(msg(t, headers=self.received(101)))
+        self.assertReply(c.reply(), 554, "5.4.6")
+        self.assertNothingQueued(t)
+
+    def test_99_received_accepted(self):
+        t = token("hops")
+        c = self.session()
+        self.start_data(c, "%s@client.example" % t)
+        c.send(msg(t, headers=self.received(99)))
+        self.assertQueued(c.reply())
+
+
+class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
+    """relayd with every worker, relaying to an aiosmtpd smarthost."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = Upstream().__enter__()
+        try:
+            cls.r = Relayd(conf_extra=cls.up.conf())
+        except BaseException:
+            cls.up.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+        cls.up.__exit__(None, None, None)
+
+    def session(self):
+        c = Client(self.r.port)
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        return c
+
+    def send(self, data, sender=None, rcpts=("rcpt@remote.example",)):
+        c = self.session()
+        rs = c.transaction(sender or "sender@client.example", rcpts, data, helo=False)
+        return self.assertQueued(rs[-1])
+
+    def test_dot_unstuffing_end_to_end(self):
+        t = token("dots")
+        body = (b"first\r\n..\r\n...\r\n..x\r\nx.\r\n.y\r\n. \r\n" + b"end " + t.encode()
+                + b"\r\n")
+        self.send(b"Subject: " + t.encode() + b"\r\n\r\n" + body + b".\r\n")
+        got = self.up.wait_for(t)[0]["content"]
+        self.assertEqual(got.split(b"\r\n\r\n", 1)[1],
+                         b"first\r\n.\r\n..\r\n.x\r\nx.\r\ny\r\n \r\nend " + t.encode() + b"\r\n")
+
+    def test_body_bytes_preserved(self):
+        t = token("bytes")
+        body = ("8bit: gr\u00fc\u00dfe \u2603\r\n\tindented\r\n\r\n\r\ntrailing  \r\n"
+                "end %s\r\n" % t).encode()
+        c = self.session()
+        self.assertReply(c.cmd("MAIL FROM:<s@client.example> BODY=8BITMIME"), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<rcpt@remote.example>"), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(b"Subject: " + t.encode() + b"\r\n\r\n" + body + b".\r\n")
+        self.assertQueued(c.reply())
+        got = self.up.wait_for(t)[0]["content"]
+        self.assertEqual(got.split(b"\r\n\r\n", 1)[1], body)
+
+    def test_received_header(self):
+        t = token("rcvd")
+        qid = self.send(msg(t), rcpts=("%s@remote.example" % t,))
+        m = self.up.wait_for(t)[0]
+        self.assertEqual(m["rcpt_tos"], ["%s@remote.example" % t])
+        self.assertTrue(m["content"].startswith(b"Received: "), m["content"][:200])
+        name, value = headers_of(m["content"])[0]
+        self.assertEqual(name, "Received")
+        rx = (r"^from %s \(\[127\.0\.0\.1\]\)(?: \([^)]*\))* by %s(?: \([^)]*\))* with ESMTP "
+              r"id %s for <%s@remote\.example>; (.+)$"
+              % (re.escape(CLIENT_HELO), re.escape(HOSTNAME), re.escape(qid), re.escape(t)))
+        mm = re.match(rx, value)
+        self.assertIsNotNone(mm, "Received: %r does not match %r" % (value, rx))
+        when = email.utils.parsedate_to_datetime(mm.group(1))
+        self.assertIsNotNone(when.tzinfo, mm.group(1))
+        self.assertLess(abs((datetime.now(timezone.utc) - when).total_seconds()), 300)
+        # exactly one Received: added (the message came without any)
+        self.assertEqual([n for n, _ in headers_of(m["content"])].count("Received"), 1)
+
+    def test_message_id_and_date_added_for_mynetworks(self):
+        t = token("mid")
+        self.send(b"From: <s@client.example>\r\nSubject: " + t.encode() + b"\r\n\r\nbody\r\n.\r\n")
+        hs = headers_of(self.up.wait_for(t)[0]["content"])
+        mids = [v for n, v in hs if n.lower() == "message-id"]
+        dates = [v for n, v in hs if n.lower() == "date"]
+        self.assertEqual(len(mids), 1, hs)
+        self.assertRegex(mids[0], r"^<[^<>@\s]+@%s>$" % re.escape(HOSTNAME))
+        self.assertEqual(len(dates), 1, hs)
+        when = email.utils.parsedate_to_datetime(dates[0])
+        self.assertLess(abs((datetime.now(timezone.utc) - when).total_seconds()), 300)
+
+    def test_message_id_and_date_kept(self):
+        t = token("keep")
+        mid = "<%s@client.example>" % t
+        date = "Sat, 21 Nov 2026 10:00:00 +0100"
+        self.send(("From: <s@client.example>\r\nMessage-ID: %s\r\nDate: %s\r\nSubject: %s"
+                   "\r\n\r\nbody\r\n.\r\n" % (mid, date, t)).encode())
+        hs = headers_of(self.up.wait_for(t)[0]["content"])
+        self.assertEqual([v for n, v in hs if n.lower() == "message-id"], [mid])
+        self.assertEqual([v for n, v in hs if n.lower() == "date"], [date])
+
+    def test_pipelined_content_relayed(self):
+        t = token("pipee2e")
+        c = self.session()
+        body = b"pipelined body " + t.encode() + b"\r\n"
+        c.send(b"MAIL FROM:<p@client.example>\r\nRCPT TO:<a@remote.example>\r\n"
+               b"RCPT TO:<b@remote.example>\r\nDATA\r\nSubject: " + t.encode() + b"\r\n\r\n"
+               + body + b".\r\n")
+        rs = [c.reply() for _ in range(5)]
+        self.assertEqual([r.code for r in rs], [250, 250, 250, 354, 250], rs)
+        self.assertQueued(rs[4])
+        got = self.up.wait_for(t)
+        rcpts = sorted(r for m in got for r in m["rcpt_tos"])
+        self.assertEqual(rcpts, ["a@remote.example", "b@remote.example"])
+        self.assertTrue(all(m["content"].endswith(b"\r\n\r\n" + body) for m in got), got)
+
+    def test_smuggling_end_to_end(self):
+        """Each smuggling sequence: at most one message reaches the next
+        hop, and never the outer one."""
+        tokens = {}
+        for name, seq in SMUGGLING:
+            t = token("smuge2e")
+            tokens[name] = t
+            c = Client(self.r.port)
+            try:
+                c.greeting()
+                c.ehlo()
+                c.cmd("MAIL FROM:<outer-%s@client.example>" % t)
+                c.cmd("RCPT TO:<victim@remote.example>")
+                self.assertReply(c.cmd("DATA"), 354)
+                c.send(smuggling_payload(t, seq) + b"QUIT\r\n")
+                c.replies_until_close(idle=2)
+            finally:
+                c.close()
+        # a good message after them all: once it is through, so is the rest
+        mark = token("mark")
+        self.send(msg(mark))
+        self.up.wait_for(mark, timeout=60)
+        time.sleep(2)
+        for name, t in tokens.items():
+            with self.subTest(seq=name):
+                got = self.up.find(t)
+                self.assertLessEqual(len(got), 1, [m["content"][:300] for m in got])
+                self.assertEqual(self.up.find("outer-" + t), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
