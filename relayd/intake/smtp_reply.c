@@ -1,0 +1,90 @@
+/*
+ * smtp_reply.c - the reply table of intake. Wording after Postfix where
+ * operators know it; enhanced codes from RFC 3463, 4954, 6531 and 7504.
+ */
+#include "smtp_reply.h"
+#include "common/xmalloc.h"
+
+#include <stdio.h>
+
+static const struct smtp_reply smtp_replies[SR_COUNT] = {
+	[SR_OK] = {250, "2.0.0", "Ok"},
+	[SR_MAIL_OK] = {250, "2.1.0", "Ok"},
+	[SR_RCPT_OK] = {250, "2.1.5", "Ok"},
+	[SR_DATA_GO] = {354, NULL, "End data with <CR><LF>.<CR><LF>"},
+	[SR_QUIT] = {221, "2.0.0", "Bye"},
+	[SR_VRFY] = {252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"},
+	[SR_HELP] = {214, "2.0.0", "See RFC 5321"},
+	[SR_STARTTLS_GO] = {220, "2.0.0", "Ready to start TLS"},
+	[SR_AUTH_OK] = {235, "2.7.0", "Authentication successful"},
+	[SR_QUEUED] = {250, "2.0.0", "Ok: queued as %s"},
+	[SR_UNKNOWN_VERB] = {500, "5.5.1", "Error: command not recognized"},
+	[SR_LINE_TOO_LONG] = {500, "5.5.2", "Error: line too long"},
+	[SR_BARE_CRLF] = {500, "5.5.2", "Error: bare CR, bare LF or NUL in command"},
+	[SR_SYNTAX] = {501, "5.5.4", "Syntax error in parameters or arguments"},
+	[SR_NO_ARGS] = {501, "5.5.4", "Syntax error: no arguments allowed"},
+	[SR_BAD_SENDER] = {501, "5.1.7", "Bad sender address syntax"},
+	[SR_BAD_RCPT] = {501, "5.1.3", "Bad recipient address syntax"},
+	[SR_LOCAL_TOO_LONG] = {501, "5.5.4", "Local part too long"},
+	[SR_PATH_TOO_LONG] = {501, "5.5.4", "Path too long"},
+	[SR_NEED_SMTPUTF8] = {553, "5.6.7", "Non-ASCII address needs SMTPUTF8"},
+	[SR_UNKNOWN_PARAM] = {555, "5.5.4", "Unsupported parameter"},
+	[SR_BAD_PARAM] = {501, "5.5.4", "Bad parameter value"},
+	[SR_EXPN] = {502, "5.5.1", "EXPN not available"},
+	[SR_NEED_HELO] = {503, "5.5.1", "Error: send HELO/EHLO first"},
+	[SR_NEED_MAIL] = {503, "5.5.1", "Error: need MAIL command"},
+	[SR_NEED_RCPT] = {503, "5.5.1", "Error: need RCPT command"},
+	[SR_NESTED_MAIL] = {503, "5.5.1", "Error: nested MAIL command"},
+	[SR_BAD_SEQUENCE] = {503, "5.5.1", "Error: bad sequence of commands"},
+	[SR_TOO_BIG] = {552, "5.3.4", "Message size exceeds fixed limit"},
+	[SR_TOO_MANY_RCPTS] = {452, "4.5.3", "Error: too many recipients"},
+	[SR_RELAY_DENIED] = {554, "5.7.1", "Relay access denied"},
+	[SR_AUTH_REQUIRED] = {530, "5.7.0", "Authentication required"},
+	[SR_AUTH_NEEDS_TLS] = {538, "5.7.11", "Encryption required for requested authentication mechanism"},
+	[SR_AUTH_FAILED] = {535, "5.7.8", "Authentication credentials invalid"},
+	[SR_AUTH_CANCELLED] = {501, "5.7.0", "Authentication cancelled"},
+	[SR_AUTH_BAD_B64] = {501, "5.5.2", "Cannot decode response"},
+	[SR_AUTH_MECH] = {504, "5.5.4", "Unrecognized authentication type"},
+	[SR_AUTH_ALREADY] = {503, "5.5.1", "Error: already authenticated"},
+	[SR_AUTH_UNAVAILABLE] = {503, "5.5.1", "Error: authentication not enabled"},
+	[SR_TLS_UNAVAILABLE] = {454, "4.7.0", "TLS not available"},
+	[SR_TLS_ALREADY] = {503, "5.5.1", "Error: TLS already active"},
+	[SR_TLS_FAILED] = {454, "4.7.0", "TLS not available due to temporary reason"},
+	[SR_DATA_BAD_EOL] = {550, "5.6.0", "Message contains bare CR, bare LF or NUL"},
+	[SR_DATA_LONG_LINE] = {550, "5.6.0", "Message line longer than 1000 octets"},
+	[SR_LOOP] = {554, "5.4.6", "Too many hops (mail loop)"},
+	[SR_QUEUE_DOWN] = {451, "4.3.0", "Queue unavailable, try again later"},
+	[SR_QUEUE_FULL] = {452, "4.3.1", "Insufficient system storage"},
+	[SR_TIMEOUT] = {421, "4.4.2", "Error: timeout exceeded"},
+	[SR_TOO_MANY_ERRORS] = {421, "4.7.0", "Error: too many errors"},
+	[SR_TOO_MANY_CONNS] = {421, "4.7.0", "Error: too many connections"},
+	[SR_AUTH_TOO_MANY] = {421, "4.7.0", "Error: too many authentication failures"},
+	[SR_SHUTDOWN] = {421, "4.3.2", "Service shutting down"},
+};
+
+const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)
+{
+	if (id <= SR_NONE || id >= SR_COUNT || smtp_replies[id].code == 0)
+		fatal("smtp_reply_get: no reply %d", (int)id);
+	return &smtp_replies[id];
+}
+
+void smtp_reply_format(struct buf *out, enum smtp_reply_id id, const char *arg)
+{
+	const struct smtp_reply *r = smtp_reply_get(id);
+	char text[256];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(text, sizeof(text), r->text, arg ? arg : "");
+#pragma GCC diagnostic pop
+	if (r->enhanced)
+		buf_appendf(out, "%d %s %s\r\n", r->code, r->enhanced, text);
+	else
+		buf_appendf(out, "%d %s\r\n", r->code, text);
+}
+
+int smtp_reply_is_error(enum smtp_reply_id id)
+{
+	return smtp_reply_get(id)->code >= 500;
+}
