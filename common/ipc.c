@@ -12,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A frame that cannot fit the input buffer would stall its channel. */
+_Static_assert(IPC_HDR_SIZE + IPC_MAX_FRAME <= CONN_MAX_INPUT, "IPC_MAX_FRAME too big");
+
 struct ipc_chan {
 	struct conn *c;
 	char name[32];
@@ -60,6 +63,9 @@ static void ipc_on_read(struct conn *c, void *arg)
 	while (!ch->closed) {
 		switch (ipc_parse_frame(buf_head(&c->in), buf_avail(&c->in), &type, &len)) {
 		case IPC_PARSE_NEED_MORE:
+			/* The conn stops reading at CONN_MAX_INPUT; what was whole is gone now. */
+			if (c->read_paused)
+				conn_pause_read(c, 0);
 			return;
 		case IPC_PARSE_TOO_BIG:
 			ipc_fail(ch, "oversized frame");

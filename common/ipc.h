@@ -17,7 +17,8 @@
 #include <stdint.h>
 
 #define IPC_HDR_SIZE 8
-#define IPC_MAX_FRAME (256 * 1024)
+/* Header and payload fit the input a connection buffers (CONN_MAX_INPUT). */
+#define IPC_MAX_FRAME (256 * 1024 - IPC_HDR_SIZE)
 /* The size of a content piece carried in one frame. */
 #define IPC_CHUNK_SIZE (64 * 1024)
 
