@@ -1,0 +1,114 @@
+/*
+ * queue.h - the queue worker's own state, shared by its files: queue.c
+ * (entry point, peers on queue.sock, the write transaction and group
+ * commit, the scheduler's timers), queue_intake.c (SMTP transactions
+ * streaming in), queue_dlv.c (jobs, content, results) and queue_ctl.c
+ * (relayctl commands).
+ */
+#ifndef RELAYD_QUEUE_H
+#define RELAYD_QUEUE_H
+
+#include "queue/queue_sched.h"
+#include "queue/queue_store.h"
+#include "common/buf.h"
+#include "common/event.h"
+#include "common/ipc.h"
+
+#include <stdint.h>
+
+struct worker;
+struct queue;
+
+#define QUEUE_SESS_BUCKETS 256
+
+/* One SMTP transaction of an intake peer. */
+struct queue_sess {
+	struct queue_sess *next;      /* in its peer's bucket */
+	struct queue_sess *wnext;     /* in q->waiting, once END arrived */
+	struct queue_peer *peer;      /* NULL once the peer went away */
+	uint64_t sid;
+	struct queue_msg msg;         /* envelope, for the log line */
+	unsigned nrcpt;
+	uint32_t nchunks;
+	uint64_t bytes;
+	struct buf pending;           /* content not yet a whole chunk */
+	uint64_t gen;                 /* transaction of its last write */
+	unsigned owns_row : 1;        /* its messages row was inserted */
+	unsigned ended : 1;           /* END seen: waits for the commit */
+	unsigned failed : 1;          /* FAILED sent: ignore until END/ABORT */
+};
+
+/* A delivery job: recipients of one message and domain, handed out. */
+struct queue_job {
+	struct queue_job *next;
+	uint64_t jobid;
+	char qid[QUEUE_QID_MAX];
+	uint32_t nchunks;
+	size_t n;
+	int64_t rcptid[QUEUE_JOB_MAX_RCPTS];
+	uint8_t resolved[QUEUE_JOB_MAX_RCPTS];
+};
+
+struct queue_peer {
+	struct queue_peer *next;
+	struct queue *q;
+	struct ipc_chan *ch;
+	int role;                     /* 0 until HELLO, then enum ipc_role */
+	struct queue_sess *sess[QUEUE_SESS_BUCKETS];
+};
+
+struct queue {
+	struct worker *w;
+	struct queue_store *st;
+	struct queue_policy pol;
+	struct queue_counters cnt;
+	int64_t (*now)(void);         /* wall clock; tests may replace it */
+	int listen_fd;
+	struct queue_peer *peers;
+	struct queue_peer *dlv;       /* the delivery worker, when connected */
+	uint32_t credits;             /* jobs delivery asked for and did not get */
+	struct queue_job *jobs;
+	uint64_t next_jobid;
+	uint64_t gen;                 /* number of the open (or last) transaction */
+	int want_commit;              /* something in the transaction needs to be durable */
+	struct queue_sess *waiting;   /* sessions whose END is in the transaction */
+	struct ev_timer kick;         /* 0 ms: commit, then schedule */
+	struct ev_timer wake;         /* the earliest next attempt */
+};
+
+/* queue.c */
+int queue_txn(struct queue *q);
+/* A store call failed: roll back, fail what the transaction held. */
+void queue_txn_abort(struct queue *q);
+/* Commits now, replying to the sessions in the transaction. 0 ok, -1 failed. */
+int queue_commit(struct queue *q);
+/* Commit and schedule at the end of this loop iteration. */
+void queue_kick(struct queue *q);
+void queue_policy_load(struct queue *q);
+
+/* queue_intake.c */
+int queue_in_begin(struct queue_peer *p, struct ipc_rd *rd);
+int queue_in_rcpt(struct queue_peer *p, struct ipc_rd *rd);
+int queue_in_content(struct queue_peer *p, struct ipc_rd *rd);
+int queue_in_end(struct queue_peer *p, struct ipc_rd *rd);
+int queue_in_abort(struct queue_peer *p, struct ipc_rd *rd);
+void queue_in_gone(struct queue_peer *p);
+/* After a commit: COMMITTED (ok) or FAILED (rc: SQLite code) to the waiting sessions. */
+void queue_in_committed(struct queue *q);
+void queue_in_rolled_back(struct queue *q, int rc);
+
+/* queue_dlv.c */
+int queue_dlv_ready(struct queue_peer *p, struct ipc_rd *rd);
+int queue_dlv_chunk_req(struct queue_peer *p, struct ipc_rd *rd);
+int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd);
+int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd);
+void queue_dlv_gone(struct queue *q);
+/* Hands out jobs while delivery has credit. */
+void queue_dlv_schedule(struct queue *q);
+/* In-flight state on disk back in line with the jobs in memory. */
+void queue_dlv_resync(struct queue *q);
+
+/* queue_ctl.c */
+void queue_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);
+
+#endif

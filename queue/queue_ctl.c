@@ -1,0 +1,296 @@
+/*
+ * queue_ctl.c - the relayctl commands the queue answers (queue, show,
+ * flush, hold, release, delete, stats), one table row each. Commands that
+ * change the queue commit before they answer.
+ */
+#include "queue/queue.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+typedef int (*queue_ctl_fn)(struct queue *q, int argc, char **argv, struct buf *out);
+
+static void queue_ctl_time(int64_t t, char *dst, size_t dstsz)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(dst, dstsz, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void queue_json_str(struct buf *out, const char *s)
+{
+	buf_append(out, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			buf_appendf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			buf_appendf(out, "\\u%04x", c);
+		else
+			buf_append(out, s, 1);
+	}
+	buf_append(out, "\"", 1);
+}
+
+static int queue_no_such(struct buf *out, const char *qid)
+{
+	buf_appendf(out, "relayctl: no such message: %s\n", qid);
+	return 1;
+}
+
+/* A complete message by id: 1 found, 0 not (message in out), -1 store error. */
+static int queue_ctl_msg(struct queue *q, const char *qid, struct queue_msg *m, struct buf *out)
+{
+	int rc = queue_store_msg_get(q->st, qid, m);
+	if (rc == 1 && m->complete)
+		return 1;
+	if (rc < 0) {
+		buf_appendf(out, "relayctl: queue error: %s\n", queue_store_errmsg(q->st));
+		return -1;
+	}
+	queue_no_such(out, qid);
+	return 0;
+}
+
+/* Commits what a command changed; its status. */
+static int queue_ctl_commit(struct queue *q, struct buf *out)
+{
+	if (queue_commit(q) < 0) {
+		buf_reset(out);
+		buf_appendf(out, "relayctl: queue error: the change was not saved\n");
+		return 1;
+	}
+	queue_kick(q);
+	return 0;
+}
+
+struct queue_list_ctx {
+	struct queue *q;
+	struct buf *out;
+	int json;
+	int first_rcpt;
+	size_t n;
+};
+
+static int queue_list_rcpt(const struct queue_rcpt *r, void *arg)
+{
+	struct queue_list_ctx *c = arg;
+	char next[32];
+	if (c->json) {
+		buf_appendf(c->out, "%s{\"address\":", c->first_rcpt ? "" : ",");
+		queue_json_str(c->out, r->address);
+		buf_appendf(c->out, ",\"state\":\"%s\",\"attempts\":%u,\"next_attempt\":%lld,"
+			    "\"last_error\":", queue_rstate_name(r->state), r->attempts,
+			    (long long)r->next_attempt);
+		queue_json_str(c->out, r->last_error);
+		buf_appendf(c->out, ",\"last_enh\":");
+		queue_json_str(c->out, r->last_enh);
+		buf_appendf(c->out, "}");
+		c->first_rcpt = 0;
+		return 0;
+	}
+	queue_ctl_time(r->next_attempt, next, sizeof(next));
+	buf_appendf(c->out, "    <%s> %s attempts=%u next=%s", r->address,
+		    queue_rstate_name(r->state), r->attempts, next);
+	if (r->last_error[0])
+		buf_appendf(c->out, " last error: %s %s", r->last_enh, r->last_error);
+	buf_appendf(c->out, "\n");
+	return 0;
+}
+
+static int queue_list_msg(const struct queue_msg *m, void *arg)
+{
+	struct queue_list_ctx *c = arg;
+	char when[32];
+	if (c->json) {
+		buf_appendf(c->out, "%s{\"qid\":\"%s\",\"arrival\":%lld,\"size\":%llu,\"sender\":",
+			    c->n ? "," : "", m->qid, (long long)m->arrival,
+			    (unsigned long long)m->size);
+		queue_json_str(c->out, m->sender);
+		buf_appendf(c->out, ",\"hold\":%s,\"recipients\":[", m->hold ? "true" : "false");
+		c->first_rcpt = 1;
+	} else {
+		queue_ctl_time(m->arrival, when, sizeof(when));
+		buf_appendf(c->out, "%-16s %10llu %s  <%s>%s\n", m->qid, (unsigned long long)m->size,
+			    when, m->sender, m->hold ? " (hold)" : "");
+	}
+	c->n++;
+	if (queue_store_rcpts_of(c->q->st, m->qid, queue_list_rcpt, c) < 0)
+		return -1;
+	if (c->json)
+		buf_appendf(c->out, "]}");
+	return 0;
+}
+
+static int queue_ctl_queue(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	struct queue_list_ctx c = {.q = q, .out = out, .json = argc > 1 && !strcmp(argv[1], "--json")};
+	if (c.json)
+		buf_appendf(out, "[");
+	if (queue_store_messages(q->st, queue_list_msg, &c) < 0) {
+		buf_reset(out);
+		buf_appendf(out, "relayctl: queue error: %s\n", queue_store_errmsg(q->st));
+		return 1;
+	}
+	if (c.json)
+		buf_appendf(out, "]\n");
+	else if (c.n == 0)
+		buf_appendf(out, "queue is empty\n");
+	else
+		buf_appendf(out, "-- %zu message(s)\n", c.n);
+	return 0;
+}
+
+static int queue_ctl_show(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	struct queue_msg m;
+	struct queue_list_ctx c = {.q = q, .out = out};
+	struct buf hdr;
+	char when[32];
+	(void)argc;
+	int rc = queue_ctl_msg(q, argv[1], &m, out);
+	if (rc <= 0)
+		return 1;
+	queue_ctl_time(m.arrival, when, sizeof(when));
+	buf_appendf(out, "queue id: %s\narrival: %s\nsize: %llu\nsender: <%s>\n", m.qid, when,
+		    (unsigned long long)m.size, m.sender);
+	buf_appendf(out, "client: [%s] helo=%s\n", m.client, m.helo);
+	if (m.auth_user[0])
+		buf_appendf(out, "auth user: %s\n", m.auth_user);
+	buf_appendf(out, "body:%s%s\nhold: %s\nrecipients:\n",
+		    m.body_flags & BODY_8BITMIME ? " 8BITMIME" : " 7BIT",
+		    m.body_flags & BODY_SMTPUTF8 ? " SMTPUTF8" : "", m.hold ? "yes" : "no");
+	if (queue_store_rcpts_of(q->st, m.qid, queue_list_rcpt, &c) < 0)
+		return 1;
+	buf_appendf(out, "headers:\n");
+	buf_init(&hdr);
+	queue_msg_headers(q->st, &m, &hdr);
+	/* Shown with the local line ends. */
+	for (size_t i = 0; i < buf_avail(&hdr); i++)
+		if (buf_head(&hdr)[i] != '\r')
+			buf_append(out, buf_head(&hdr) + i, 1);
+	buf_free(&hdr);
+	return 0;
+}
+
+static int queue_ctl_flush(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	struct queue_msg m;
+	const char *qid = argc > 1 ? argv[1] : NULL;
+	long n = 0;
+	if (qid != NULL && queue_ctl_msg(q, qid, &m, out) <= 0)
+		return 1;
+	if (queue_txn(q) < 0 || queue_store_flush(q->st, qid, q->now(), &n) < 0) {
+		queue_txn_abort(q);
+		buf_appendf(out, "relayctl: queue error\n");
+		return 1;
+	}
+	q->want_commit = 1;
+	log_msg(LOG_INFO, qid, "flush by relayctl: %ld recipient(s) due now", n);
+	buf_appendf(out, "%ld recipient(s) due now\n", n);
+	return queue_ctl_commit(q, out);
+}
+
+static int queue_ctl_hold_release(struct queue *q, char **argv, int hold, struct buf *out)
+{
+	struct queue_msg m;
+	if (queue_ctl_msg(q, argv[1], &m, out) <= 0)
+		return 1;
+	if (queue_txn(q) < 0 || queue_store_msg_hold(q->st, m.qid, hold) < 0) {
+		queue_txn_abort(q);
+		buf_appendf(out, "relayctl: queue error\n");
+		return 1;
+	}
+	log_msg(LOG_INFO, m.qid, "%s by relayctl", hold ? "held" : "released");
+	buf_appendf(out, "%s: %s\n", m.qid, hold ? "on hold" : "released");
+	return queue_ctl_commit(q, out);
+}
+
+static int queue_ctl_hold(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	(void)argc;
+	return queue_ctl_hold_release(q, argv, 1, out);
+}
+
+static int queue_ctl_release(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	(void)argc;
+	return queue_ctl_hold_release(q, argv, 0, out);
+}
+
+static int queue_ctl_delete(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	struct queue_msg m;
+	long n = 0;
+	int all = strcmp(argv[1], "all") == 0;
+	(void)argc;
+	if (!all && queue_ctl_msg(q, argv[1], &m, out) <= 0)
+		return 1;
+	if (queue_txn(q) < 0 ||
+	    (all ? queue_store_delete_all(q->st, &n) : queue_store_msg_delete(q->st, m.qid)) < 0) {
+		queue_txn_abort(q);
+		buf_appendf(out, "relayctl: queue error\n");
+		return 1;
+	}
+	if (all) {
+		log_info("%ld message(s) removed by relayctl", n);
+		buf_appendf(out, "%ld message(s) deleted\n", n);
+	} else {
+		log_msg(LOG_INFO, m.qid, "removed by relayctl");
+		buf_appendf(out, "%s: deleted\n", m.qid);
+	}
+	return queue_ctl_commit(q, out);
+}
+
+static int queue_ctl_stats(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	long queued = 0;
+	(void)argc;
+	(void)argv;
+	if (queue_store_count(q->st, &queued) < 0)
+		return 1;
+	buf_appendf(out, "delivered %llu\ndeferred %llu\nbounced %llu\nqueued %ld\n",
+		    (unsigned long long)q->cnt.delivered, (unsigned long long)q->cnt.deferred,
+		    (unsigned long long)q->cnt.bounced, queued);
+	return 0;
+}
+
+static const struct queue_ctl_cmd {
+	const char *name;
+	int min_argc;
+	queue_ctl_fn fn;
+} queue_ctl_cmds[] = {
+	{"queue", 1, queue_ctl_queue},
+	{"show", 2, queue_ctl_show},
+	{"flush", 1, queue_ctl_flush},
+	{"hold", 2, queue_ctl_hold},
+	{"release", 2, queue_ctl_release},
+	{"delete", 2, queue_ctl_delete},
+	{"stats", 1, queue_ctl_stats},
+};
+
+void queue_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
+{
+	struct queue *q = w->ctx;
+	struct buf out;
+	int status = 2;
+	buf_init(&out);
+	for (size_t i = 0; i < sizeof(queue_ctl_cmds) / sizeof(queue_ctl_cmds[0]); i++) {
+		const struct queue_ctl_cmd *c = &queue_ctl_cmds[i];
+		if (strcmp(c->name, argv[0]) != 0)
+			continue;
+		if (argc >= c->min_argc)
+			status = c->fn(q, argc, argv, &out);
+		break;
+	}
+	if (status == 2)
+		buf_appendf(&out, "relayctl: usage error\n");
+	buf_append(&out, "", 1);
+	worker_ctl_reply(w, reqid, status, (const char *)buf_head(&out));
+	buf_free(&out);
+}

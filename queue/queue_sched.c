@@ -1,0 +1,285 @@
+/*
+ * queue_sched.c - job selection, result handling, backoff, expiry and
+ * the decision to send a bounce or a delay notice.
+ */
+#include "queue/queue_sched.h"
+#include "queue/queue_bounce.h"
+#include "common/ipc.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+unsigned queue_backoff(unsigned failures, unsigned min, unsigned max)
+{
+	uint64_t d = min ? min : 1;
+	for (unsigned i = 1; i < failures && d < max; i++)
+		d *= 2;
+	return (unsigned)(d > max ? max : d);
+}
+
+void queue_qid_new(char dst[QUEUE_QID_MAX])
+{
+	uint8_t r[8];
+	size_t got = 0;
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fatal("getrandom: %s", strerror(errno));
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(dst + 2 * i, 3, "%02X", r[i]);
+}
+
+/* A growable list of recipients collected from a query. */
+struct queue_rlist {
+	struct queue_rcpt *v;
+	size_t n, cap;
+	int state; /* only this state; -1 all */
+};
+
+static int queue_rlist_add(const struct queue_rcpt *r, void *arg)
+{
+	struct queue_rlist *l = arg;
+	if (l->state >= 0 && r->state != l->state)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = *r;
+	return 0;
+}
+
+static int queue_pick_add(const struct queue_rcpt *r, void *arg)
+{
+	struct queue_pick *p = arg;
+	p->rcpts[p->n].id = r->id;
+	snprintf(p->rcpts[p->n].address, sizeof(p->rcpts[p->n].address), "%s", r->address);
+	return ++p->n == QUEUE_JOB_MAX_RCPTS;
+}
+
+int queue_sched_pick(struct queue_store *st, int64_t now, struct queue_pick *p)
+{
+	struct queue_rcpt first;
+	for (;;) {
+		int rc = queue_store_first_due(st, now, &first);
+		if (rc <= 0)
+			return rc;
+		rc = queue_store_msg_get(st, first.qid, &p->msg);
+		if (rc < 0)
+			return -1;
+		if (rc == 1 && p->msg.complete)
+			break;
+		/* Cannot happen through this code; repair rather than loop. */
+		log_warnx("queue.db: recipient %lld of missing message %s removed",
+			  (long long)first.id, first.qid);
+		if (queue_store_rcpt_delete(st, first.id) < 0)
+			return -1;
+	}
+	snprintf(p->domain, sizeof(p->domain), "%s", first.domain);
+	p->n = 0;
+	if (queue_store_due_group(st, first.qid, first.domain, now, queue_pick_add, p) < 0)
+		return -1;
+	for (size_t i = 0; i < p->n; i++)
+		if (queue_store_rcpt_set_state(st, p->rcpts[i].id, RS_INFLIGHT) < 0)
+			return -1;
+	return 1;
+}
+
+void queue_msg_headers(struct queue_store *st, const struct queue_msg *m, struct buf *out)
+{
+	for (uint32_t seq = 0; seq < m->nchunks; seq++) {
+		if (queue_store_chunk_get(st, m->qid, seq, out) <= 0)
+			break;
+		size_t n = queue_dsn_header_len((const char *)buf_head(out), buf_avail(out),
+						QUEUE_DSN_MAX_HEADERS);
+		if (n < buf_avail(out) || n == QUEUE_DSN_MAX_HEADERS) {
+			out->len = out->off + n;
+			return;
+		}
+	}
+}
+
+int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
+		      const struct queue_msg *orig, int action, const struct queue_rcpt *rcpts,
+		      size_t n, int64_t now, char newqid[QUEUE_QID_MAX])
+{
+	struct buf hdrs, text;
+	struct queue_dsn_rcpt *dr = xcalloc(n ? n : 1, sizeof(*dr));
+	struct queue_msg m;
+	int ret = -1;
+
+	buf_init(&hdrs);
+	buf_init(&text);
+	queue_msg_headers(st, orig, &hdrs);
+	for (size_t i = 0; i < n; i++) {
+		dr[i].address = rcpts[i].address;
+		dr[i].status = rcpts[i].last_enh;
+		dr[i].diagnostic = rcpts[i].last_error;
+		dr[i].remote_mta = rcpts[i].relay;
+	}
+	queue_qid_new(newqid);
+	struct queue_dsn d = {
+		.action = (enum queue_dsn_action)action, .hostname = pol->hostname, .qid = newqid,
+		.orig_qid = orig->qid, .orig_sender = orig->sender, .arrival = orig->arrival,
+		.now = now, .rcpts = dr, .nrcpts = n,
+		.headers = (const char *)buf_head(&hdrs), .headers_len = buf_avail(&hdrs),
+	};
+	queue_dsn_build(&d, &text);
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "%s", newqid);
+	m.arrival = now;
+	snprintf(m.helo, sizeof(m.helo), "%s", pol->hostname);
+	m.body_flags = BODY_8BITMIME;
+	if (queue_store_msg_add(st, &m) < 0 || queue_store_rcpt_add(st, newqid, orig->sender) < 0)
+		goto fail;
+	uint32_t seq = 0;
+	for (size_t off = 0; off < buf_avail(&text); off += IPC_CHUNK_SIZE, seq++) {
+		size_t len = buf_avail(&text) - off;
+		if (queue_store_chunk_add(st, newqid, seq, buf_head(&text) + off,
+					  len > IPC_CHUNK_SIZE ? IPC_CHUNK_SIZE : len) < 0)
+			goto fail;
+	}
+	if (queue_store_msg_complete(st, newqid, buf_avail(&text), seq, now) < 0)
+		goto fail;
+	log_msg(LOG_INFO, orig->qid, "sender %s notification: %s",
+		action == DSN_FAILED ? "non-delivery" : "delay", newqid);
+	log_msg(LOG_INFO, newqid, "from=<>, size=%zu, nrcpt=1", buf_avail(&text));
+	ret = 0;
+fail:
+	buf_free(&hdrs);
+	buf_free(&text);
+	free(dr);
+	return ret;
+}
+
+int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, const char *qid,
+		     int64_t now)
+{
+	struct queue_rlist failed = {.state = RS_FAILED};
+	struct queue_msg m;
+	char newqid[QUEUE_QID_MAX];
+	long pending = 0;
+	int ret = -1;
+
+	if (queue_store_pending(st, qid, &pending) < 0)
+		return -1;
+	if (pending > 0)
+		return 0;
+	int rc = queue_store_msg_get(st, qid, &m);
+	if (rc <= 0)
+		return rc;
+	if (queue_store_rcpts_of(st, qid, queue_rlist_add, &failed) < 0)
+		goto fail;
+	/* No report about a report: that would loop between two MTAs. */
+	if (failed.n > 0 && m.sender[0] != '\0' &&
+	    queue_dsn_enqueue(st, pol, &m, DSN_FAILED, failed.v, failed.n, now, newqid) < 0)
+		goto fail;
+	if (failed.n > 0 && m.sender[0] == '\0')
+		log_msg(LOG_INFO, qid, "undeliverable report discarded (sender <>)");
+	if (queue_store_msg_delete(st, qid) < 0)
+		goto fail;
+	log_msg(LOG_INFO, qid, "removed");
+	ret = 0;
+fail:
+	free(failed.v);
+	return ret;
+}
+
+/* One delay notice per message, listing its deferred recipients. */
+static int queue_delay_notice(struct queue_store *st, const struct queue_policy *pol,
+			      const struct queue_msg *m, int64_t now)
+{
+	struct queue_rlist deferred = {.state = RS_DEFERRED};
+	char newqid[QUEUE_QID_MAX];
+	int ret = -1;
+	if (queue_store_rcpts_of(st, m->qid, queue_rlist_add, &deferred) < 0)
+		goto fail;
+	if (deferred.n > 0 &&
+	    queue_dsn_enqueue(st, pol, m, DSN_DELAYED, deferred.v, deferred.n, now, newqid) < 0)
+		goto fail;
+	ret = queue_store_rcpts_warned(st, m->qid);
+fail:
+	free(deferred.v);
+	return ret;
+}
+
+/* A temporary failure: retry later, or give up when the message is too old. */
+static int queue_result_defer(struct queue_store *st, const struct queue_policy *pol,
+			      const struct queue_rcpt *r, const struct queue_msg *m,
+			      const struct queue_result *res, int64_t now,
+			      struct queue_counters *cnt)
+{
+	unsigned attempts = r->attempts + 1;
+	int64_t age = now - m->arrival;
+	int64_t expires = m->arrival + pol->lifetime;
+
+	if (age >= (int64_t)pol->lifetime) {
+		char why[600];
+		const char *enh = res->enh[0] ? res->enh : "4.4.7";
+		snprintf(why, sizeof(why), "gave up after %lld s in the queue: %s", (long long)age,
+			 res->text);
+		log_msg(LOG_INFO, m->qid, "to=<%s>, relay=none, delay=%lld, dsn=%s, status=bounced (%s)",
+			r->address, (long long)age, enh, why);
+		cnt->bounced++;
+		return queue_store_rcpt_update(st, r->id, RS_FAILED, attempts, 0, why, enh,
+					       res->relay);
+	}
+	int64_t next = now + queue_backoff(attempts, pol->retry_min, pol->retry_max);
+	/* The last try falls on the expiry, so the bounce is not late. */
+	if (next > expires)
+		next = expires;
+	cnt->deferred++;
+	if (queue_store_rcpt_update(st, r->id, m->hold ? RS_HOLD : RS_DEFERRED, attempts, next,
+				    res->text, res->enh, res->relay) < 0)
+		return -1;
+	if (pol->delay_warning > 0 && !r->warned && m->sender[0] != '\0' &&
+	    age >= (int64_t)pol->delay_warning)
+		return queue_delay_notice(st, pol, m, now);
+	return 0;
+}
+
+int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
+		       const struct queue_result *res, int64_t now, struct queue_counters *cnt)
+{
+	struct queue_rcpt r;
+	struct queue_msg m;
+	int rc = queue_store_rcpt_get(st, res->rcptid, &r);
+	if (rc < 0)
+		return -1;
+	if (rc == 0 || r.state != RS_INFLIGHT) {
+		log_debug("result for recipient %lld that is not in flight", (long long)res->rcptid);
+		return 0;
+	}
+	if ((rc = queue_store_msg_get(st, r.qid, &m)) <= 0)
+		return rc;
+	switch (res->dclass) {
+	case DLV_SENT:
+		cnt->delivered++;
+		rc = queue_store_rcpt_delete(st, r.id);
+		break;
+	case DLV_BOUNCED:
+		cnt->bounced++;
+		rc = queue_store_rcpt_update(st, r.id, RS_FAILED, r.attempts + 1, 0, res->text,
+					     res->enh, res->relay);
+		break;
+	case DLV_DEFERRED:
+		rc = queue_result_defer(st, pol, &r, &m, res, now, cnt);
+		break;
+	default:
+		fatal("queue_result_apply: class %u", res->dclass);
+	}
+	if (rc < 0)
+		return -1;
+	return queue_msg_settle(st, pol, r.qid, now);
+}
