@@ -98,8 +98,11 @@ struct config {
 /* Fills cfg with the defaults of the interface contract. */
 void config_defaults(struct config *cfg);
 /*
- * Reads path into cfg (defaults first). Every error is printed to errs as
- * "FILE:LINE: message"; returns the number of errors (0: cfg is usable).
+ * Reads path into cfg (defaults first; whatever cfg held is overwritten).
+ * Every error is printed to errs (may be NULL) as "FILE:LINE: message", or
+ * "FILE: cannot open: ..."; returns the number of errors (0: cfg is usable).
+ * Either way cfg must be released with config_free. A relative state-dir is
+ * made absolute against the current directory; auth= files are read now.
  */
 int config_load(const char *path, struct config *cfg, FILE *errs);
 void config_free(struct config *cfg);

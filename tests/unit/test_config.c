@@ -153,6 +153,7 @@ START_TEST(test_shipped_config)
 	char *errs = NULL;
 	size_t len;
 	FILE *f = open_memstream(&errs, &len);
+	ck_assert_msg(access("etc/relayd.conf", R_OK) == 0, "run from the top of the tree");
 	int n = config_load("etc/relayd.conf", &cfg, f);
 	fclose(f);
 	ck_assert_msg(n == 0, "etc/relayd.conf: %s", errs);
@@ -164,6 +165,40 @@ START_TEST(test_shipped_config)
 	ck_assert_uint_eq(cfg.ndns_servers, 0);
 	free(errs);
 	config_free(&cfg);
+}
+END_TEST
+
+/*
+ * Every example in the shipped config ("#directive args", no blank after
+ * the #) is well-formed: uncommented alone, it may only fail on files or
+ * users this machine lacks.
+ */
+START_TEST(test_shipped_examples)
+{
+	FILE *f = fopen("etc/relayd.conf", "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int examples = 0;
+	ck_assert_msg(f != NULL, "run from the top of the tree");
+	while (getline(&line, &cap, f) > 0) {
+		if (line[0] != '#' || line[1] < 'a' || line[1] > 'z')
+			continue;
+		struct config cfg;
+		char path[64], *errs;
+		load(line + 1, &cfg, path, &errs);
+		static const char *const syntax_errors[] = {
+			"unknown directive", "expected", "is not", "unknown mode", "unexpected",
+		};
+		for (size_t i = 0; i < sizeof(syntax_errors) / sizeof(syntax_errors[0]); i++)
+			ck_assert_msg(strstr(errs, syntax_errors[i]) == NULL, "example %s: %s", line,
+				      errs);
+		free(errs);
+		config_free(&cfg);
+		examples++;
+	}
+	ck_assert_int_ge(examples, 25);
+	free(line);
+	fclose(f);
 }
 END_TEST
 
@@ -407,8 +442,8 @@ static const struct bad_config {
 	{"listen 127.0.0.1:25\nlisten 127.0.0.1:25 submission\n", 2, "already listened on"},
 	{"listen [::1]:2525 smtps\n", 1, "smtps needs tls-cert"},
 	{"state-dir\n", 1, "state-dir: expected 1 argument"},
-	{"state-dir /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	 "aaaaaaaaaaaaaaaaa\n",
+	{"state-dir /tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
 	 1, "too long for a Unix socket path"},
 	{"user no-such-user-here\n", 1, "unknown user \"no-such-user-here\""},
 	{"mynetworks\n", 1, "mynetworks: expected at least 1 argument"},
@@ -841,6 +876,7 @@ static Suite *config_suite(void)
 	tcase_add_unchecked_fixture(tc, fixtures_setup, fixtures_teardown);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_shipped_config);
+	tcase_add_test(tc, test_shipped_examples);
 	tcase_add_loop_test(tc, test_good_scalar, 0, N(good_scalars));
 	tcase_add_test(tc, test_strings);
 	tcase_add_test(tc, test_state_dir_relative);

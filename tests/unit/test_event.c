@@ -365,7 +365,8 @@ START_TEST(test_io_del_self)
 	struct io_rec r = {.fd = p[0], .del_self = 1};
 	ck_assert_int_eq(ev_io_add(loop, p[0], EPOLLIN, io_cb, &r), 0);
 	/* More than one read's worth: level-triggered would call again. */
-	static const char many[] = "0123456789012345678901234567890123456789012345678901234567890123456789";
+	static const char many[] = "0123456789012345678901234567890123456789"
+				   "012345678901234567890123456789";
 	ck_assert_int_eq(write(p[1], many, 70), 70);
 	run_for(30);
 	ck_assert_int_eq(r.calls, 1);
