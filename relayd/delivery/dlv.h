@@ -1,0 +1,144 @@
+/*
+ * dlv.h - the delivery worker's own state, shared by its files: jobs from
+ * the queue (dlv_main.c), the destinations that group and limit them, the
+ * SMTP client sessions that carry them out (dlv_session.c), and relayctl's
+ * route and stats answers (dlv_ctl.c).
+ *
+ * A job belongs to exactly one place at a time: its destination's waiting
+ * list, or the session delivering it. Every recipient of a job gets exactly
+ * one outcome (dlv_rcpt_outcome) before the job ends (dlv_job_finish).
+ */
+#ifndef RELAYD_DLV_H
+#define RELAYD_DLV_H
+
+#include "common/event.h"
+#include "common/ipc_types.h"
+#include "common/worker.h"
+#include "relayd/delivery/dlv_nexthop.h"
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct dlv_session;
+struct dlv_dest;
+
+/* How long a next hop whose every address failed is left alone. */
+#define DLV_DEST_HOLD_MS (60 * 1000)
+/* Reconnecting to the queue after it went away. */
+#define DLV_QUEUE_RETRY_MS 1000
+
+struct dlv_rcpt {
+	uint64_t id;
+	char *addr;
+	int done;      /* its outcome was reported */
+	int accepted;  /* RCPT accepted: waits for the end of DATA */
+};
+
+struct dlv_job {
+	uint64_t id;
+	char qid[64];
+	char *sender;
+	char domain[256];
+	uint64_t size;
+	uint32_t body;            /* BODY_* */
+	int64_t arrival;          /* unix seconds */
+	struct dlv_rcpt *rcpts;
+	size_t nrcpts;
+	struct dlv_dest *dest;
+	struct dlv_session *sess; /* NULL while it waits */
+	uint32_t chunk_seq;       /* the next piece of content to ask for */
+	int chunk_pending;        /* a request is out */
+	TAILQ_ENTRY(dlv_job) wait_entry;
+	struct dlv_job *hash_next;
+};
+
+TAILQ_HEAD(dlv_job_list, dlv_job);
+
+struct dlv_dest {
+	char key[300];            /* dlv_dest_key() */
+	struct dlv_job_list waiting;
+	size_t nwaiting;
+	unsigned nsessions;
+	uint64_t hold_until;      /* ev_now() ms: recently failed, do not connect */
+	char hold_text[1600];     /* the failure its jobs are deferred with */
+	char hold_enh[16];
+	LIST_ENTRY(dlv_dest) entry;
+};
+
+LIST_HEAD(dlv_dest_list, dlv_dest);
+
+struct dlv_stats {
+	uint64_t connections_out;   /* TCP connections made */
+	uint64_t connect_failures;  /* refused, timed out, unreachable */
+	uint64_t tls_out;           /* TLS sessions established */
+	uint64_t conn_reuse;        /* transactions on an already used connection */
+	uint64_t rcpt_sent, rcpt_deferred, rcpt_bounced;
+};
+
+#define DLV_JOB_HASH 256
+
+struct dlv_ctx {
+	struct worker *w;
+	struct ev_loop *loop;
+	struct resolver *res;
+	struct ipc_chan *queue;
+	struct ev_timer queue_timer;    /* reconnect */
+	struct ev_timer dispatch_timer; /* start sessions outside of callbacks */
+	SSL_CTX *tls_ctx;               /* no chain check: may, starttls, smtps */
+	SSL_CTX *tls_verify_ctx;        /* verify; made when first needed */
+	struct dlv_dest_list dests;
+	struct dlv_job *jobs[DLV_JOB_HASH];
+	unsigned nsessions;
+	struct cfg_dns_server *dns;     /* the servers ctx->res was made for */
+	size_t ndns;
+	struct dlv_stats stats;
+};
+
+/* One recipient's outcome: what goes to the queue and into the log. */
+struct dlv_outcome {
+	enum dlv_class cls;
+	int code;                 /* the remote reply code, 0 when relayd decided */
+	char enh[16];             /* always set: "2.0.0", "4.4.1", ... */
+	char text[1600];          /* "250 2.0.0 Ok", "host H[ip] said: ..." */
+	const char *relay;        /* "host[ip]:port", or NULL: none */
+	unsigned conn_use;        /* > 1: the connection was reused */
+};
+
+/* dlv_main.c */
+void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
+		      const struct dlv_outcome *o);
+/* Gives every undecided recipient the same outcome. */
+void dlv_job_outcome_all(struct dlv_ctx *ctx, struct dlv_job *job, const struct dlv_outcome *o);
+/* Reports the job done to the queue (all recipients decided) and frees it. */
+void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job);
+void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job);
+/* The next waiting job of dest, taken off its list; NULL if none. */
+struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest);
+/* Puts a job a session could not start back at the head of its list. */
+void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job);
+/*
+ * Every address of dest's next hop failed: remember it for a while and
+ * defer its waiting jobs with the same error, without connecting.
+ */
+void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dlv_outcome *o);
+/* A session ended: lets waiting jobs start (from a timer, not from here). */
+void dlv_session_ended(struct dlv_ctx *ctx, struct dlv_dest *dest);
+/* The client context for a policy; NULL with err when it cannot be made. */
+SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, size_t errsz);
+/* Seconds since arrival, for delay=. */
+double dlv_delay(int64_t arrival);
+
+/* dlv_session.c */
+/* Starts delivering job (already off its destination's list). */
+void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job);
+/* A piece of the current job's content arrived. */
+void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last);
+/* Drops the session and its job without results (queue gone, content gone). */
+void dlv_session_abort(struct dlv_session *s);
+
+/* dlv_ctl.c */
+void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);
+
+#endif

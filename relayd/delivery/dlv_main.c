@@ -1,0 +1,502 @@
+/*
+ * dlv_main.c - the delivery worker: its channel to the queue (jobs in,
+ * content pulled piece by piece, results and credits out), the
+ * destinations that group jobs by next hop and bound their connections,
+ * and the log line of every recipient's outcome.
+ */
+#include "relayd/delivery/dlv.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/xmalloc.h"
+#include "resolver/resolver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const dlv_status_names[] = {
+	[DLV_SENT] = "sent",
+	[DLV_DEFERRED] = "deferred",
+	[DLV_BOUNCED] = "bounced",
+};
+
+/* Jobs the queue may have in flight here: enough to keep every connection busy. */
+static unsigned dlv_credits(const struct config *cfg)
+{
+	unsigned n = cfg->delivery_concurrency * 2;
+	return n < 4 ? 4 : n;
+}
+
+double dlv_delay(int64_t arrival)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double d = (double)(ts.tv_sec - arrival) + ts.tv_nsec / 1e9;
+	return d < 0 ? 0 : d;
+}
+
+/* ---- jobs ---- */
+
+static struct dlv_job **dlv_job_slot(struct dlv_ctx *ctx, uint64_t id)
+{
+	struct dlv_job **pp = &ctx->jobs[id % DLV_JOB_HASH];
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->hash_next;
+	return pp;
+}
+
+static struct dlv_job *dlv_job_find(struct dlv_ctx *ctx, uint64_t id)
+{
+	return *dlv_job_slot(ctx, id);
+}
+
+static void dlv_job_free(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	struct dlv_job **pp = dlv_job_slot(ctx, job->id);
+	if (*pp == job)
+		*pp = job->hash_next;
+	for (size_t i = 0; i < job->nrcpts; i++)
+		free(job->rcpts[i].addr);
+	free(job->rcpts);
+	free(job->sender);
+	free(job);
+}
+
+static void dlv_send_ready(struct dlv_ctx *ctx, unsigned n)
+{
+	struct ipc_wr wr;
+
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, n);
+	ipc_send_wr(ctx->queue, MSG_D_READY, &wr);
+	ipc_wr_free(&wr);
+}
+
+void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
+		      const struct dlv_outcome *o)
+{
+	struct dlv_rcpt *r = &job->rcpts[i];
+	char conn_use[32] = "";
+	struct ipc_wr wr;
+
+	if (r->done)
+		fatal("%s: second outcome for <%s>", job->qid, r->addr);
+	r->done = 1;
+	if (o->conn_use > 1)
+		snprintf(conn_use, sizeof(conn_use), ", conn_use=%u", o->conn_use);
+	log_msg(LOG_INFO, job->qid, "to=<%s>, relay=%s%s, delay=%.2f, dsn=%s, status=%s (%s)",
+		r->addr, o->relay ? o->relay : "none", conn_use, dlv_delay(job->arrival), o->enh,
+		dlv_status_names[o->cls], o->text);
+	if (o->cls == DLV_SENT)
+		ctx->stats.rcpt_sent++;
+	else if (o->cls == DLV_DEFERRED)
+		ctx->stats.rcpt_deferred++;
+	else
+		ctx->stats.rcpt_bounced++;
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, job->id);
+	ipc_put_u64(&wr, r->id);
+	ipc_put_u32(&wr, (uint32_t)o->cls);
+	ipc_put_u32(&wr, (uint32_t)o->code);
+	ipc_put_str(&wr, o->enh);
+	ipc_put_str(&wr, o->text);
+	ipc_put_str(&wr, o->relay ? o->relay : "");
+	ipc_send_wr(ctx->queue, MSG_D_RESULT, &wr);
+	ipc_wr_free(&wr);
+}
+
+void dlv_job_outcome_all(struct dlv_ctx *ctx, struct dlv_job *job, const struct dlv_outcome *o)
+{
+	for (size_t i = 0; i < job->nrcpts; i++)
+		if (!job->rcpts[i].done)
+			dlv_rcpt_outcome(ctx, job, i, o);
+}
+
+void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	struct ipc_wr wr;
+
+	for (size_t i = 0; i < job->nrcpts; i++)
+		if (!job->rcpts[i].done)
+			fatal("%s: job ends with <%s> undecided", job->qid, job->rcpts[i].addr);
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, job->id);
+	ipc_send_wr(ctx->queue, MSG_D_DONE, &wr);
+	ipc_wr_free(&wr);
+	dlv_job_free(ctx, job);
+	dlv_send_ready(ctx, 1);
+}
+
+void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	struct ipc_wr wr;
+
+	job->chunk_pending = 1;
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, job->id);
+	ipc_put_u32(&wr, job->chunk_seq);
+	ipc_send_wr(ctx->queue, MSG_D_CHUNK_REQ, &wr);
+	ipc_wr_free(&wr);
+}
+
+/* ---- destinations ---- */
+
+static struct dlv_dest *dlv_dest_get(struct dlv_ctx *ctx, const char *key)
+{
+	struct dlv_dest *d;
+
+	LIST_FOREACH(d, &ctx->dests, entry)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	snprintf(d->key, sizeof(d->key), "%s", key);
+	TAILQ_INIT(&d->waiting);
+	LIST_INSERT_HEAD(&ctx->dests, d, entry);
+	return d;
+}
+
+struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest)
+{
+	struct dlv_job *job = TAILQ_FIRST(&dest->waiting);
+
+	(void)ctx;
+	if (job == NULL)
+		return NULL;
+	TAILQ_REMOVE(&dest->waiting, job, wait_entry);
+	dest->nwaiting--;
+	return job;
+}
+
+static void dlv_dispatch_soon(struct dlv_ctx *ctx)
+{
+	ev_timer_start(ctx->loop, &ctx->dispatch_timer, 0);
+}
+
+void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	job->sess = NULL;
+	TAILQ_INSERT_HEAD(&job->dest->waiting, job, wait_entry);
+	job->dest->nwaiting++;
+	dlv_dispatch_soon(ctx);
+}
+
+/* A job for a destination on hold is deferred at once, without a connection. */
+static void dlv_dest_hold_job(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job)
+{
+	struct dlv_outcome o;
+	uint64_t now = ev_now(ctx->loop);
+
+	memset(&o, 0, sizeof(o));
+	o.cls = DLV_DEFERRED;
+	snprintf(o.enh, sizeof(o.enh), "%s", dest->hold_enh);
+	snprintf(o.text, sizeof(o.text), "%s", dest->hold_text);
+	log_msg(LOG_INFO, job->qid, "next hop %s failed recently; deferring without connecting "
+		"(%llu s more)", dest->key,
+		(unsigned long long)((dest->hold_until - now + 999) / 1000));
+	dlv_job_outcome_all(ctx, job, &o);
+	dlv_job_finish(ctx, job);
+}
+
+void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dlv_outcome *o)
+{
+	struct dlv_job *job;
+
+	dest->hold_until = ev_now(ctx->loop) + DLV_DEST_HOLD_MS;
+	snprintf(dest->hold_text, sizeof(dest->hold_text), "%s", o->text);
+	snprintf(dest->hold_enh, sizeof(dest->hold_enh), "%s", o->enh);
+	log_info("next hop %s failed (%s); its mail waits %d s before the next attempt",
+		 dest->key, o->text, DLV_DEST_HOLD_MS / 1000);
+	while ((job = dlv_dest_take(ctx, dest)) != NULL)
+		dlv_dest_hold_job(ctx, dest, job);
+}
+
+void dlv_session_ended(struct dlv_ctx *ctx, struct dlv_dest *dest)
+{
+	(void)dest;
+	dlv_dispatch_soon(ctx);
+}
+
+/*
+ * Starts sessions for waiting jobs within the limits, and forgets
+ * destinations that have nothing waiting, nothing running and no hold.
+ */
+static void dlv_dispatch(void *arg)
+{
+	struct dlv_ctx *ctx = arg;
+	const struct config *cfg = ctx->w->cfg;
+	struct dlv_dest *d, *next;
+	uint64_t now = ev_now(ctx->loop);
+
+	for (d = LIST_FIRST(&ctx->dests); d != NULL; d = next) {
+		while (d->nwaiting > 0 && d->nsessions < cfg->concurrency_per_destination &&
+		       ctx->nsessions < cfg->delivery_concurrency) {
+			if (d->hold_until > now) {
+				dlv_dest_hold_job(ctx, d, dlv_dest_take(ctx, d));
+				continue;
+			}
+			dlv_session_start(ctx, d, dlv_dest_take(ctx, d));
+		}
+		next = LIST_NEXT(d, entry);
+		if (d->nwaiting == 0 && d->nsessions == 0 && d->hold_until <= now) {
+			LIST_REMOVE(d, entry);
+			free(d);
+		}
+	}
+}
+
+static void dlv_job_route(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	char key[300];
+
+	dlv_dest_key(ctx->w->cfg, job->domain, key, sizeof(key));
+	struct dlv_dest *d = dlv_dest_get(ctx, key);
+	job->dest = d;
+	if (d->hold_until > ev_now(ctx->loop)) {
+		dlv_dest_hold_job(ctx, d, job);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&d->waiting, job, wait_entry);
+	d->nwaiting++;
+	dlv_dispatch_soon(ctx);
+}
+
+/* ---- the queue channel ---- */
+
+static void dlv_on_job(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	struct dlv_job *job = xcalloc(1, sizeof(*job));
+
+	ipc_rd_init(&rd, p, len);
+	job->id = ipc_get_u64(&rd);
+	ipc_get_str(&rd, job->qid, sizeof(job->qid));
+	job->sender = ipc_get_strdup(&rd);
+	ipc_get_str(&rd, job->domain, sizeof(job->domain));
+	job->size = ipc_get_u64(&rd);
+	job->body = ipc_get_u32(&rd);
+	job->arrival = ipc_get_i64(&rd);
+	uint32_t n = ipc_get_u32(&rd);
+	if (!rd.err && n > 0 && n <= len / 8) {
+		job->rcpts = xcalloc(n, sizeof(*job->rcpts));
+		for (uint32_t i = 0; i < n && !rd.err; i++, job->nrcpts++) {
+			job->rcpts[i].id = ipc_get_u64(&rd);
+			job->rcpts[i].addr = ipc_get_strdup(&rd);
+		}
+	}
+	if (ipc_rd_done(&rd) < 0 || job->nrcpts == 0 || job->domain[0] == '\0' ||
+	    dlv_job_find(ctx, job->id) != NULL) {
+		dlv_job_free(ctx, job);
+		ipc_fail(ctx->queue, "bad MSG_D_JOB");
+		return;
+	}
+	struct dlv_job **slot = &ctx->jobs[job->id % DLV_JOB_HASH];
+	job->hash_next = *slot;
+	*slot = job;
+	log_debug("%s: job %llu for %s, %zu recipient(s)", job->qid,
+		  (unsigned long long)job->id, job->domain, job->nrcpts);
+	dlv_job_route(ctx, job);
+}
+
+static void dlv_on_chunk(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	size_t n;
+
+	ipc_rd_init(&rd, p, len);
+	uint64_t id = ipc_get_u64(&rd);
+	uint32_t seq = ipc_get_u32(&rd);
+	uint32_t last = ipc_get_u32(&rd);
+	const uint8_t *data = ipc_get_bytes(&rd, &n);
+	if (ipc_rd_done(&rd) < 0) {
+		ipc_fail(ctx->queue, "bad MSG_D_CHUNK");
+		return;
+	}
+	struct dlv_job *job = dlv_job_find(ctx, id);
+	if (job == NULL || !job->chunk_pending || seq != job->chunk_seq) {
+		log_warnx("unexpected content piece %u of job %llu", seq, (unsigned long long)id);
+		return;
+	}
+	job->chunk_pending = 0;
+	job->chunk_seq++;
+	if (job->sess)
+		dlv_session_chunk(job->sess, data, n, last != 0);
+}
+
+/* The queue cannot give this job's content: it is dropped without results. */
+static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+
+	ipc_rd_init(&rd, p, len);
+	uint64_t id = ipc_get_u64(&rd);
+	if (ipc_rd_done(&rd) < 0) {
+		ipc_fail(ctx->queue, "bad MSG_D_JOB_FAIL");
+		return;
+	}
+	struct dlv_job *job = dlv_job_find(ctx, id);
+	if (job == NULL)
+		return;
+	log_warnx("%s: the queue cannot provide the content; delivery abandoned", job->qid);
+	if (job->sess) {
+		dlv_session_abort(job->sess);
+	} else {
+		TAILQ_REMOVE(&job->dest->waiting, job, wait_entry);
+		job->dest->nwaiting--;
+	}
+	dlv_job_free(ctx, job);
+	dlv_send_ready(ctx, 1);
+}
+
+static void dlv_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
+			       void *arg)
+{
+	struct dlv_ctx *ctx = arg;
+
+	switch (type) {
+	case MSG_D_JOB:
+		dlv_on_job(ctx, p, len);
+		break;
+	case MSG_D_CHUNK:
+		dlv_on_chunk(ctx, p, len);
+		break;
+	case MSG_D_JOB_FAIL:
+		dlv_on_job_fail(ctx, p, len);
+		break;
+	default:
+		ipc_fail(ch, "unexpected message from the queue");
+	}
+}
+
+/* Every job goes: the queue hands them out again once we are back. */
+static void dlv_drop_all_jobs(struct dlv_ctx *ctx)
+{
+	struct dlv_dest *d;
+	struct dlv_job *job;
+
+	LIST_FOREACH(d, &ctx->dests, entry)
+		while ((job = dlv_dest_take(ctx, d)) != NULL)
+			dlv_job_free(ctx, job);
+	for (size_t i = 0; i < DLV_JOB_HASH; i++)
+		while ((job = ctx->jobs[i]) != NULL) {
+			if (job->sess)
+				dlv_session_abort(job->sess);
+			dlv_job_free(ctx, job);
+		}
+}
+
+static void dlv_on_queue_close(struct ipc_chan *ch, void *arg)
+{
+	struct dlv_ctx *ctx = arg;
+
+	(void)ch;
+	log_warnx("lost the queue; dropping jobs in progress and reconnecting");
+	dlv_drop_all_jobs(ctx);
+	/* Freed from the timer: we are inside the channel's own callback. */
+	ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
+}
+
+static void dlv_queue_connect(void *arg)
+{
+	struct dlv_ctx *ctx = arg;
+	struct ipc_wr wr;
+
+	if (ctx->queue) {
+		ipc_chan_free(ctx->queue);
+		ctx->queue = NULL;
+	}
+	int fd = worker_connect_queue(ctx->w->cfg);
+	if (fd < 0) {
+		log_debug("queue not reachable yet: %m");
+		ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
+		return;
+	}
+	ctx->queue = ipc_chan_new(ctx->loop, fd, "queue", dlv_on_queue_frame, dlv_on_queue_close,
+				  ctx);
+	if (ctx->queue == NULL) {
+		ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
+		return;
+	}
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, ROLE_DELIVERY);
+	ipc_send_wr(ctx->queue, MSG_Q_HELLO, &wr);
+	ipc_wr_free(&wr);
+	dlv_send_ready(ctx, dlv_credits(ctx->w->cfg));
+	log_info("connected to the queue");
+}
+
+/* ---- TLS and reload ---- */
+
+SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, size_t errsz)
+{
+	int verify = policy == TLS_POLICY_VERIFY;
+	SSL_CTX **slot = verify ? &ctx->tls_verify_ctx : &ctx->tls_ctx;
+
+	if (*slot == NULL)
+		*slot = tls_client_ctx(verify, ctx->w->cfg->tls_ca_file, err, errsz);
+	return *slot;
+}
+
+static int dlv_dns_same(const struct dlv_ctx *ctx, const struct config *cfg)
+{
+	if (ctx->ndns != cfg->ndns_servers)
+		return 0;
+	return ctx->ndns == 0 ||
+	       memcmp(ctx->dns, cfg->dns_servers, ctx->ndns * sizeof(*ctx->dns)) == 0;
+}
+
+static void dlv_dns_remember(struct dlv_ctx *ctx, const struct config *cfg)
+{
+	free(ctx->dns);
+	ctx->dns = NULL;
+	ctx->ndns = cfg->ndns_servers;
+	if (ctx->ndns) {
+		ctx->dns = xcalloc(ctx->ndns, sizeof(*ctx->dns));
+		memcpy(ctx->dns, cfg->dns_servers, ctx->ndns * sizeof(*ctx->dns));
+	}
+}
+
+static void dlv_reload(struct worker *w)
+{
+	struct dlv_ctx *ctx = w->ctx;
+	char err[256];
+
+	/* Sessions in TLS keep their contexts: OpenSSL counts references. */
+	SSL_CTX_free(ctx->tls_ctx);
+	SSL_CTX_free(ctx->tls_verify_ctx);
+	ctx->tls_ctx = ctx->tls_verify_ctx = NULL;
+	/* A new resolver only when the servers changed: pending lookups would fail. */
+	if (dlv_dns_same(ctx, w->cfg))
+		return;
+	struct resolver *r = resolver_new(ctx->loop, w->cfg, err, sizeof(err));
+	if (r == NULL) {
+		log_warnx("reload: keeping the old resolver: %s", err);
+		return;
+	}
+	resolver_free(ctx->res);
+	ctx->res = r;
+	dlv_dns_remember(ctx, w->cfg);
+}
+
+void delivery_main(struct worker *w)
+{
+	struct dlv_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	char err[256];
+
+	ctx->w = w;
+	ctx->loop = w->loop;
+	LIST_INIT(&ctx->dests);
+	ev_timer_init(&ctx->queue_timer, dlv_queue_connect, ctx);
+	ev_timer_init(&ctx->dispatch_timer, dlv_dispatch, ctx);
+	ctx->res = resolver_new(ctx->loop, w->cfg, err, sizeof(err));
+	if (ctx->res == NULL)
+		fatal("delivery: cannot start the resolver: %s", err);
+	dlv_dns_remember(ctx, w->cfg);
+	w->ctx = ctx;
+	w->on_ctl = dlv_ctl;
+	w->on_reload = dlv_reload;
+	dlv_queue_connect(ctx);
+	ev_run(ctx->loop);
+}

@@ -1,0 +1,1072 @@
+/*
+ * dlv_session.c - the SMTP client (RFC 5321, PIPELINING RFC 2920, SIZE
+ * RFC 1870, 8BITMIME RFC 6152, STARTTLS RFC 3207, AUTH RFC 4954).
+ *
+ * A session delivers the jobs of one destination: it resolves the next
+ * hop, walks its ranked hosts and their addresses until one talks, then
+ * carries one job after another over that connection. Every command sent
+ * is remembered in a FIFO of expected replies, so pipelined and
+ * one-by-one conversations are handled by the same reply handlers.
+ *
+ * Failures before MAIL belong to the host: the session tries the next
+ * address, the next host, the next smarthost; when all are used up the
+ * job is deferred with the last error. Failures from MAIL on belong to the
+ * transaction: the recipients not yet decided are deferred or bounced.
+ */
+#include "relayd/delivery/dlv.h"
+#include "relayd/delivery/smtpc_reply.h"
+#include "relayd/delivery/smtpc_stuff.h"
+#include "common/base64.h"
+#include "common/conn.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "resolver/resolver.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 5321 4.5.3.2 timeouts, in seconds; a build may divide them for labs. */
+#ifndef SMTPC_TIMEOUT_DIV
+#define SMTPC_TIMEOUT_DIV 1
+#endif
+#define SMTPC_CONNECT_TIMEOUT 30
+#define SMTPC_TLS_TIMEOUT 60
+#define SMTPC_BLOCK_TIMEOUT 180
+
+enum smtpc_cmd {
+	SC_GREETING,
+	SC_EHLO,
+	SC_HELO,
+	SC_STARTTLS,
+	SC_AUTH,
+	SC_AUTH_USER,
+	SC_AUTH_PASS,
+	SC_MAIL,
+	SC_RCPT,
+	SC_DATA,
+	SC_DOT,
+	SC_RSET,
+};
+
+struct dlv_session;
+typedef void (*smtpc_handler)(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+
+static void smtpc_h_greeting(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_ehlo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_helo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_starttls(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_auth(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_dot(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+static void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
+
+struct smtpc_cmd_row {
+	const char *name;     /* "(in reply to NAME)" */
+	const char *doing;    /* "lost connection with H while DOING" */
+	unsigned timeout;     /* seconds to wait for the reply */
+	int txn;              /* part of a mail transaction */
+	smtpc_handler handler;
+};
+
+static const struct smtpc_cmd_row smtpc_cmds[] = {
+	[SC_GREETING] = {"initial greeting", "receiving the initial server greeting", 300, 0,
+			 smtpc_h_greeting},
+	[SC_EHLO] = {"EHLO", "receiving the EHLO reply", 300, 0, smtpc_h_ehlo},
+	[SC_HELO] = {"HELO", "receiving the HELO reply", 300, 0, smtpc_h_helo},
+	[SC_STARTTLS] = {"STARTTLS", "receiving the STARTTLS reply", 300, 0, smtpc_h_starttls},
+	[SC_AUTH] = {"AUTH", "authenticating", 300, 0, smtpc_h_auth},
+	[SC_AUTH_USER] = {"AUTH", "authenticating", 300, 0, smtpc_h_auth},
+	[SC_AUTH_PASS] = {"AUTH", "authenticating", 300, 0, smtpc_h_auth},
+	[SC_MAIL] = {"MAIL FROM", "sending MAIL FROM", 300, 1, smtpc_h_mail},
+	[SC_RCPT] = {"RCPT TO", "sending RCPT TO", 300, 1, smtpc_h_rcpt},
+	[SC_DATA] = {"DATA", "sending DATA", 120, 1, smtpc_h_data},
+	[SC_DOT] = {"end of DATA", "sending end of data -- message may be sent more than once",
+		    600, 1, smtpc_h_dot},
+	[SC_RSET] = {"RSET", "sending RSET", 300, 0, smtpc_h_rset},
+};
+
+/* SC_AUTH's argument: which mechanism. */
+enum { SMTPC_MECH_PLAIN, SMTPC_MECH_LOGIN };
+/* SC_DOT's argument: 1 when it only closes a DATA nobody wanted. */
+
+/* What ended an attempt on one address; decides where to go next. */
+enum smtpc_fail { SF_CONNECT, SF_TLS, SF_OTHER };
+
+struct smtpc_pend {
+	uint8_t cmd;
+	uint32_t arg;
+};
+
+struct dlv_session {
+	struct dlv_ctx *ctx;
+	struct dlv_dest *dest;
+	struct dlv_job *job;
+	struct dlv_hop hop;
+	size_t hop_idx;
+	struct mx_plan *plan;
+	size_t host_idx, addr_idx;
+	struct conn *c;
+	struct ev_timer timer;
+	struct smtpc_reply reply;
+	struct smtpc_caps caps;
+	struct smtpc_stuff stuff;
+	struct buf tmp;
+	struct smtpc_pend *pend;
+	size_t pend_head, pend_tail, pend_cap;
+	char peer[340];       /* "host[ip]" */
+	char relay[350];      /* "host[ip]:port" */
+	unsigned conn_use;    /* transactions started on this connection */
+	struct dlv_outcome last; /* the error the job is deferred with when all fail */
+	unsigned busy;        /* inside one of our callbacks */
+	unsigned resolving : 1;
+	unsigned closed : 1;  /* ended; freed when not busy nor resolving */
+	unsigned handshake : 1;
+	unsigned tls_active : 1;
+	unsigned plain_retry : 1;  /* this address again, without STARTTLS */
+	unsigned starttls_refused : 1;
+	unsigned in_txn : 1;
+	unsigned mail_ok : 1;
+	unsigned in_content : 1;
+	unsigned want_chunk : 1;
+	unsigned broken : 1;  /* the connection cannot carry another command */
+	size_t naccepted;
+};
+
+static void smtpc_resolve(struct dlv_session *s);
+static void smtpc_try_connect(struct dlv_session *s);
+static void smtpc_start_txn(struct dlv_session *s);
+static void smtpc_close(struct dlv_session *s);
+
+/* ---- lifetime ---- */
+
+static void smtpc_enter(struct dlv_session *s)
+{
+	s->busy++;
+}
+
+static void smtpc_free(struct dlv_session *s)
+{
+	ev_timer_stop(s->ctx->loop, &s->timer);
+	mx_plan_free(s->plan);
+	buf_free(&s->tmp);
+	free(s->pend);
+	free(s);
+}
+
+static void smtpc_leave(struct dlv_session *s)
+{
+	if (--s->busy == 0 && s->closed && !s->resolving)
+		smtpc_free(s);
+}
+
+static unsigned smtpc_timeout_ms(unsigned secs)
+{
+	unsigned ms = secs * 1000 / SMTPC_TIMEOUT_DIV;
+	return ms ? ms : 1;
+}
+
+/* ---- the connection ---- */
+
+static void smtpc_orphan_read(struct conn *c, void *arg)
+{
+	(void)arg;
+	buf_reset(&c->in);
+}
+
+static void smtpc_orphan_close(struct conn *c, void *arg, const char *why)
+{
+	(void)arg;
+	(void)why;
+	conn_free(c);
+}
+
+/* Lets go of the connection: a polite QUIT when it still works. */
+static void smtpc_drop_conn(struct dlv_session *s)
+{
+	struct conn *c = s->c;
+
+	if (c == NULL)
+		return;
+	s->c = NULL;
+	ev_timer_stop(s->ctx->loop, &s->timer);
+	if (c->closed || c->connecting || s->handshake || s->broken || s->in_content) {
+		/* Closing in the middle of DATA makes the server drop the message. */
+		conn_free(c);
+	} else {
+		c->on_read = smtpc_orphan_read;
+		c->on_close = smtpc_orphan_close;
+		c->on_drain = NULL;
+		c->arg = NULL;
+		conn_write(c, "QUIT\r\n", 6);
+		conn_close_after_flush(c);
+	}
+	s->handshake = 0;
+	s->tls_active = 0;
+	s->in_content = 0;
+	s->want_chunk = 0;
+	s->broken = 0;
+	s->starttls_refused = 0;
+	s->pend_head = s->pend_tail = 0;
+	smtpc_reply_init(&s->reply);
+}
+
+static void smtpc_push(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	if (s->pend_head == s->pend_tail) {
+		s->pend_head = s->pend_tail = 0;
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(smtpc_cmds[cmd].timeout));
+	}
+	if (s->pend_tail == s->pend_cap) {
+		s->pend_cap = s->pend_cap ? 2 * s->pend_cap : 16;
+		s->pend = xreallocarray(s->pend, s->pend_cap, sizeof(*s->pend));
+	}
+	s->pend[s->pend_tail].cmd = (uint8_t)cmd;
+	s->pend[s->pend_tail].arg = arg;
+	s->pend_tail++;
+}
+
+/* Sends one command line (CRLF added) and expects its reply. */
+static void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt,
+		       ...) __attribute__((format(printf, 4, 5)));
+static void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt,
+		       ...)
+{
+	va_list ap;
+	char *line = NULL;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("vasprintf: out of memory");
+	if (log_verbose() && cmd != SC_AUTH_USER && cmd != SC_AUTH_PASS &&
+	    !(cmd == SC_AUTH && arg == SMTPC_MECH_PLAIN))
+		log_debug("%s: > %s: %s", s->job ? s->job->qid : "-", s->peer, line);
+	conn_write(s->c, line, (size_t)n);
+	conn_write(s->c, "\r\n", 2);
+	free(line);
+	smtpc_push(s, cmd, arg);
+}
+
+/* ---- outcomes ---- */
+
+static void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_class cls,
+				const char *enh, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_class cls,
+				const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(o, 0, sizeof(*o));
+	o->cls = cls;
+	snprintf(o->enh, sizeof(o->enh), "%s", enh);
+	va_start(ap, fmt);
+	vsnprintf(o->text, sizeof(o->text), fmt, ap);
+	va_end(ap);
+	o->relay = s->c ? s->relay : NULL;
+	o->conn_use = s->conn_use;
+}
+
+/* The outcome the current reply gives to a recipient. */
+static void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtpc_cmd cmd)
+{
+	static const char *const dflt[] = {"", "", "2.0.0", "", "4.0.0", "5.0.0"};
+	char line[1024];
+	int cls = s->reply.code / 100;
+
+	memset(o, 0, sizeof(*o));
+	o->cls = cls == 2 ? DLV_SENT : cls == 4 ? DLV_DEFERRED : DLV_BOUNCED;
+	o->code = s->reply.code;
+	snprintf(o->enh, sizeof(o->enh), "%s", s->reply.enh[0] ? s->reply.enh : dflt[cls]);
+	smtpc_reply_oneline(&s->reply, line, sizeof(line));
+	if (o->cls == DLV_SENT)
+		snprintf(o->text, sizeof(o->text), "%s", line);
+	else
+		snprintf(o->text, sizeof(o->text), "host %s said: %s (in reply to %s)", s->peer,
+			 line, smtpc_cmds[cmd].name);
+	o->relay = s->relay;
+	o->conn_use = s->conn_use;
+}
+
+/* Recipients accepted by RCPT, still waiting for the end of DATA. */
+static void smtpc_outcome_accepted(struct dlv_session *s, const struct dlv_outcome *o)
+{
+	for (size_t i = 0; i < s->job->nrcpts; i++)
+		if (s->job->rcpts[i].accepted && !s->job->rcpts[i].done)
+			dlv_rcpt_outcome(s->ctx, s->job, i, o);
+}
+
+/* ---- ending jobs and the session ---- */
+
+/* The session is over: its connection goes, its destination may start another. */
+static void smtpc_close(struct dlv_session *s)
+{
+	if (s->closed)
+		return;
+	if (s->job)
+		fatal("delivery session closed with job %s still on it", s->job->qid);
+	smtpc_drop_conn(s);
+	s->closed = 1;
+	s->dest->nsessions--;
+	s->ctx->nsessions--;
+	dlv_session_ended(s->ctx, s->dest);
+	if (s->busy == 0 && !s->resolving)
+		smtpc_free(s);
+}
+
+/*
+ * The current job is over (all its recipients decided). The connection
+ * then takes the next waiting job of the destination, after an RSET when
+ * the last transaction did not end with the final dot.
+ */
+static void smtpc_job_end(struct dlv_session *s, int need_rset)
+{
+	struct dlv_job *next;
+
+	dlv_job_finish(s->ctx, s->job);
+	s->job = NULL;
+	s->in_txn = 0;
+	s->mail_ok = 0;
+	s->naccepted = 0;
+	if (s->c == NULL || s->broken || (next = dlv_dest_take(s->ctx, s->dest)) == NULL) {
+		smtpc_close(s);
+		return;
+	}
+	s->job = next;
+	next->sess = s;
+	s->conn_use++;
+	s->ctx->stats.conn_reuse++;
+	if (need_rset)
+		smtpc_send(s, SC_RSET, 0, "RSET");
+	else
+		smtpc_start_txn(s);
+}
+
+/* The transaction cannot go on: every undecided recipient gets o. */
+static void smtpc_txn_fail(struct dlv_session *s, const struct dlv_outcome *o)
+{
+	log_msg(LOG_INFO, s->job->qid, "%s", o->text);
+	dlv_job_outcome_all(s->ctx, s->job, o);
+	s->broken = 1;
+	smtpc_job_end(s, 0);
+}
+
+/*
+ * Nothing is left to try for this job: defer it with the last error, and
+ * make the destination's other jobs wait instead of trying the same.
+ */
+static void smtpc_exhausted(struct dlv_session *s)
+{
+	struct dlv_outcome o = s->last;
+
+	if (o.text[0] == '\0')
+		smtpc_outcome_local(s, &o, DLV_DEFERRED, "4.4.1", "no host of %s could be reached",
+				    s->hop.name);
+	o.cls = DLV_DEFERRED;
+	o.enh[0] = '4';
+	o.relay = NULL;
+	dlv_dest_failed(s->ctx, s->dest, &o);
+	dlv_job_outcome_all(s->ctx, s->job, &o);
+	smtpc_job_end(s, 0);
+}
+
+/* Moves to the next smarthost of the chain; 0, or -1 when there is none. */
+static int smtpc_next_hop(struct dlv_session *s)
+{
+	struct dlv_hop hop;
+
+	if (dlv_hop_select(s->ctx->w->cfg, s->job->domain, s->hop_idx + 1, &hop) < 0)
+		return -1;
+	s->hop_idx++;
+	s->hop = hop;
+	log_msg(LOG_INFO, s->job->qid, "trying the next hop: %s", hop.desc);
+	smtpc_resolve(s);
+	return 0;
+}
+
+/*
+ * This address failed before a transaction started: remember why, let go
+ * of the connection and try what comes next.
+ */
+static void smtpc_host_fail(struct dlv_session *s, enum smtpc_fail kind, const char *enh,
+			    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void smtpc_host_fail(struct dlv_session *s, enum smtpc_fail kind, const char *enh,
+			    const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(&s->last, 0, sizeof(s->last));
+	s->last.cls = DLV_DEFERRED;
+	snprintf(s->last.enh, sizeof(s->last.enh), "%s", enh);
+	s->last.enh[0] = '4';
+	va_start(ap, fmt);
+	vsnprintf(s->last.text, sizeof(s->last.text), fmt, ap);
+	va_end(ap);
+	if (s->reply.code)
+		s->last.code = s->reply.code;
+	log_msg(LOG_INFO, s->job->qid, "%s", s->last.text);
+	if (kind == SF_CONNECT)
+		s->ctx->stats.connect_failures++;
+	smtpc_drop_conn(s);
+	if (kind == SF_TLS && s->hop.tls == TLS_POLICY_MAY && !s->plain_retry) {
+		/* outbound-tls may: the same host again, in plaintext. */
+		s->plain_retry = 1;
+		log_msg(LOG_INFO, s->job->qid, "retrying %s without STARTTLS", s->peer);
+	} else {
+		s->plain_retry = 0;
+		s->addr_idx++;
+	}
+	smtpc_try_connect(s);
+}
+
+/* A reply that ends the attempt on this host. */
+static void smtpc_host_fail_reply(struct dlv_session *s, enum smtpc_cmd cmd, const char *what)
+{
+	char line[1024];
+
+	smtpc_reply_oneline(&s->reply, line, sizeof(line));
+	smtpc_host_fail(s, SF_OTHER, s->reply.enh[0] ? s->reply.enh : "4.0.0",
+			"host %s %s: %s (in reply to %s)", s->peer, what, line,
+			smtpc_cmds[cmd].name);
+}
+
+/* ---- TLS ---- */
+
+static int smtpc_is_ip(const char *name)
+{
+	struct in6_addr a;
+	return inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1;
+}
+
+static void smtpc_on_tls(struct conn *c, void *arg)
+{
+	struct dlv_session *s = arg;
+	char desc[128];
+
+	(void)c;
+	smtpc_enter(s);
+	s->handshake = 0;
+	ev_timer_stop(s->ctx->loop, &s->timer);
+	if (s->hop.tls == TLS_POLICY_VERIFY && SSL_get_verify_result(s->c->ssl) != X509_V_OK) {
+		smtpc_host_fail(s, SF_TLS, "4.7.5", "TLS with %s: certificate verification failed",
+				s->peer);
+		goto out;
+	}
+	s->tls_active = 1;
+	s->ctx->stats.tls_out++;
+	conn_tls_desc(s->c, desc, sizeof(desc));
+	log_msg(LOG_INFO, s->job->qid, "TLS with %s: %s%s", s->peer, desc,
+		s->hop.tls == TLS_POLICY_VERIFY ? ", verified" : "");
+	if (s->hop.tls == TLS_POLICY_SMTPS)
+		smtpc_push(s, SC_GREETING, 0);
+	else
+		smtpc_send(s, SC_EHLO, 0, "EHLO %s", s->ctx->w->cfg->hostname);
+out:
+	smtpc_leave(s);
+}
+
+static void smtpc_start_tls(struct dlv_session *s)
+{
+	char err[256];
+	/* SNI and verify use the name that was looked up: the MX host, or the [host]. */
+	const char *sni = s->plan->hosts[s->host_idx].name;
+	SSL_CTX *ctx = dlv_tls_ctx(s->ctx, s->hop.tls, err, sizeof(err));
+
+	if (ctx == NULL) {
+		smtpc_host_fail(s, SF_OTHER, "4.7.5", "cannot start TLS with %s: %s", s->peer, err);
+		return;
+	}
+	s->handshake = 1;
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_TLS_TIMEOUT));
+	struct conn *c = s->c;
+	conn_hold(c);
+	int r = conn_starttls(c, ctx, 0, smtpc_is_ip(sni) ? NULL : sni, smtpc_on_tls);
+	int freed = conn_release(c);
+	if (r < 0 && !freed && s->c == c)
+		smtpc_host_fail(s, SF_TLS, "4.7.5", "cannot start TLS with %s", s->peer);
+}
+
+/* ---- the conversation ---- */
+
+/* After EHLO/HELO (again after STARTTLS): TLS, then AUTH, then the mail. */
+static void smtpc_after_hello(struct dlv_session *s)
+{
+	enum tls_policy pol = s->hop.tls;
+	int offered = (s->caps.ext & SMTPC_EXT_STARTTLS) != 0;
+
+	if (!s->tls_active && pol != TLS_POLICY_NONE && pol != TLS_POLICY_SMTPS) {
+		int required = pol != TLS_POLICY_MAY;
+		if (required && !offered) {
+			smtpc_host_fail(s, SF_OTHER, "4.7.4",
+					"TLS is required, but was not offered by host %s", s->peer);
+			return;
+		}
+		if (offered && !s->plain_retry && !s->starttls_refused) {
+			smtpc_send(s, SC_STARTTLS, 0, "STARTTLS");
+			return;
+		}
+	}
+	if (s->hop.auth_user[0]) {
+		if (!s->tls_active) {
+			log_warnx("%s: not sending AUTH credentials for %s to %s over a connection "
+				  "without TLS", s->job->qid, s->hop.auth_user, s->peer);
+			smtpc_host_fail(s, SF_OTHER, "4.7.0",
+					"TLS is needed to send credentials to %s, but the "
+					"connection is not encrypted", s->peer);
+			return;
+		}
+		if (s->caps.auth & SMTPC_AUTH_PLAIN) {
+			char sasl[520], b64[BASE64_ENCODED_LEN(sizeof(sasl)) + 1];
+			size_t ul = strlen(s->hop.auth_user), pl = strlen(s->hop.auth_pass);
+			sasl[0] = '\0';
+			memcpy(sasl + 1, s->hop.auth_user, ul);
+			sasl[1 + ul] = '\0';
+			memcpy(sasl + 2 + ul, s->hop.auth_pass, pl);
+			if (base64_encode(sasl, 2 + ul + pl, b64, sizeof(b64)) < 0)
+				fatal("base64_encode: buffer too small");
+			smtpc_send(s, SC_AUTH, SMTPC_MECH_PLAIN, "AUTH PLAIN %s", b64);
+			return;
+		}
+		if (s->caps.auth & SMTPC_AUTH_LOGIN) {
+			smtpc_send(s, SC_AUTH, SMTPC_MECH_LOGIN, "AUTH LOGIN");
+			return;
+		}
+		log_warnx("%s: %s offers neither AUTH PLAIN nor LOGIN; sending without "
+			  "authentication", s->job->qid, s->peer);
+	}
+	smtpc_start_txn(s);
+}
+
+static void smtpc_h_greeting(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code / 100 != 2) {
+		smtpc_host_fail_reply(s, SC_GREETING, "refused to talk to me");
+		return;
+	}
+	smtpc_send(s, SC_EHLO, 0, "EHLO %s", s->ctx->w->cfg->hostname);
+}
+
+static void smtpc_h_ehlo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code / 100 == 2) {
+		smtpc_caps_parse(&s->reply, &s->caps);
+		smtpc_after_hello(s);
+	} else if (s->reply.code / 100 == 5) {
+		memset(&s->caps, 0, sizeof(s->caps));
+		smtpc_send(s, SC_HELO, 0, "HELO %s", s->ctx->w->cfg->hostname);
+	} else {
+		smtpc_host_fail_reply(s, SC_EHLO, "refused to talk to me");
+	}
+}
+
+static void smtpc_h_helo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code / 100 != 2) {
+		smtpc_host_fail_reply(s, SC_HELO, "refused to talk to me");
+		return;
+	}
+	memset(&s->caps, 0, sizeof(s->caps));
+	smtpc_after_hello(s);
+}
+
+static void smtpc_h_starttls(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code == 220) {
+		smtpc_start_tls(s);
+	} else if (s->hop.tls == TLS_POLICY_MAY) {
+		s->starttls_refused = 1;
+		smtpc_after_hello(s);
+	} else {
+		smtpc_host_fail_reply(s, SC_STARTTLS, "refused STARTTLS");
+	}
+}
+
+static void smtpc_h_auth(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	char b64[BASE64_ENCODED_LEN(256) + 1];
+
+	(void)arg;
+	if (s->reply.code == 235) {
+		log_msg(LOG_INFO, s->job->qid, "authenticated to %s as %s", s->peer,
+			s->hop.auth_user);
+		smtpc_start_txn(s);
+		return;
+	}
+	if (s->reply.code == 334 && cmd != SC_AUTH_PASS && arg == SMTPC_MECH_LOGIN) {
+		const char *v = cmd == SC_AUTH ? s->hop.auth_user : s->hop.auth_pass;
+		if (base64_encode(v, strlen(v), b64, sizeof(b64)) < 0)
+			fatal("base64_encode: buffer too small");
+		smtpc_send(s, cmd == SC_AUTH ? SC_AUTH_USER : SC_AUTH_PASS, arg, "%s", b64);
+		return;
+	}
+	smtpc_host_fail_reply(s, cmd, "rejected the credentials (SASL authentication failed)");
+}
+
+/* Requirements of the message the server must meet before MAIL is sent. */
+static int smtpc_check_server(struct dlv_session *s)
+{
+	struct dlv_job *job = s->job;
+	struct dlv_outcome o;
+
+	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
+	    job->size > s->caps.size_max)
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.3.4",
+				    "message size %llu exceeds size limit %llu of server %s",
+				    (unsigned long long)job->size,
+				    (unsigned long long)s->caps.size_max, s->peer);
+	else if ((job->body & BODY_8BITMIME) && !(s->caps.ext & SMTPC_EXT_8BITMIME))
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.3",
+				    "host %s does not support 8BITMIME and the message has "
+				    "8-bit content", s->peer);
+	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8))
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
+				    "host %s does not support SMTPUTF8, needed by this message",
+				    s->peer);
+	else
+		return 0;
+	log_msg(LOG_INFO, job->qid, "%s", o.text);
+	dlv_job_outcome_all(s->ctx, job, &o);
+	return -1;
+}
+
+static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
+{
+	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>", s->job->rcpts[i].addr);
+}
+
+static void smtpc_start_txn(struct dlv_session *s)
+{
+	struct dlv_job *job = s->job;
+	char params[96] = "";
+	size_t n = 0;
+
+	if (smtpc_check_server(s) < 0) {
+		smtpc_job_end(s, 0);
+		return;
+	}
+	if (s->caps.ext & SMTPC_EXT_SIZE)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
+				      (unsigned long long)job->size);
+	if (job->body & BODY_8BITMIME)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
+	if (job->body & BODY_SMTPUTF8)
+		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	s->in_txn = 1;
+	s->mail_ok = 0;
+	s->naccepted = 0;
+	smtpc_send(s, SC_MAIL, 0, "MAIL FROM:<%s>%s", job->sender, params);
+	if (!(s->caps.ext & SMTPC_EXT_PIPELINING))
+		return;
+	for (size_t i = 0; i < job->nrcpts; i++)
+		smtpc_send_rcpt(s, i);
+	smtpc_send(s, SC_DATA, 0, "DATA");
+}
+
+/* One by one: after the last RCPT, DATA if anybody was accepted. */
+static void smtpc_after_rcpts(struct dlv_session *s)
+{
+	if (s->naccepted > 0)
+		smtpc_send(s, SC_DATA, 0, "DATA");
+	else
+		smtpc_job_end(s, 1);
+}
+
+static void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	int pipelining = (s->caps.ext & SMTPC_EXT_PIPELINING) != 0;
+	struct dlv_outcome o;
+
+	(void)arg;
+	if (s->reply.code / 100 == 2) {
+		s->mail_ok = 1;
+		if (!pipelining)
+			smtpc_send_rcpt(s, 0);
+		return;
+	}
+	smtpc_outcome_reply(s, &o, SC_MAIL);
+	dlv_job_outcome_all(s->ctx, s->job, &o);
+	/* Pipelined: the RCPT and DATA replies are still to come. */
+	if (!pipelining)
+		smtpc_job_end(s, 1);
+}
+
+static void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t i)
+{
+	(void)cmd;
+	struct dlv_rcpt *r = &s->job->rcpts[i];
+	struct dlv_outcome o;
+
+	if (!r->done) {
+		if (s->reply.code / 100 == 2) {
+			r->accepted = 1;
+			s->naccepted++;
+		} else {
+			smtpc_outcome_reply(s, &o, SC_RCPT);
+			dlv_rcpt_outcome(s->ctx, s->job, i, &o);
+		}
+	}
+	if (s->caps.ext & SMTPC_EXT_PIPELINING)
+		return;
+	if (i + 1 < s->job->nrcpts)
+		smtpc_send_rcpt(s, i + 1);
+	else
+		smtpc_after_rcpts(s);
+}
+
+static void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	struct dlv_outcome o;
+	int wanted = s->mail_ok && s->naccepted > 0;
+
+	(void)arg;
+	if (s->reply.code == 354) {
+		if (!wanted) {
+			/* A server that says go ahead with nobody accepted gets an empty end. */
+			conn_write(s->c, ".\r\n", 3);
+			smtpc_push(s, SC_DOT, 1);
+			return;
+		}
+		s->in_content = 1;
+		s->want_chunk = 0;
+		smtpc_stuff_init(&s->stuff);
+		s->job->chunk_seq = 0;
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+		dlv_job_request_chunk(s->ctx, s->job);
+		return;
+	}
+	if (wanted) {
+		smtpc_outcome_reply(s, &o, SC_DATA);
+		smtpc_outcome_accepted(s, &o);
+	}
+	smtpc_job_end(s, 1);
+}
+
+static void smtpc_h_dot(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t discard)
+{
+	(void)cmd;
+	struct dlv_outcome o;
+
+	if (discard) {
+		smtpc_job_end(s, 1);
+		return;
+	}
+	smtpc_outcome_reply(s, &o, SC_DOT);
+	smtpc_outcome_accepted(s, &o);
+	smtpc_job_end(s, 0);
+}
+
+static void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code / 100 == 2) {
+		smtpc_start_txn(s);
+		return;
+	}
+	/* The job never started here: it waits for another connection. */
+	dlv_dest_requeue(s->ctx, s->job);
+	s->job = NULL;
+	s->broken = 1;
+	smtpc_close(s);
+}
+
+/* One complete reply: the generic rules, then the command's handler. */
+static void smtpc_on_reply(struct dlv_session *s)
+{
+	struct smtpc_pend p = s->pend[s->pend_head++];
+	const struct smtpc_cmd_row *row = &smtpc_cmds[p.cmd];
+	struct dlv_outcome o;
+
+	if (s->pend_head < s->pend_tail)
+		ev_timer_start(s->ctx->loop, &s->timer,
+			       smtpc_timeout_ms(smtpc_cmds[s->pend[s->pend_head].cmd].timeout));
+	else if (!s->in_content)
+		ev_timer_stop(s->ctx->loop, &s->timer);
+	log_debug("%s: < %s: %d %s", s->job ? s->job->qid : "-", s->peer, s->reply.code,
+		  s->reply.text);
+	if (s->reply.code == 421) {
+		/* The server is closing the connection: nothing more goes on it. */
+		if (!row->txn && p.cmd != SC_RSET) {
+			smtpc_host_fail_reply(s, p.cmd, "refused to talk to me");
+			return;
+		}
+		s->broken = 1;
+		smtpc_outcome_reply(s, &o, p.cmd);
+		smtpc_txn_fail(s, &o);
+		return;
+	}
+	row->handler(s, (enum smtpc_cmd)p.cmd, p.arg);
+}
+
+/* The connection ended or stalled: what it means depends on where we were. */
+static void smtpc_conn_lost(struct dlv_session *s, const char *why, int timeout)
+{
+	struct dlv_outcome o;
+	const char *doing = s->in_content ? "sending message body" : "waiting";
+
+	if (s->pend_head < s->pend_tail)
+		doing = smtpc_cmds[s->pend[s->pend_head].cmd].doing;
+	if (s->c->connecting) {
+		const char *reason = timeout ? "Connection timed out" : why;
+		if (strncmp(reason, "connect: ", 9) == 0)
+			reason += 9;
+		smtpc_host_fail(s, SF_CONNECT, "4.4.1", "connect to %s: %s", s->relay, reason);
+		return;
+	}
+	if (s->handshake) {
+		smtpc_host_fail(s, SF_TLS, "4.7.5", "TLS handshake with %s failed: %s", s->peer,
+				timeout ? "timed out" : why);
+		return;
+	}
+	s->broken = 1;
+	if (!s->in_txn) {
+		if (s->conn_use > 1) {
+			/* A reused connection died between jobs: the job waits for another. */
+			dlv_dest_requeue(s->ctx, s->job);
+			s->job = NULL;
+			smtpc_close(s);
+			return;
+		}
+		smtpc_host_fail(s, SF_OTHER, "4.4.2", "%s with %s while %s",
+				timeout ? "conversation timed out" : "lost connection", s->peer,
+				doing);
+		return;
+	}
+	smtpc_outcome_local(s, &o, DLV_DEFERRED, "4.4.2", "%s with %s while %s",
+			    timeout ? "conversation timed out" : "lost connection", s->peer, doing);
+	smtpc_txn_fail(s, &o);
+}
+
+static void smtpc_on_read(struct conn *c, void *arg)
+{
+	struct dlv_session *s = arg;
+
+	smtpc_enter(s);
+	while (!s->closed && s->c == c && !c->closed && !s->handshake) {
+		if (s->pend_head == s->pend_tail) {
+			/* Nothing asked: whatever the server says is not an answer. */
+			buf_reset(&c->in);
+			break;
+		}
+		enum smtpc_parse res = smtpc_reply_read(&s->reply, &c->in);
+		if (res == SMTPC_MORE)
+			break;
+		if (res == SMTPC_BAD) {
+			smtpc_conn_lost(s, "bad reply", 0);
+			break;
+		}
+		smtpc_on_reply(s);
+		smtpc_reply_init(&s->reply);
+	}
+	smtpc_leave(s);
+}
+
+static void smtpc_on_close(struct conn *c, void *arg, const char *why)
+{
+	struct dlv_session *s = arg;
+
+	smtpc_enter(s);
+	if (s->c == c)
+		smtpc_conn_lost(s, why, 0);
+	smtpc_leave(s);
+}
+
+static void smtpc_on_timer(void *arg)
+{
+	struct dlv_session *s = arg;
+
+	smtpc_enter(s);
+	if (s->c)
+		smtpc_conn_lost(s, "timeout", 1);
+	smtpc_leave(s);
+}
+
+static void smtpc_on_connected(struct conn *c, void *arg)
+{
+	struct dlv_session *s = arg;
+
+	(void)c;
+	smtpc_enter(s);
+	s->ctx->stats.connections_out++;
+	s->conn_use = 1;
+	log_debug("%s: connected to %s", s->job->qid, s->relay);
+	if (s->hop.tls == TLS_POLICY_SMTPS)
+		smtpc_start_tls(s);
+	else
+		smtpc_push(s, SC_GREETING, 0);
+	smtpc_leave(s);
+}
+
+static void smtpc_on_drain(struct conn *c, void *arg)
+{
+	struct dlv_session *s = arg;
+
+	(void)c;
+	if (!s->in_content || !s->want_chunk || s->job->chunk_pending)
+		return;
+	s->want_chunk = 0;
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	dlv_job_request_chunk(s->ctx, s->job);
+}
+
+void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last)
+{
+	if (!s->in_content || s->c == NULL)
+		return;
+	smtpc_enter(s);
+	buf_reset(&s->tmp);
+	smtpc_stuff(&s->stuff, p, n, &s->tmp);
+	if (last)
+		smtpc_stuff_end(&s->stuff, &s->tmp);
+	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
+	/* Bounded memory: the next piece is asked for when this one has left. */
+	if (last) {
+		s->in_content = 0;
+		smtpc_push(s, SC_DOT, 0);
+	} else {
+		s->want_chunk = 1;
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	}
+	smtpc_leave(s);
+}
+
+/* ---- finding a host ---- */
+
+static void smtpc_addr_text(const struct mx_addr *a, char *dst, size_t dstsz, uint16_t *port)
+{
+	if (a->ss.ss_family == AF_INET6)
+		*port = ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+	else
+		*port = ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+	snprintf(dst, dstsz, "%s", a->text);
+}
+
+/* Connects to the current address, or the next one that can be tried. */
+static void smtpc_try_connect(struct dlv_session *s)
+{
+	while (s->host_idx < s->plan->nhosts) {
+		struct mx_host *h = &s->plan->hosts[s->host_idx];
+		if (s->addr_idx >= h->naddrs) {
+			if (h->naddrs == 0 && h->addr_tempfail) {
+				memset(&s->last, 0, sizeof(s->last));
+				s->last.cls = DLV_DEFERRED;
+				snprintf(s->last.enh, sizeof(s->last.enh), "4.4.3");
+				snprintf(s->last.text, sizeof(s->last.text),
+					 "address lookup of %s failed temporarily", h->name);
+			}
+			s->host_idx++;
+			s->addr_idx = 0;
+			s->plain_retry = 0;
+			continue;
+		}
+		struct mx_addr *a = &h->addrs[s->addr_idx];
+		char ip[64];
+		uint16_t port;
+		smtpc_addr_text(a, ip, sizeof(ip), &port);
+		snprintf(s->peer, sizeof(s->peer), "%s[%s]", h->name, ip);
+		snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, ip, port);
+		s->c = conn_connect(s->ctx->loop, (const struct sockaddr *)&a->ss, a->len,
+				    smtpc_on_connected, smtpc_on_read, smtpc_on_close, s);
+		if (s->c == NULL) {
+			char err[128];
+			snprintf(err, sizeof(err), "%m");
+			smtpc_host_fail(s, SF_CONNECT, "4.4.1", "connect to %s: %s", s->relay, err);
+			return;
+		}
+		s->c->on_drain = smtpc_on_drain;
+		memset(&s->caps, 0, sizeof(s->caps));
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_CONNECT_TIMEOUT));
+		return;
+	}
+	if (smtpc_next_hop(s) == 0)
+		return;
+	smtpc_exhausted(s);
+}
+
+static void smtpc_on_plan(struct mx_plan *plan, void *arg)
+{
+	struct dlv_session *s = arg;
+	struct dlv_outcome o;
+
+	smtpc_enter(s);
+	s->resolving = 0;
+	if (s->closed) {
+		mx_plan_free(plan);
+		goto out;
+	}
+	mx_plan_free(s->plan);
+	s->plan = plan;
+	s->host_idx = s->addr_idx = 0;
+	s->plain_retry = 0;
+	if (plan->status == MX_OK) {
+		smtpc_try_connect(s);
+		goto out;
+	}
+	log_msg(LOG_INFO, s->job->qid, "%s: %s", s->hop.name, plan->error);
+	smtpc_outcome_local(s, &o, plan->status == MX_PERMFAIL ? DLV_BOUNCED : DLV_DEFERRED,
+			    plan->enh[0] ? plan->enh : plan->status == MX_PERMFAIL ? "5.1.2" : "4.4.3",
+			    "%s", plan->error);
+	s->last = o;
+	s->last.cls = DLV_DEFERRED;
+	s->last.enh[0] = '4';
+	/* A smarthost that cannot be found leaves the mail to the next one. */
+	if (smtpc_next_hop(s) == 0)
+		goto out;
+	dlv_job_outcome_all(s->ctx, s->job, &o);
+	smtpc_job_end(s, 0);
+out:
+	smtpc_leave(s);
+}
+
+static void smtpc_resolve(struct dlv_session *s)
+{
+	s->resolving = 1;
+	/* The callback may run before mx_resolve returns. */
+	mx_resolve(s->ctx->res, s->hop.name, s->hop.no_mx, s->hop.port, smtpc_on_plan, s);
+}
+
+void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job)
+{
+	struct dlv_session *s = xcalloc(1, sizeof(*s));
+
+	s->ctx = ctx;
+	s->dest = dest;
+	s->job = job;
+	job->sess = s;
+	ev_timer_init(&s->timer, smtpc_on_timer, s);
+	buf_init(&s->tmp);
+	smtpc_reply_init(&s->reply);
+	dest->nsessions++;
+	ctx->nsessions++;
+	if (dlv_hop_select(ctx->w->cfg, job->domain, 0, &s->hop) < 0)
+		fatal("no next hop for %s", job->domain);
+	smtpc_enter(s);
+	smtpc_resolve(s);
+	smtpc_leave(s);
+}
+
+void dlv_session_abort(struct dlv_session *s)
+{
+	if (s->job)
+		s->job->sess = NULL;
+	s->job = NULL;
+	s->broken = 1;
+	smtpc_close(s);
+}
