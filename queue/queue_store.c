@@ -301,7 +301,8 @@ struct queue_store *queue_store_open(const char *path)
 			goto fail;
 	return st;
 fail:
-	log_errx("queue.db %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+	if (st->db == NULL || sqlite3_errcode(st->db) != SQLITE_OK)
+		log_errx("queue.db %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
 	queue_store_close(st);
 	return NULL;
 }

@@ -1,0 +1,340 @@
+/*
+ * test_queue_store.c - the SQLite store: commit and reopen, partial
+ * streams discarded by recovery, rollback, duplicate ids, recipient states
+ * (in flight, hold/release, flush), due order and grouping, the schema
+ * version.
+ */
+#include "queue/queue_store.h"
+#include "common/log.h"
+
+#include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+static char path[128];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/test_queue_store.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/queue.db", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Adds message qid with recipients (NULL-terminated) and body in chunks. */
+static void add_msg(struct queue_store *st, const char *qid, const char *sender,
+		    const char *const *rcpts, const char *const *chunks, int complete, int64_t now)
+{
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "%s", qid);
+	snprintf(m.sender, sizeof(m.sender), "%s", sender);
+	snprintf(m.client, sizeof(m.client), "192.0.2.1");
+	m.arrival = now;
+	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
+	for (size_t i = 0; rcpts[i]; i++)
+		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i]), 0);
+	uint64_t size = 0;
+	uint32_t n = 0;
+	for (; chunks[n]; n++) {
+		ck_assert_int_eq(queue_store_chunk_add(st, qid, n, chunks[n], strlen(chunks[n])), 0);
+		size += strlen(chunks[n]);
+	}
+	if (complete)
+		ck_assert_int_eq(queue_store_msg_complete(st, qid, size, n, now), 0);
+}
+
+static const char *const rcpts2[] = {"a@Example.ORG", "b@example.net", NULL};
+static const char *const body2[] = {"Subject: hi\r\n\r\n", "hello\r\n", NULL};
+
+struct collect {
+	struct queue_rcpt r[16];
+	int n;
+};
+
+static int collect_cb(const struct queue_rcpt *r, void *arg)
+{
+	struct collect *c = arg;
+	c->r[c->n++] = *r;
+	return 0;
+}
+
+START_TEST(commit_survives_reopen)
+{
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_ptr_nonnull(st);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rcpts2, body2, 1, 1000);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	queue_store_close(st);
+
+	st = queue_store_open(path);
+	ck_assert_ptr_nonnull(st);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 1);
+	ck_assert_int_eq(m.complete, 1);
+	ck_assert_int_eq(m.nchunks, 2);
+	ck_assert_uint_eq(m.size, strlen(body2[0]) + strlen(body2[1]));
+	ck_assert_str_eq(m.sender, "s@example.com");
+	ck_assert_str_eq(m.client, "192.0.2.1");
+	struct buf b;
+	buf_init(&b);
+	ck_assert_int_eq(queue_store_chunk_get(st, m.qid, 0, &b), 1);
+	ck_assert_int_eq(queue_store_chunk_get(st, m.qid, 1, &b), 1);
+	ck_assert_int_eq(queue_store_chunk_get(st, m.qid, 2, &b), 0);
+	buf_append(&b, "", 1);
+	ck_assert_str_eq((char *)buf_head(&b), "Subject: hi\r\n\r\nhello\r\n");
+	buf_free(&b);
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(queue_store_rcpts_of(st, m.qid, collect_cb, &c), 0);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.r[0].domain, "example.org");
+	ck_assert_int_eq(c.r[0].state, RS_QUEUED);
+	ck_assert_int_eq(c.r[0].next_attempt, 1000);
+	long n;
+	ck_assert_int_eq(queue_store_count(st, &n), 0);
+	ck_assert_int_eq(n, 1);
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(partial_stream_discarded_at_recovery)
+{
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rcpts2, body2, 1, 1000);
+	/* Committed with the group commit but never ended. */
+	add_msg(st, "BBBB000000000002", "t@example.com", rcpts2, body2, 0, 1000);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+
+	/* Not schedulable while incomplete, not listed. */
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_first_due(st, 5000, &r), 1);
+	ck_assert_str_eq(r.qid, "AAAA000000000001");
+	queue_store_close(st);
+
+	st = queue_store_open(path);
+	long incomplete = -1, inflight = -1, messages = -1;
+	ck_assert_int_eq(queue_store_recover(st, 2000, &incomplete, &inflight, &messages), 0);
+	ck_assert_int_eq(incomplete, 1);
+	ck_assert_int_eq(inflight, 0);
+	ck_assert_int_eq(messages, 1);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "BBBB000000000002", &m), 0);
+	struct buf b;
+	buf_init(&b);
+	ck_assert_int_eq(queue_store_chunk_get(st, "BBBB000000000002", 0, &b), 0);
+	buf_free(&b);
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(queue_store_rcpts_of(st, "BBBB000000000002", collect_cb, &c), 0);
+	ck_assert_int_eq(c.n, 0);
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 1);
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(rollback_keeps_earlier_commits)
+{
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rcpts2, body2, 1, 1000);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "BBBB000000000002", "t@example.com", rcpts2, body2, 1, 1000);
+	queue_store_rollback(st);
+	ck_assert_int_eq(queue_store_in_txn(st), 0);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "BBBB000000000002", &m), 0);
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 1);
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(duplicate_qid_refused)
+{
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rcpts2, body2, 1, 1000);
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "AAAA000000000001");
+	ck_assert_int_eq(queue_store_msg_add(st, &m), -1);
+	ck_assert_int_eq(queue_store_errcode(st) & 0xff, SQLITE_CONSTRAINT);
+	/* The transaction goes on. */
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 1);
+	ck_assert_str_eq(m.sender, "s@example.com");
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(recipient_states)
+{
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rcpts2, body2, 1, 1000);
+	struct collect c = {.n = 0};
+	queue_store_rcpts_of(st, "AAAA000000000001", collect_cb, &c);
+	int64_t a = c.r[0].id, b = c.r[1].id;
+
+	/* In flight, then a crash: recovery queues it again. */
+	ck_assert_int_eq(queue_store_rcpt_set_state(st, a, RS_INFLIGHT), 0);
+	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_DEFERRED, 1, 1300, "421 busy", "4.4.2",
+						 "mx.example.net[192.0.2.9]:25"), 0);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	queue_store_close(st);
+	st = queue_store_open(path);
+	long incomplete, inflight, messages;
+	ck_assert_int_eq(queue_store_recover(st, 1100, &incomplete, &inflight, &messages), 0);
+	ck_assert_int_eq(inflight, 1);
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_rcpt_get(st, a, &r), 1);
+	ck_assert_int_eq(r.state, RS_QUEUED);
+	ck_assert_int_eq(r.next_attempt, 1100);
+	ck_assert_int_eq(queue_store_rcpt_get(st, b, &r), 1);
+	ck_assert_int_eq(r.state, RS_DEFERRED);
+	ck_assert_int_eq(r.attempts, 1);
+	ck_assert_str_eq(r.last_error, "421 busy");
+	ck_assert_str_eq(r.last_enh, "4.4.2");
+
+	/* Hold takes both out of the schedule; release restores queued/deferred. */
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	ck_assert_int_eq(queue_store_msg_hold(st, "AAAA000000000001", 1), 1);
+	ck_assert_int_eq(queue_store_msg_hold(st, "NOSUCH0000000000", 1), 0);
+	ck_assert_int_eq(queue_store_first_due(st, 99999, &r), 0);
+	int64_t when;
+	ck_assert_int_eq(queue_store_next_due(st, &when), 0);
+	ck_assert_int_eq(queue_store_msg_hold(st, "AAAA000000000001", 0), 1);
+	ck_assert_int_eq(queue_store_rcpt_get(st, a, &r), 1);
+	ck_assert_int_eq(r.state, RS_QUEUED);
+	ck_assert_int_eq(queue_store_rcpt_get(st, b, &r), 1);
+	ck_assert_int_eq(r.state, RS_DEFERRED);
+
+	/* Due order, then flush makes the deferred one due. */
+	ck_assert_int_eq(queue_store_next_due(st, &when), 1);
+	ck_assert_int_eq(when, 1100);
+	ck_assert_int_eq(queue_store_first_due(st, 1200, &r), 1);
+	ck_assert_int_eq(r.id, a);
+	ck_assert_int_eq(queue_store_rcpt_delete(st, a), 0);
+	ck_assert_int_eq(queue_store_first_due(st, 1200, &r), 0);
+	long n;
+	ck_assert_int_eq(queue_store_flush(st, NULL, 1200, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_store_first_due(st, 1200, &r), 1);
+	ck_assert_int_eq(r.id, b);
+
+	/* Pending counts everything but given-up recipients. */
+	ck_assert_int_eq(queue_store_pending(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_FAILED, 2, 0, "550 no", "5.1.1", ""), 0);
+	ck_assert_int_eq(queue_store_pending(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(queue_store_msg_delete(st, "AAAA000000000001"), 1);
+	ck_assert_int_eq(queue_store_msg_delete(st, "AAAA000000000001"), 0);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(due_group_by_message_and_domain)
+{
+	static const char *const rc[] = {"a@x.example", "b@y.example", "c@X.example", NULL};
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "AAAA000000000001", "s@example.com", rc, body2, 1, 1000);
+	struct collect c = {.n = 0};
+	ck_assert_int_eq(queue_store_due_group(st, "AAAA000000000001", "x.example", 1000,
+					       collect_cb, &c), 0);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.r[0].address, "a@x.example");
+	ck_assert_str_eq(c.r[1].address, "c@X.example");
+	c.n = 0;
+	ck_assert_int_eq(queue_store_due_group(st, "AAAA000000000001", "x.example", 999,
+					       collect_cb, &c), 0);
+	ck_assert_int_eq(c.n, 0);
+	long n;
+	ck_assert_int_eq(queue_store_delete_all(st, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	queue_store_close(st);
+}
+END_TEST
+
+START_TEST(schema_versioned)
+{
+	struct queue_store *st = queue_store_open(path);
+	queue_store_close(st);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *s;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), QUEUE_SCHEMA_VERSION);
+	sqlite3_finalize(s);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	/* The due query uses the index instead of scanning. */
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT next_attempt FROM "
+					    "recipients WHERE state IN (1, 3) ORDER BY next_attempt LIMIT 1",
+					    -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_ptr_nonnull(strstr((const char *)sqlite3_column_text(s, 3), "recipients_due"));
+	sqlite3_finalize(s);
+	/* A schema from a later version is refused. */
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_ptr_null(queue_store_open(path));
+}
+END_TEST
+
+START_TEST(addr_domain)
+{
+	static const struct {
+		const char *addr, *domain;
+	} cases[] = {
+		{"a@Example.ORG", "example.org"},
+		{"\"a@b\"@c.example", "c.example"},
+		{"postmaster", ""},
+		{"", ""},
+	};
+	char d[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		queue_addr_domain(cases[i].addr, d, sizeof(d));
+		ck_assert_str_eq(d, cases[i].domain);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	log_init("test", 1, 0);
+	Suite *s = suite_create("queue_store");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, commit_survives_reopen);
+	tcase_add_test(tc, partial_stream_discarded_at_recovery);
+	tcase_add_test(tc, rollback_keeps_earlier_commits);
+	tcase_add_test(tc, duplicate_qid_refused);
+	tcase_add_test(tc, recipient_states);
+	tcase_add_test(tc, due_group_by_message_and_domain);
+	tcase_add_test(tc, schema_versioned);
+	tcase_add_test(tc, addr_domain);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
