@@ -1,0 +1,197 @@
+"""test_intake_limits.py - intake's limits (issue 4, point 10) and the
+queue hand-off failures (point 6): max-recipients 452 4.5.3,
+max-connections and max-connections-per-ip 421 4.7.0 at connect,
+smtp-timeout 421 4.4.2 then close, too many errors 421, and 451 4.3.0 with
+nothing stored when the queue worker is missing or dies mid-message.
+
+Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_limits
+"""
+import os
+import signal
+import time
+import unittest
+
+from harness import Relayd
+from intake_util import (Client, ConnectionClosed, ReplyAsserts, accepted_lines,
+                         dead_smarthost_conf, msg, queue_count, relayd, token)
+
+
+class IntakeLimits(ReplyAsserts, unittest.TestCase):
+    def greeted(self, r, **kw):
+        c = Client(r.port, **kw)
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        return c
+
+    def test_max_recipients(self):
+        t = token("maxrcpt")
+        with relayd("max-recipients 3\n") as r:
+            c = self.greeted(r)
+            c.ehlo()
+            self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+            for i in range(3):
+                self.assertReply(c.cmd("RCPT TO:<r%d@remote.example>" % i), 250, "2.1.5")
+            self.assertReply(c.cmd("RCPT TO:<r3@remote.example>"), 452, "4.5.3")
+            self.assertReply(c.cmd("RCPT TO:<r4@remote.example>"), 452, "4.5.3")
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(msg(t))
+            qid = self.assertQueued(c.reply())
+            r.wait_log(r"%s: from=<%s@client.example>, size=\d+, nrcpt=3," % (qid, t))
+            # the limit is per message: the next one gets three again
+            self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+            for i in range(3):
+                self.assertReply(c.cmd("RCPT TO:<s%d@remote.example>" % i), 250, "2.1.5")
+
+    def test_max_connections(self):
+        with relayd("max-connections 3\n") as r:
+            held = [self.greeted(r) for _ in range(3)]
+            c = Client(r.port)
+            self.addCleanup(c.close)
+            self.assertReply(c.greeting(), 421, "4.7.0")
+            self.assertTrue(c.wait_closed(5), "connection open after 421 at connect")
+            # a slot comes free when a client leaves
+            held[0].cmd("QUIT")
+            held[0].close()
+            deadline = time.monotonic() + 5
+            while True:
+                c = Client(r.port)
+                self.addCleanup(c.close)
+                g = c.greeting()
+                if g.code == 220 or time.monotonic() > deadline:
+                    break
+                c.close()
+                time.sleep(0.2)
+            self.assertReply(g, 220)
+
+    def test_max_connections_per_ip(self):
+        with relayd("max-connections-per-ip 2\n") as r:
+            for _ in range(2):
+                self.greeted(r)
+            c = Client(r.port)
+            self.addCleanup(c.close)
+            self.assertReply(c.greeting(), 421, "4.7.0")
+            self.assertTrue(c.wait_closed(5))
+            # another address is not affected
+            self.greeted(r, source="127.0.0.2")
+
+    def test_smtp_timeout(self):
+        with relayd("smtp-timeout 2s\n") as r:
+            c = self.greeted(r)
+            c.ehlo()
+            start = time.monotonic()
+            replies, closed = c.replies_until_close(idle=10)
+            took = time.monotonic() - start
+            self.assertEqual(len(replies), 1, replies)
+            self.assertReply(replies[0], 421, "4.4.2")
+            self.assertTrue(closed or c.wait_closed(3), "connection open after the timeout 421")
+            self.assertGreater(took, 1.5)
+            self.assertLess(took, 6)
+
+    def test_smtp_timeout_activity_resets(self):
+        with relayd("smtp-timeout 2s\n") as r:
+            c = self.greeted(r)
+            for _ in range(4):
+                time.sleep(1)
+                self.assertReply(c.cmd("NOOP"), 250, "2.0.0")
+
+    def test_timeout_in_data_stores_nothing(self):
+        t = token("tdata")
+        with relayd("smtp-timeout 2s\n") as r:
+            c = self.greeted(r)
+            c.ehlo()
+            c.cmd("MAIL FROM:<%s@client.example>" % t)
+            c.cmd("RCPT TO:<a@remote.example>")
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(b"Subject: " + t.encode() + b"\r\n\r\nhalf a message\r\n")
+            replies, closed = c.replies_until_close(idle=10)
+            self.assertTrue(closed or c.wait_closed(3), "connection open after the timeout")
+            self.assertFalse([x for x in replies if x.qid], replies)
+            for x in replies:
+                self.assertEqual(x.code, 421, replies)
+            self.assertEqual(queue_count(r, t), 0)
+            self.assertEqual(accepted_lines(r, t), [])
+
+    def test_too_many_errors(self):
+        with relayd() as r:
+            c = self.greeted(r)
+            c.ehlo()
+            got = None
+            for i in range(100):
+                try:
+                    x = c.cmd("BOGUS%d" % i)
+                except (ConnectionClosed, BrokenPipeError, ConnectionResetError):
+                    self.fail("closed without a 421 after %d errors" % i)
+                if x.code == 421:
+                    got = x
+                    break
+                self.assertReply(x, 500, "any")
+            self.assertIsNotNone(got, "no 421 after 100 unknown commands")
+            self.assertIsNotNone(got.enhanced, got)
+            self.assertEqual(got.enhanced[0], "4", got)
+            self.assertTrue(c.wait_closed(5), "connection open after 421")
+
+
+class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
+    def transaction_fails_451(self, c, t):
+        """MAIL..end of data: some step gets 451 4.3.0, none 250 queued."""
+        steps = [("MAIL FROM:<%s@client.example>" % t, 250),
+                 ("RCPT TO:<a@remote.example>", 250), ("DATA", 354)]
+        for line, ok in steps:
+            x = c.cmd(line)
+            if x.code != ok:
+                self.assertReply(x, 451, "4.3.0", line)
+                return
+        c.send(msg(t))
+        x = c.reply()
+        self.assertReply(x, 451, "4.3.0", "end of data")
+
+    def test_without_queue_worker_451(self):
+        t = token("noqueue")
+        with Relayd(conf_extra=dead_smarthost_conf(), roles="intake") as r:
+            with Client(r.port) as c:
+                self.assertReply(c.greeting(), 220)
+                c.ehlo()
+                self.transaction_fails_451(c, t)
+            self.assertEqual(accepted_lines(r, t), [])
+            self.assertNotRegex(r.log(), r"queued as")
+
+    def test_queue_dies_mid_message_451(self):
+        t = token("qdies")
+        with relayd() as r:
+            with Client(r.port) as c:
+                c.greeting()
+                c.ehlo()
+                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
+                self.assertReply(c.cmd("DATA"), 354)
+                c.send(b"Subject: " + t.encode() + b"\r\n\r\n" + b"line\r\n" * 1000)
+                pid = r.pids().get("queue")
+                self.assertIsNotNone(pid, "no queue worker: %r" % r.pids())
+                os.kill(pid, signal.SIGKILL)  # our own relayd's worker
+                time.sleep(0.5)
+                c.send(b"last line\r\n.\r\n")
+                self.assertReply(c.reply(), 451, "4.3.0")
+            # the master restarts the queue; the half message is not there
+            deadline = time.monotonic() + 15
+            while True:
+                p = r.ctl("queue", "--json")
+                if p.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            self.assertEqual(queue_count(r, t), 0)
+            self.assertEqual(accepted_lines(r, t), [])
+            # and intake works again once the queue is back
+            deadline = time.monotonic() + 15
+            while True:
+                with Client(r.port) as c:
+                    c.greeting()
+                    rs = c.transaction("%s-after@client.example" % t, ["a@remote.example"],
+                                       msg(t + "-after"))
+                if rs[-1].qid or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            self.assertQueued(rs[-1], "a message after the queue restarted")
+
+
+if __name__ == "__main__":
+    unittest.main()
