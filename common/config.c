@@ -5,6 +5,7 @@
  * `relayd -n` shows all of them at once.
  */
 #include "config.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
@@ -705,11 +706,22 @@ static void cfg_line(struct cfg_state *st, char *line, size_t len)
 	d->parse(st, d, nargs, argv + 1);
 }
 
+static void cfg_check_tls(struct cfg_state *st, unsigned line, SSL_CTX *ctx, const char *err)
+{
+	if (ctx != NULL) {
+		SSL_CTX_free(ctx);
+		return;
+	}
+	st->line = line;
+	cfg_err(st, "TLS: %s", err);
+}
+
 /* Rules between directives, reported at the line that is incomplete. */
 static void cfg_finish(struct cfg_state *st)
 {
 	struct config *cfg = st->cfg;
 	unsigned cert = cfg_seen(st, "tls-cert"), key = cfg_seen(st, "tls-key");
+	char err[256];
 
 	if (cert && !key) {
 		st->line = cert;
@@ -718,6 +730,13 @@ static void cfg_finish(struct cfg_state *st)
 		st->line = key;
 		cfg_err(st, "tls-key without tls-cert");
 	}
+	/* Loaded now, so that `relayd -n` finds what the workers would. */
+	if (cfg->tls_cert && cfg->tls_key)
+		cfg_check_tls(st, cert, tls_server_ctx(cfg->tls_cert, cfg->tls_key, err,
+						    sizeof(err)), err);
+	if (cfg->tls_ca_file)
+		cfg_check_tls(st, cfg_seen(st, "tls-ca-file"),
+			      tls_client_ctx(1, cfg->tls_ca_file, err, sizeof(err)), err);
 	if (st->smtps_line && !cert) {
 		st->line = st->smtps_line;
 		cfg_err(st, "listen: smtps needs tls-cert and tls-key");

@@ -17,6 +17,7 @@
 
 /* Fixture files a config can name: @NAME@ in a config text is replaced. */
 static char auth_good[64], auth_bad[64], auth_two[64], auth_empty[64], pem[64];
+static char cert[64], key[64], key2[64];
 
 static void write_file(char *path, const char *text)
 {
@@ -28,6 +29,22 @@ static void write_file(char *path, const char *text)
 	close(fd);
 }
 
+/* A self-signed certificate and its key, and a key that does not match. */
+static void make_cert(void)
+{
+	char cmd[512];
+	write_file(cert, "");
+	write_file(key, "");
+	write_file(key2, "");
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-subj /CN=relayd.test -days 2 -keyout %s -out %s >/dev/null 2>&1 && "
+		 "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s "
+		 ">/dev/null 2>&1",
+		 key, cert, key2);
+	ck_assert_msg(system(cmd) == 0, "openssl could not make a test certificate");
+}
+
 static void fixtures_setup(void)
 {
 	write_file(auth_good, "  relayuser   s3cret pass \n\n");
@@ -35,6 +52,7 @@ static void fixtures_setup(void)
 	write_file(auth_two, "a b\nc d\n");
 	write_file(auth_empty, "\n");
 	write_file(pem, "-----BEGIN CERTIFICATE-----\n");
+	make_cert();
 }
 
 static void fixtures_teardown(void)
@@ -44,6 +62,9 @@ static void fixtures_teardown(void)
 	unlink(auth_two);
 	unlink(auth_empty);
 	unlink(pem);
+	unlink(cert);
+	unlink(key);
+	unlink(key2);
 }
 
 static char *expand(const char *text)
@@ -53,7 +74,8 @@ static char *expand(const char *text)
 		const char *path;
 	} tags[] = {
 		{"@AUTH@", auth_good}, {"@AUTHBAD@", auth_bad}, {"@AUTHTWO@", auth_two},
-		{"@AUTHEMPTY@", auth_empty}, {"@PEM@", pem},
+		{"@AUTHEMPTY@", auth_empty}, {"@PEM@", pem}, {"@CERT@", cert}, {"@KEY@", key},
+		{"@KEY2@", key2},
 	};
 	char *out = NULL;
 	size_t len = 0;
@@ -272,20 +294,20 @@ START_TEST(test_strings)
 	ck_assert_int_eq(load("hostname MX1.Example.ORG\n"
 			      "state-dir /tmp/relayd-state\n"
 			      "user nobody\n"
-			      "tls-cert @PEM@\n"
-			      "tls-key @PEM@\n"
+			      "tls-cert @CERT@\n"
+			      "tls-key @KEY@\n"
 			      "auth-users @PEM@\n"
-			      "tls-ca-file @PEM@\n",
+			      "tls-ca-file @CERT@\n",
 			      &cfg, path, &errs),
 			 0);
 	ck_assert_str_eq(errs, "");
 	ck_assert_str_eq(cfg.hostname, "mx1.example.org");
 	ck_assert_str_eq(cfg.state_dir, "/tmp/relayd-state");
 	ck_assert_str_eq(cfg.user, "nobody");
-	ck_assert_str_eq(cfg.tls_cert, pem);
-	ck_assert_str_eq(cfg.tls_key, pem);
+	ck_assert_str_eq(cfg.tls_cert, cert);
+	ck_assert_str_eq(cfg.tls_key, key);
 	ck_assert_str_eq(cfg.auth_users, pem);
-	ck_assert_str_eq(cfg.tls_ca_file, pem);
+	ck_assert_str_eq(cfg.tls_ca_file, cert);
 	free(errs);
 	config_free(&cfg);
 }
@@ -308,7 +330,7 @@ START_TEST(test_listen)
 {
 	struct config cfg;
 	char path[64], *errs;
-	ck_assert_int_eq(load("tls-cert @PEM@\ntls-key @PEM@\n"
+	ck_assert_int_eq(load("tls-cert @CERT@\ntls-key @KEY@\n"
 			      "listen 127.0.0.1:25\n"
 			      "listen [::1]:2525 submission\n"
 			      "listen *:465 smtps\n"
@@ -456,6 +478,10 @@ static const struct bad_config {
 	{"tls-cert /nonexistent/cert.pem\ntls-key @PEM@\n", 1, "tls-cert: cannot read"},
 	{"tls-cert @PEM@\n\n", 1, "tls-cert without tls-key"},
 	{"\ntls-key @PEM@\n", 2, "tls-key without tls-cert"},
+	{"tls-cert @PEM@\n\ntls-key @KEY@\n", 1, "TLS: "},
+	{"tls-cert @CERT@\ntls-key @PEM@\n", 1, "TLS: "},
+	{"tls-cert @CERT@\ntls-key @KEY2@\n", 1, "key values mismatch"},
+	{"\ntls-ca-file @PEM@\n", 2, "TLS: "},
 	{"auth-users /nonexistent/users\n", 1, "auth-users: cannot read"},
 	{"tls-ca-file /nonexistent/ca\n", 1, "tls-ca-file: cannot read"},
 	{"max-message-size 35X\n", 1, "is not a size"},
