@@ -1,0 +1,335 @@
+/*
+ * test_queue_backoff.c - the queue's policy with an injected clock: the
+ * backoff schedule, job picking grouped by message and domain, delivery
+ * results (sent, deferred, bounced), expiry after queue-lifetime, one
+ * bounce per message, no bounce for <>, one delay notice, hold.
+ */
+#include "queue/queue_sched.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T0 1700000000
+
+static char dir[64];
+static struct queue_store *st;
+static struct queue_counters cnt;
+static const struct queue_policy pol = {
+	.retry_min = 300, .retry_max = 3600, .lifetime = 86400, .delay_warning = 0,
+	.hostname = "relay.test",
+};
+
+static void setup(void)
+{
+	char path[128];
+	snprintf(dir, sizeof(dir), "/tmp/test_queue_backoff.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/queue.db", dir);
+	st = queue_store_open(path);
+	ck_assert_ptr_nonnull(st);
+	memset(&cnt, 0, sizeof(cnt));
+	ck_assert_int_eq(queue_store_begin(st), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	queue_store_close(st);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void add_msg(const char *qid, const char *sender, const char *const *rcpts, int64_t now)
+{
+	static const char body[] = "From: s@example.com\r\nSubject: test\r\n\r\nbody\r\n";
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "%s", qid);
+	snprintf(m.sender, sizeof(m.sender), "%s", sender);
+	m.arrival = now;
+	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
+	for (size_t i = 0; rcpts[i]; i++)
+		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i]), 0);
+	ck_assert_int_eq(queue_store_chunk_add(st, qid, 0, body, strlen(body)), 0);
+	ck_assert_int_eq(queue_store_msg_complete(st, qid, strlen(body), 1, now), 0);
+}
+
+static int64_t pick_one(int64_t now, const char *want_domain, size_t want_n)
+{
+	static struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, now, &pk), 1);
+	ck_assert_str_eq(pk.domain, want_domain);
+	ck_assert_uint_eq(pk.n, want_n);
+	return pk.rcpts[0].id;
+}
+
+static void result(int64_t id, uint32_t dclass, const char *enh, const char *text, int64_t now)
+{
+	struct queue_result r = {.rcptid = id, .dclass = dclass, .code = 0, .enh = enh,
+				 .text = text, .relay = "mx.example.org[192.0.2.7]:25"};
+	ck_assert_int_eq(queue_result_apply(st, &pol, &r, now, &cnt), 0);
+}
+
+/* Every complete message, to find the reports the queue enqueued. */
+struct msgs {
+	struct queue_msg m[8];
+	int n;
+};
+
+static int msgs_cb(const struct queue_msg *m, void *arg)
+{
+	struct msgs *c = arg;
+	c->m[c->n++] = *m;
+	return 0;
+}
+
+static struct msgs list(void)
+{
+	struct msgs c = {.n = 0};
+	ck_assert_int_eq(queue_store_messages(st, msgs_cb, &c), 0);
+	return c;
+}
+
+static char *content(const char *qid)
+{
+	struct buf b;
+	buf_init(&b);
+	for (uint32_t i = 0; queue_store_chunk_get(st, qid, i, &b) == 1; i++)
+		;
+	buf_append(&b, "", 1);
+	return (char *)b.data;
+}
+
+START_TEST(backoff_table)
+{
+	static const struct {
+		unsigned failures, min, max, want;
+	} cases[] = {
+		{1, 300, 3600, 300}, {2, 300, 3600, 600}, {3, 300, 3600, 1200},
+		{4, 300, 3600, 2400}, {5, 300, 3600, 3600}, {6, 300, 3600, 3600},
+		{1000, 300, 3600, 3600}, {1, 60, 60, 60}, {3, 1, 5, 4}, {4, 1, 5, 5},
+		{0, 300, 3600, 300},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(queue_backoff(cases[i].failures, cases[i].min, cases[i].max) ==
+			      cases[i].want, "case %zu", i);
+}
+END_TEST
+
+START_TEST(pick_groups_by_domain)
+{
+	static const char *const rc[] = {"a@x.example", "b@y.example", "c@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0 - 1, &pk), 0);
+	pick_one(T0, "x.example", 2);
+	pick_one(T0, "y.example", 1);
+	ck_assert_int_eq(queue_sched_pick(st, T0 + 10, &pk), 0);
+	long n;
+	ck_assert_int_eq(queue_store_requeue_inflight(st, T0 + 5, &n), 0);
+	ck_assert_int_eq(n, 3);
+}
+END_TEST
+
+START_TEST(deferred_backs_off_then_expires)
+{
+	static const char *const rc[] = {"a@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	struct queue_rcpt r;
+	int64_t now = T0;
+	unsigned want[] = {300, 600, 1200, 2400, 3600, 3600};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int64_t id = pick_one(now, "x.example", 1);
+		result(id, DLV_DEFERRED, "4.4.1", "connection refused", now);
+		ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 1);
+		ck_assert_int_eq(r.state, RS_DEFERRED);
+		ck_assert_int_eq(r.attempts, i + 1);
+		ck_assert_int_eq(r.next_attempt, now + want[i]);
+		struct queue_pick pk;
+		ck_assert_int_eq(queue_sched_pick(st, now + want[i] - 1, &pk), 0);
+		now += want[i];
+	}
+	ck_assert_int_eq(cnt.deferred, 6);
+	/* The last retry is put at the expiry, not after it. */
+	now = T0 + 86400 - 100;
+	int64_t id = pick_one(now, "x.example", 1);
+	result(id, DLV_DEFERRED, "4.4.1", "connection refused", now);
+	ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 1);
+	ck_assert_int_eq(r.next_attempt, T0 + 86400);
+	/* At the expiry a temporary failure bounces: original gone, one report queued. */
+	now = T0 + 86400;
+	id = pick_one(now, "x.example", 1);
+	result(id, DLV_DEFERRED, "4.4.1", "connection refused", now);
+	ck_assert_int_eq(cnt.bounced, 1);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 1);
+	ck_assert_str_ne(l.m[0].qid, "AAAA000000000001");
+	ck_assert_str_eq(l.m[0].sender, "");
+	ck_assert_int_eq(strlen(l.m[0].qid), 16);
+	char *text = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(text, "Final-Recipient: rfc822; a@x.example\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "Action: failed\r\nStatus: 4.4.1\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "Subject: test\r\n"));
+	free(text);
+}
+END_TEST
+
+START_TEST(one_bounce_for_all_failures)
+{
+	static const char *const rc[] = {"a@x.example", "b@y.example", "c@z.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	int64_t b = pick_one(T0, "y.example", 1);
+	int64_t c = pick_one(T0, "z.example", 1);
+	result(a, DLV_BOUNCED, "5.1.1", "550 5.1.1 no such user", T0 + 1);
+	result(b, DLV_SENT, "2.0.0", "250 ok", T0 + 1);
+	/* Still pending: no report yet. */
+	ck_assert_int_eq(list().n, 1);
+	result(c, DLV_BOUNCED, "5.7.1", "554 5.7.1 rejected", T0 + 2);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 1);
+	ck_assert_str_ne(l.m[0].qid, "AAAA000000000001");
+	char *text = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(text, "Final-Recipient: rfc822; a@x.example"));
+	ck_assert_ptr_nonnull(strstr(text, "Final-Recipient: rfc822; c@z.example"));
+	ck_assert_ptr_null(strstr(text, "b@y.example"));
+	ck_assert_ptr_nonnull(strstr(text, "Diagnostic-Code: smtp; 550 5.1.1 no such user"));
+	ck_assert_ptr_nonnull(strstr(text, "Remote-MTA: dns; mx.example.org\r\n"));
+	ck_assert_ptr_nonnull(strstr(text, "To: <s@example.com>"));
+	free(text);
+	ck_assert_int_eq(cnt.delivered, 1);
+	ck_assert_int_eq(cnt.bounced, 2);
+	/* A stale result changes nothing. */
+	result(a, DLV_SENT, "2.0.0", "250 ok", T0 + 3);
+	ck_assert_int_eq(cnt.delivered, 1);
+}
+END_TEST
+
+START_TEST(all_sent_removes_message)
+{
+	static const char *const rc[] = {"a@x.example", "b@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	static struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0, &pk), 1);
+	result(pk.rcpts[0].id, DLV_SENT, "2.0.0", "250 ok", T0);
+	ck_assert_int_eq(list().n, 1);
+	result(pk.rcpts[1].id, DLV_SENT, "2.0.0", "250 ok", T0);
+	ck_assert_int_eq(list().n, 0);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 0);
+}
+END_TEST
+
+START_TEST(no_bounce_for_null_sender)
+{
+	static const char *const rc[] = {"a@x.example", NULL};
+	add_msg("AAAA000000000001", "", rc, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	result(a, DLV_BOUNCED, "5.1.1", "550 no", T0);
+	ck_assert_int_eq(list().n, 0);
+}
+END_TEST
+
+START_TEST(one_delay_notice)
+{
+	static const char *const rc[] = {"a@x.example", "b@x.example", NULL};
+	struct queue_policy p = pol;
+	p.delay_warning = 1000;
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	static struct queue_pick pk;
+	/* Before delay-warning: no notice. */
+	ck_assert_int_eq(queue_sched_pick(st, T0, &pk), 1);
+	for (size_t i = 0; i < 2; i++) {
+		struct queue_result r = {.rcptid = pk.rcpts[i].id, .dclass = DLV_DEFERRED,
+					 .enh = "4.4.1", .text = "refused", .relay = ""};
+		ck_assert_int_eq(queue_result_apply(st, &p, &r, T0 + 10, &cnt), 0);
+	}
+	ck_assert_int_eq(list().n, 1);
+	/* After it: one notice (listing what is deferred at that moment), and no second one. */
+	for (int round = 0; round < 2; round++) {
+		int64_t now = T0 + 2000 + round * 4000;
+		ck_assert_int_eq(queue_sched_pick(st, now, &pk), 1);
+		if (strcmp(pk.domain, "example.com") == 0) {
+			/* The notice itself, due at once: keep it in the queue. */
+			ck_assert_int_eq(queue_store_rcpt_set_state(st, pk.rcpts[0].id, RS_HOLD), 0);
+			ck_assert_int_eq(queue_sched_pick(st, now, &pk), 1);
+		}
+		ck_assert_str_eq(pk.domain, "x.example");
+		ck_assert_uint_eq(pk.n, 2);
+		for (size_t i = 0; i < 2; i++) {
+			struct queue_result r = {.rcptid = pk.rcpts[i].id, .dclass = DLV_DEFERRED,
+						 .enh = "4.4.1", .text = "refused", .relay = ""};
+			ck_assert_int_eq(queue_result_apply(st, &p, &r, now, &cnt), 0);
+		}
+	}
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 2);
+	const char *dsn = strcmp(l.m[0].qid, "AAAA000000000001") ? l.m[0].qid : l.m[1].qid;
+	char *text = content(dsn);
+	ck_assert_ptr_nonnull(strstr(text, "Action: delayed"));
+	ck_assert_ptr_nonnull(strstr(text, "Final-Recipient: rfc822; a@x.example"));
+	ck_assert_ptr_nonnull(strstr(text, "Subject: Delayed Mail"));
+	free(text);
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_rcpt_get(st, pk.rcpts[1].id, &r), 1);
+	ck_assert_int_eq(r.warned, 1);
+}
+END_TEST
+
+START_TEST(deferred_while_held_stays_held)
+{
+	static const char *const rc[] = {"a@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	ck_assert_int_eq(queue_store_msg_hold(st, "AAAA000000000001", 1), 1);
+	result(a, DLV_DEFERRED, "4.4.1", "refused", T0);
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_rcpt_get(st, a, &r), 1);
+	ck_assert_int_eq(r.state, RS_HOLD);
+	struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0 + 100000, &pk), 0);
+	ck_assert_int_eq(queue_store_msg_hold(st, "AAAA000000000001", 0), 1);
+	ck_assert_int_eq(queue_store_rcpt_get(st, a, &r), 1);
+	ck_assert_int_eq(r.state, RS_DEFERRED);
+}
+END_TEST
+
+START_TEST(qid_format)
+{
+	char a[QUEUE_QID_MAX], b[QUEUE_QID_MAX];
+	queue_qid_new(a);
+	queue_qid_new(b);
+	ck_assert_int_eq(strlen(a), 16);
+	ck_assert_int_eq(strspn(a, "0123456789ABCDEF"), 16);
+	ck_assert_str_ne(a, b);
+}
+END_TEST
+
+int main(void)
+{
+	log_init("test", 1, 0);
+	Suite *s = suite_create("queue_sched");
+	TCase *tc = tcase_create("sched");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, backoff_table);
+	tcase_add_test(tc, pick_groups_by_domain);
+	tcase_add_test(tc, deferred_backs_off_then_expires);
+	tcase_add_test(tc, one_bounce_for_all_failures);
+	tcase_add_test(tc, all_sent_removes_message);
+	tcase_add_test(tc, no_bounce_for_null_sender);
+	tcase_add_test(tc, one_delay_notice);
+	tcase_add_test(tc, deferred_while_held_stays_held);
+	tcase_add_test(tc, qid_format);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
