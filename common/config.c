@@ -382,9 +382,10 @@ static void cfg_dns_server(struct cfg_state *st, const struct cfg_directive *d, 
 		struct cfg_dns_server s = {.port = 53};
 		uint8_t a[16];
 		int bracketed;
-		if (config_parse_hostport(argv[i], s.addr, sizeof(s.addr), &bracketed, &s.port) <
-			    0 ||
-		    (inet_pton(AF_INET, s.addr, a) != 1 && inet_pton(AF_INET6, s.addr, a) != 1)) {
+		int bad = config_parse_hostport(argv[i], s.addr, sizeof(s.addr), &bracketed,
+						&s.port) < 0;
+		if (bad || (inet_pton(AF_INET, s.addr, a) != 1 &&
+			    inet_pton(AF_INET6, s.addr, a) != 1)) {
 			cfg_err(st, "%s: \"%s\" is not an IP address with an optional port", d->name,
 				argv[i]);
 			continue;
