@@ -288,6 +288,8 @@ void mx_plan_finish(struct mx_plan *plan, const char *domain, const struct mx_se
 		mx_plan_fail(plan, MX_TEMPFAIL, "4.4.3",
 			     "temporary failure looking up the address of the mail exchangers for %s",
 			     domain);
+	else if (plan->nhosts == 1 && mx_name_eq(plan->hosts[0].name, domain))
+		mx_plan_fail(plan, MX_PERMFAIL, "5.4.4", "no address found for %s", domain);
 	else
 		mx_plan_fail(plan, MX_PERMFAIL, "5.4.4",
 			     "no address found for the mail exchangers of %s", domain);

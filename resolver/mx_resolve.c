@@ -10,10 +10,12 @@
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Addresses kept per host and family; more is a misconfiguration. */
 #define MX_MAX_ADDRS 16
@@ -34,11 +36,13 @@ struct mx_lookup {
 		struct ares_addr6ttl v6[MX_MAX_ADDRS];
 	} u;
 	int naddrs;
+	char canon[256];          /* the CNAME target, when the name was an alias */
 	char error[128];
 };
 
 struct mx_job {
 	struct resolver *r;
+	struct res_chan *chan;    /* every query of the job goes to one channel */
 	struct mx_plan *plan;
 	char domain[256];         /* without a trailing dot */
 	uint16_t port;
@@ -90,6 +94,9 @@ static void mx_job_done(struct mx_job *job)
 	for (size_t i = 0; job->lookups != NULL && i < plan->nhosts * 2; i++) {
 		struct mx_lookup *lk = &job->lookups[i];
 		struct mx_host *h = &plan->hosts[lk->host];
+		/* One CNAME line per host, from whichever of its lookups saw it. */
+		if (lk->canon[0] != '\0' && (i % 2 == 0 || job->lookups[i - 1].canon[0] == '\0'))
+			buf_appendf(&job->trace, "%s. CNAME %s.\n", h->name, lk->canon);
 		for (int k = 0; k < lk->naddrs; k++) {
 			union {
 				struct sockaddr sa;
@@ -120,7 +127,8 @@ static void mx_job_done(struct mx_job *job)
 			plan->hosts[i].addr_tempfail = 0;
 	mx_plan_finish(plan, job->domain, &self);
 
-	plan->trace = xstrndup((const char *)buf_head(&job->trace), buf_avail(&job->trace));
+	buf_append(&job->trace, "", 1); /* the NUL; also gives a literal's empty trace a buffer */
+	plan->trace = xstrdup((const char *)buf_head(&job->trace));
 	buf_free(&job->trace);
 	free(job->lookups);
 	mx_cb cb = job->cb;
@@ -133,18 +141,24 @@ static void mx_addr_answer(void *arg, int status, int timeouts, unsigned char *a
 {
 	struct mx_lookup *lk = arg;
 	struct mx_job *job = lk->job;
+	const char *name = job->plan->hosts[lk->host].name;
+	struct hostent *he = NULL;
 	int n = MX_MAX_ADDRS;
 
 	(void)timeouts;
 	lk->ans = mx_classify(status);
 	if (lk->ans == MX_ANS_DATA) {
 		status = lk->type == ns_t_a ?
-			ares_parse_a_reply(abuf, alen, NULL, lk->u.v4, &n) :
-			ares_parse_aaaa_reply(abuf, alen, NULL, lk->u.v6, &n);
+			ares_parse_a_reply(abuf, alen, &he, lk->u.v4, &n) :
+			ares_parse_aaaa_reply(abuf, alen, &he, lk->u.v6, &n);
 		lk->ans = mx_classify(status);
 		lk->naddrs = status == ARES_SUCCESS ? n : 0;
 		if (status == ARES_SUCCESS && n == 0)
 			lk->ans = MX_ANS_NODATA; /* e.g. only a CNAME to a name without one */
+		if (he != NULL && he->h_name != NULL && strcasecmp(he->h_name, name) != 0)
+			snprintf(lk->canon, sizeof(lk->canon), "%s", he->h_name);
+		if (he != NULL)
+			ares_free_hostent(he);
 	}
 	if (lk->ans == MX_ANS_TEMP)
 		snprintf(lk->error, sizeof(lk->error), "%s", ares_strerror(status));
@@ -167,7 +181,7 @@ static void mx_lookup_hosts(struct mx_job *job)
 	}
 	/* The last answer may end the job (and free it) inside res_query. */
 	for (size_t i = 0; i < n; i++)
-		res_query(job->r, job->plan->hosts[lks[i].host].name, lks[i].type, mx_addr_answer,
+		res_query(job->chan, job->plan->hosts[lks[i].host].name, lks[i].type, mx_addr_answer,
 			  &lks[i]);
 }
 
@@ -285,13 +299,14 @@ void mx_resolve(struct resolver *r, const char *domain, int no_mx, uint16_t port
 		mx_job_done(job);
 		return;
 	}
+	job->chan = r->cur;
 	res_enter(r);
 	if (no_mx) {
 		mx_plan_add_host(job->plan, job->domain, 0);
 		mx_lookup_hosts(job);
 	} else {
 		job->pending = 1;
-		res_query(r, job->domain, ns_t_mx, mx_mx_answer, job);
+		res_query(job->chan, job->domain, ns_t_mx, mx_mx_answer, job);
 	}
 	res_leave(r);
 }

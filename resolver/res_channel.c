@@ -28,63 +28,91 @@
 
 static void res_destroy(struct resolver *r);
 
-static ssize_t res_fd_find(struct resolver *r, int fd)
+static ssize_t res_fd_find(struct res_chan *c, int fd)
 {
-	for (size_t i = 0; i < r->nfds; i++)
-		if (r->fds[i] == fd)
+	for (size_t i = 0; i < c->nfds; i++)
+		if (c->fds[i] == fd)
 			return (ssize_t)i;
 	return -1;
 }
 
 static void res_io_cb(int fd, uint32_t events, void *arg)
 {
-	struct resolver *r = arg;
+	struct res_chan *c = arg;
 	int rfd = events & (EPOLLIN | EPOLLERR | EPOLLHUP) ? fd : ARES_SOCKET_BAD;
 	int wfd = events & EPOLLOUT ? fd : ARES_SOCKET_BAD;
 
-	res_enter(r);
-	ares_process_fd(r->ch, rfd, wfd);
-	res_leave(r);
+	res_enter(c->r);
+	ares_process_fd(c->ch, rfd, wfd);
+	res_leave(c->r);
 }
 
 static void res_timer_cb(void *arg)
 {
-	struct resolver *r = arg;
+	struct res_chan *c = arg;
 
-	res_enter(r);
-	ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	res_leave(r);
+	res_enter(c->r);
+	ares_process_fd(c->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	res_leave(c->r);
 }
 
 /* c-ares opens, changes interest in, or is about to close a socket. */
 static void res_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct resolver *r = data;
+	struct res_chan *c = data;
+	struct ev_loop *loop = c->r->loop;
 	uint32_t events = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
-	ssize_t i = res_fd_find(r, fd);
+	ssize_t i = res_fd_find(c, fd);
 
 	if (events == 0) {
 		if (i < 0)
 			return;
-		ev_io_del(r->loop, fd);
-		r->fds[i] = r->fds[--r->nfds];
+		ev_io_del(loop, fd);
+		c->fds[i] = c->fds[--c->nfds];
 		return;
 	}
 	if (i >= 0) {
-		if (ev_io_mod(r->loop, fd, events) < 0)
+		if (ev_io_mod(loop, fd, events) < 0)
 			log_warnx("resolver: epoll mod fd %d: %s", fd, strerror(errno));
 		return;
 	}
 	/* On failure the query times out through the timer; nothing is lost. */
-	if (ev_io_add(r->loop, fd, events, res_io_cb, r) < 0) {
+	if (ev_io_add(loop, fd, events, res_io_cb, c) < 0) {
 		log_warnx("resolver: epoll add fd %d: %s", fd, strerror(errno));
 		return;
 	}
-	if (r->nfds == r->fdcap) {
-		r->fdcap = r->fdcap ? r->fdcap * 2 : 8;
-		r->fds = xreallocarray(r->fds, r->fdcap, sizeof(*r->fds));
+	if (c->nfds == c->fdcap) {
+		c->fdcap = c->fdcap ? c->fdcap * 2 : 8;
+		c->fds = xreallocarray(c->fds, c->fdcap, sizeof(*c->fds));
 	}
-	r->fds[r->nfds++] = fd;
+	c->fds[c->nfds++] = fd;
+}
+
+/* Outside every c-ares callback only: pending queries end with ARES_EDESTRUCTION. */
+static void res_chan_free(struct res_chan *c)
+{
+	if (c == NULL)
+		return;
+	ares_destroy(c->ch);
+	while (c->nfds > 0)
+		ev_io_del(c->r->loop, c->fds[--c->nfds]);
+	ev_timer_stop(c->r->loop, &c->timer);
+	free(c->fds);
+	free(c);
+}
+
+/* Re-arms c's timer; 0 when c has no query left. */
+static int res_chan_arm(struct res_chan *c)
+{
+	struct timeval tv;
+
+	if (ares_timeout(c->ch, NULL, &tv) == NULL) {
+		ev_timer_stop(c->r->loop, &c->timer);
+		return 0;
+	}
+	uint64_t ms = (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u;
+	ev_timer_start(c->r->loop, &c->timer, ms);
+	return 1;
 }
 
 void res_enter(struct resolver *r)
@@ -94,36 +122,40 @@ void res_enter(struct resolver *r)
 
 int res_leave(struct resolver *r)
 {
-	struct timeval tv;
-
 	if (--r->depth > 0)
 		return 0;
 	if (r->dying) {
 		res_destroy(r);
 		return 1;
 	}
-	if (ares_timeout(r->ch, NULL, &tv) == NULL) {
-		ev_timer_stop(r->loop, &r->timer);
-		return 0;
+	res_chan_arm(r->cur);
+	for (struct res_chan **cp = &r->draining; *cp != NULL;) {
+		struct res_chan *c = *cp;
+		if (res_chan_arm(c)) {
+			cp = &c->next;
+			continue;
+		}
+		*cp = c->next;
+		res_chan_free(c);
 	}
-	uint64_t ms = (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u;
-	ev_timer_start(r->loop, &r->timer, ms);
 	return 0;
 }
 
-void res_query(struct resolver *r, const char *name, int type, ares_callback cb, void *arg)
+void res_query(struct res_chan *c, const char *name, int type, ares_callback cb, void *arg)
 {
+	struct resolver *r = c->r;
+
 	if (r->dying) {
 		cb(arg, ARES_EDESTRUCTION, 0, NULL, 0);
 		return;
 	}
 	res_enter(r);
-	ares_query(r->ch, name, ns_c_in, type, cb, arg);
+	ares_query(c->ch, name, ns_c_in, type, cb, arg);
 	res_leave(r);
 }
 
 /* cfg->dns_servers in the given order (ARES_OPT_NOROTATE keeps it). */
-static int res_set_servers(struct resolver *r, const struct config *cfg, char *err, size_t errsz)
+static int res_set_servers(ares_channel ch, const struct config *cfg, char *err, size_t errsz)
 {
 	struct ares_addr_port_node *nodes;
 	int rc;
@@ -146,7 +178,7 @@ static int res_set_servers(struct resolver *r, const struct config *cfg, char *e
 			return -1;
 		}
 	}
-	rc = ares_set_servers_ports(r->ch, nodes);
+	rc = ares_set_servers_ports(ch, nodes);
 	free(nodes);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errsz, "c-ares: setting the DNS servers: %s", ares_strerror(rc));
@@ -211,12 +243,56 @@ static void res_self_init(struct resolver *r, const struct config *cfg)
 		freeifaddrs(ifs);
 }
 
+/* A channel configured from cfg: NULL with a message in err. */
+static struct res_chan *res_chan_new(struct resolver *r, const struct config *cfg, char *err,
+				     size_t errsz)
+{
+	struct ares_options opts;
+	struct res_chan *c = xcalloc(1, sizeof(*c));
+	int optmask, rc;
+
+	c->r = r;
+	ev_timer_init(&c->timer, res_timer_cb, c);
+	memset(&opts, 0, sizeof(opts));
+	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
+	opts.timeout = RES_TIMEOUT_MS;
+	opts.tries = RES_TRIES;
+	opts.sock_state_cb = res_sock_state_cb;
+	opts.sock_state_cb_data = c;
+	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
+		  ARES_OPT_NOROTATE;
+#if ARES_VERSION >= 0x011700
+	/* 1.23 added a cache on by default; relayctl route must show fresh answers. */
+	opts.qcache_max_ttl = 0;
+	optmask |= ARES_OPT_QUERY_CACHE;
+#endif
+	rc = ares_init_options(&c->ch, &opts, optmask);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares: init: %s", ares_strerror(rc));
+		free(c);
+		return NULL;
+	}
+	if (res_set_servers(c->ch, cfg, err, errsz) < 0) {
+		res_chan_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void res_self_set(struct resolver *r, const struct config *cfg)
+{
+	snprintf(r->hostname, sizeof(r->hostname), "%s", cfg->hostname);
+	free(r->self);
+	r->self = NULL;
+	r->nself = 0;
+	res_self_init(r, cfg);
+}
+
 struct resolver *resolver_new(struct ev_loop *loop, const struct config *cfg, char *err,
 			      size_t errsz)
 {
-	struct ares_options opts;
 	struct resolver *r;
-	int optmask, rc;
+	int rc;
 
 	rc = ares_library_init(ARES_LIB_INIT_ALL);
 	if (rc != ARES_SUCCESS) {
@@ -225,38 +301,33 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct config *cfg, ch
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->loop = loop;
-	ev_timer_init(&r->timer, res_timer_cb, r);
-	snprintf(r->hostname, sizeof(r->hostname), "%s", cfg->hostname);
-	res_self_init(r, cfg);
-
-	memset(&opts, 0, sizeof(opts));
-	opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
-	opts.timeout = RES_TIMEOUT_MS;
-	opts.tries = RES_TRIES;
-	opts.sock_state_cb = res_sock_state_cb;
-	opts.sock_state_cb_data = r;
-	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
-		  ARES_OPT_NOROTATE;
-#if ARES_VERSION >= 0x011700
-	/* 1.23 added a cache on by default; relayctl route must show fresh answers. */
-	opts.qcache_max_ttl = 0;
-	optmask |= ARES_OPT_QUERY_CACHE;
-#endif
-	rc = ares_init_options(&r->ch, &opts, optmask);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errsz, "c-ares: init: %s", ares_strerror(rc));
-		goto fail;
+	r->cur = res_chan_new(r, cfg, err, errsz);
+	if (r->cur == NULL) {
+		free(r);
+		ares_library_cleanup();
+		return NULL;
 	}
-	if (res_set_servers(r, cfg, err, errsz) < 0)
-		goto fail;
+	res_self_set(r, cfg);
 	return r;
-fail:
-	if (r->ch != NULL)
-		ares_destroy(r->ch);
-	free(r->self);
-	free(r);
-	ares_library_cleanup();
-	return NULL;
+}
+
+/*
+ * A new channel for the new servers; the old one finishes its queries and
+ * goes once idle (res_leave), so a reload neither loses nor re-enters one.
+ */
+int resolver_reload(struct resolver *r, const struct config *cfg, char *err, size_t errsz)
+{
+	struct res_chan *c = res_chan_new(r, cfg, err, errsz);
+
+	if (c == NULL)
+		return -1;
+	r->cur->next = r->draining;
+	r->draining = r->cur;
+	r->cur = c;
+	res_self_set(r, cfg);
+	res_enter(r);
+	res_leave(r); /* retires the old channel now if it is idle */
+	return 0;
 }
 
 /* Outside every c-ares callback: pending queries end with ARES_EDESTRUCTION. */
@@ -264,11 +335,12 @@ static void res_destroy(struct resolver *r)
 {
 	r->dying = 1;
 	r->depth++; /* a resolver_free from those callbacks must not recurse */
-	ares_destroy(r->ch);
-	while (r->nfds > 0)
-		ev_io_del(r->loop, r->fds[--r->nfds]);
-	ev_timer_stop(r->loop, &r->timer);
-	free(r->fds);
+	while (r->draining != NULL) {
+		struct res_chan *c = r->draining;
+		r->draining = c->next;
+		res_chan_free(c);
+	}
+	res_chan_free(r->cur);
 	free(r->self);
 	free(r);
 	ares_library_cleanup();

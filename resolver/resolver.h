@@ -49,6 +49,16 @@ typedef void (*mx_cb)(struct mx_plan *plan, void *arg);
 /* NULL with a message in err when c-ares cannot start. */
 struct resolver *resolver_new(struct ev_loop *loop, const struct config *cfg, char *err,
 			      size_t errsz);
+/*
+ * After a config reload: new dns-server list, hostname and listen
+ * addresses. Resolutions in flight finish on the old servers. 0, or -1
+ * with a message in err (the old servers stay). Safe inside an mx_cb.
+ */
+int resolver_reload(struct resolver *r, const struct config *cfg, char *err, size_t errsz);
+/*
+ * Pending resolutions get their cb with MX_TEMPFAIL. Called from inside an
+ * mx_cb, the destruction waits until c-ares has returned.
+ */
 void resolver_free(struct resolver *r);
 /*
  * Resolves where mail for domain goes. no_mx: domain is a host name (a

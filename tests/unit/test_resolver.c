@@ -347,7 +347,7 @@ static const struct {
 	{ "implicit.test", 0, MX_OK, "", 1, { { "implicit.test", 0, "127.0.0.4" } },
 	  "implicit.test. A 127.0.0.4\n", NULL },
 	{ "alias.test", 0, MX_OK, "", 1, { { "alias.test", 0, "127.0.0.5" } },
-	  "alias.test. MX (no records: implicit MX)\n", NULL },
+	  "alias.test. CNAME target.test.\n", NULL },
 	{ "nx.test", 0, MX_PERMFAIL, "5.1.2", 0, { { NULL, 0, NULL } },
 	  "nx.test. MX (NXDOMAIN)\n", " A " },
 	{ "null.test", 0, MX_PERMFAIL, "5.1.10", 0, { { NULL, 0, NULL } },
@@ -513,16 +513,24 @@ END_TEST
 /* A dead first server and a live second one: the answer still comes. */
 START_TEST(test_second_server)
 {
-	struct mx_plan *p;
+	const uint16_t first[] = { refused_port, silent_port };
 
-	setup_cfg(refused_port);
-	snprintf(dns[1].addr, sizeof(dns[1].addr), "127.0.0.1");
-	dns[1].port = dnsmasq_port;
-	cfg.ndns_servers = 2;
-	p = resolve("two.test", 0, 25, NULL);
-	ck_assert_int_eq(p->status, MX_OK);
-	ck_assert_uint_eq(p->nhosts, 2);
-	mx_plan_free(p);
+	for (int i = 0; i < 2; i++) {
+		struct mx_plan *p;
+		uint64_t ms;
+
+		setup_cfg(first[i]);
+		snprintf(dns[1].addr, sizeof(dns[1].addr), "127.0.0.1");
+		dns[1].port = dnsmasq_port;
+		cfg.ndns_servers = 2;
+		p = resolve("two.test", 0, 25, &ms);
+		ck_assert_int_eq(p->status, MX_OK);
+		ck_assert_uint_eq(p->nhosts, 2);
+		ck_assert_uint_lt(ms, 5000);
+		fprintf(stderr, "test_resolver: %s first server, then dnsmasq: answer after %llu ms\n",
+			i ? "silent" : "refused", (unsigned long long)ms);
+		mx_plan_free(p);
+	}
 }
 END_TEST
 
@@ -530,7 +538,7 @@ END_TEST
 
 struct many {
 	int calls[8];
-	int done;
+	int done, want;       /* the loop stops when done reaches want */
 	struct ev_loop *loop;
 	struct mx_plan *plans[8];
 };
@@ -546,7 +554,7 @@ static void many_cb(struct mx_plan *plan, void *arg)
 
 	a->m->calls[a->i]++;
 	a->m->plans[a->i] = plan;
-	if (++a->m->done == 8)
+	if (++a->m->done == a->m->want)
 		ev_break(a->m->loop);
 }
 
@@ -557,7 +565,7 @@ START_TEST(test_concurrent)
 						"[127.0.0.9]", "alias.test" };
 	static const enum mx_status want[8] = { MX_OK, MX_OK, MX_PERMFAIL, MX_PERMFAIL,
 						MX_OK, MX_OK, MX_OK, MX_OK };
-	struct many m = { .loop = ev_loop_new() };
+	struct many m = { .loop = ev_loop_new(), .want = 8 };
 	struct many_arg args[8];
 	struct ev_timer guard;
 	char err[256];
@@ -572,7 +580,7 @@ START_TEST(test_concurrent)
 		args[i] = (struct many_arg){ &m, i };
 		mx_resolve(r, domains[i], 0, 25, many_cb, &args[i]);
 	}
-	if (m.done < 8)
+	if (m.done < m.want)
 		ev_run(m.loop);
 	ev_timer_stop(m.loop, &guard);
 	resolver_free(r);
@@ -632,6 +640,58 @@ START_TEST(test_free_pending)
 }
 END_TEST
 
+/* A reload moves new resolutions to the new servers; those in flight finish on the old. */
+START_TEST(test_reload)
+{
+	struct many m = { .loop = ev_loop_new() };
+	struct many_arg args[3] = { { &m, 0 }, { &m, 1 }, { &m, 2 } };
+	struct ev_timer guard;
+	char err[256];
+
+	setup_cfg(dnsmasq_port);
+	struct resolver *r = resolver_new(m.loop, &cfg, err, sizeof(err));
+	ck_assert_ptr_nonnull(r);
+	guard_fired = 0;
+	ev_timer_init(&guard, guard_cb, m.loop);
+	ev_timer_start(m.loop, &guard, GUARD_MS);
+	m.want = 2;
+	mx_resolve(r, "two.test", 0, 25, many_cb, &args[0]);
+	setup_cfg(refused_port);
+	ck_assert_int_eq(resolver_reload(r, &cfg, err, sizeof(err)), 0);
+	mx_resolve(r, "two.test", 0, 25, many_cb, &args[1]);
+	if (m.done < m.want)
+		ev_run(m.loop);
+	ck_assert(!guard_fired);
+	ck_assert_int_eq(m.plans[0]->status, MX_OK);
+	ck_assert_uint_eq(m.plans[0]->nhosts, 2);
+	ck_assert_int_eq(m.plans[1]->status, MX_TEMPFAIL);
+
+	/* A bad list is refused and the servers stay as they were. */
+	snprintf(dns[0].addr, sizeof(dns[0].addr), "300.0.0.1");
+	ck_assert_int_eq(resolver_reload(r, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "300.0.0.1"));
+
+	/* Back to dnsmasq, with this host now named like the primary MX. */
+	setup_cfg(dnsmasq_port);
+	snprintf(cfg.hostname, sizeof(cfg.hostname), "mx1.two.test");
+	ck_assert_int_eq(resolver_reload(r, &cfg, err, sizeof(err)), 0);
+	m.want = 3;
+	mx_resolve(r, "two.test", 0, 25, many_cb, &args[2]);
+	if (m.done < m.want)
+		ev_run(m.loop);
+	ev_timer_stop(m.loop, &guard);
+	resolver_free(r);
+	ev_loop_free(m.loop);
+	ck_assert(!guard_fired);
+	ck_assert_int_eq(m.plans[2]->status, MX_PERMFAIL);
+	ck_assert_str_eq(m.plans[2]->enh, "5.4.6");
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(m.calls[i], 1);
+		mx_plan_free(m.plans[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_bad_dns_server)
 {
 	struct ev_loop *loop = ev_loop_new();
@@ -664,6 +724,7 @@ int main(void)
 	tcase_add_test(tc, test_concurrent);
 	tcase_add_test(tc, test_free_inside_callback);
 	tcase_add_test(tc, test_free_pending);
+	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_bad_dns_server);
 	suite_add_tcase(s, tc);
 
