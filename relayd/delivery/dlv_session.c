@@ -799,8 +799,11 @@ static void smtpc_on_reply(struct dlv_session *s)
 			       smtpc_timeout_ms(smtpc_cmds[s->pend[s->pend_head].cmd].timeout));
 	else if (!s->in_content)
 		ev_timer_stop(s->ctx->loop, &s->timer);
-	log_debug("%s: < %s: %d %s", s->job ? s->job->qid : "-", s->peer, s->reply.code,
-		  s->reply.text);
+	if (log_verbose()) {
+		char line[1024];
+		smtpc_reply_oneline(&s->reply, line, sizeof(line));
+		log_debug("%s: < %s: %s", s->job ? s->job->qid : "-", s->peer, line);
+	}
 	if (s->reply.code == 421) {
 		/* The server is closing the connection: nothing more goes on it. */
 		if (!row->txn && p.cmd != SC_RSET) {

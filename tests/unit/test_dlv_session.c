@@ -1,0 +1,698 @@
+/*
+ * test_dlv_session.c - the delivery worker end to end without the rest of
+ * relayd: delivery_main runs in a child process; this test plays the
+ * queue on STATE_DIR/queue.sock (jobs, content pieces, results) and runs
+ * scripted SMTP servers (forked, on loopback) that record what they got.
+ * Next hops are numeric routes, so no DNS is involved; DNS cases are in
+ * tests/integration/test_delivery_*.py.
+ */
+#include "common/config.h"
+#include "common/event.h"
+#include "common/ipc.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/worker.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT_MS 10000
+
+/* ---- scripted SMTP server ---- */
+
+struct script {
+	const char *greeting;  /* default "220 fake ESMTP" */
+	const char *ehlo;      /* whole reply; default: PIPELINING, SIZE, 8BITMIME */
+	const char *mail;      /* default "250 2.1.0 Ok" */
+	const char *data;      /* default "354 go ahead" */
+	const char *dot;       /* default "250 2.0.0 Ok: queued as FAKE" */
+	int conns;             /* connections served before exiting */
+};
+
+static char tmpdir[256];
+
+static void send_str(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void reply(FILE *log, int fd, const char *line)
+{
+	send_str(fd, line);
+	if (line[strlen(line) - 1] != '\n')
+		send_str(fd, "\r\n");
+	(void)log;
+}
+
+static const char *rcpt_reply(const char *line)
+{
+	if (strstr(line, "bad"))
+		return "550 5.1.1 User unknown";
+	if (strstr(line, "tmp"))
+		return "451 4.2.0 Try again later";
+	if (strstr(line, "bye"))
+		return "421 4.3.2 Closing now";
+	return "250 2.1.5 Ok";
+}
+
+/* One connection: replies by the script, everything received goes to log. */
+static void serve_conn(const struct script *sc, int fd, FILE *log)
+{
+	FILE *in = fdopen(dup(fd), "r");
+	char line[4096];
+
+	fprintf(log, "CONNECT\n");
+	reply(log, fd, sc->greeting ? sc->greeting : "220 fake ESMTP");
+	if (sc->greeting && sc->greeting[0] != '2')
+		goto out;
+	while (fgets(line, sizeof(line), in)) {
+		fprintf(log, "%s", line);
+		fflush(log);
+		if (strncasecmp(line, "EHLO", 4) == 0)
+			reply(log, fd, sc->ehlo ? sc->ehlo
+						: "250-fake\r\n250-PIPELINING\r\n250-SIZE 100000\r\n"
+						  "250 8BITMIME\r\n");
+		else if (strncasecmp(line, "HELO", 4) == 0)
+			reply(log, fd, "250 fake");
+		else if (strncasecmp(line, "MAIL", 4) == 0)
+			reply(log, fd, sc->mail ? sc->mail : "250 2.1.0 Ok");
+		else if (strncasecmp(line, "RCPT", 4) == 0) {
+			const char *r = rcpt_reply(line);
+			reply(log, fd, r);
+			if (r[0] == '4' && r[1] == '2' && r[2] == '1')
+				goto out;
+		} else if (strncasecmp(line, "DATA", 4) == 0) {
+			const char *d = sc->data ? sc->data : "354 go ahead";
+			reply(log, fd, d);
+			if (d[0] != '3')
+				continue;
+			fprintf(log, "<DATA>\n");
+			while (fgets(line, sizeof(line), in)) {
+				fprintf(log, "%s", line);
+				if (strcmp(line, ".\r\n") == 0)
+					break;
+			}
+			fprintf(log, "</DATA>\n");
+			reply(log, fd, sc->dot ? sc->dot : "250 2.0.0 Ok: queued as FAKE");
+		} else if (strncasecmp(line, "RSET", 4) == 0)
+			reply(log, fd, "250 Ok");
+		else if (strncasecmp(line, "QUIT", 4) == 0) {
+			reply(log, fd, "221 Bye");
+			break;
+		} else
+			reply(log, fd, "502 5.5.2 Unknown command");
+	}
+out:
+	fprintf(log, "CLOSE\n");
+	fflush(log);
+	fclose(in);
+	close(fd);
+}
+
+static int listen_tcp(uint16_t *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* A free port nobody listens on: connections to it are refused. */
+static uint16_t dead_port(void)
+{
+	uint16_t port;
+	close(listen_tcp(&port));
+	return port;
+}
+
+static pid_t server_pids[4];
+static int nservers;
+
+static uint16_t smtp_server(const struct script *sc, char *logpath, size_t logsz)
+{
+	uint16_t port;
+	int lfd = listen_tcp(&port);
+
+	snprintf(logpath, logsz, "%s/smtp-%u.log", tmpdir, port);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		FILE *log = fopen(logpath, "w");
+		alarm(30);
+		for (int i = 0; i < (sc->conns ? sc->conns : 1); i++) {
+			int fd = accept(lfd, NULL, NULL);
+			if (fd < 0)
+				_exit(1);
+			serve_conn(sc, fd, log);
+		}
+		fclose(log);
+		_exit(0);
+	}
+	close(lfd);
+	server_pids[nservers++] = pid;
+	return port;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	static char empty[] = "";
+	if (f == NULL)
+		return strdup(empty);
+	char *s = calloc(1, 1 << 20);
+	size_t n = fread(s, 1, (1 << 20) - 1, f);
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* ---- the delivery worker and the fake queue ---- */
+
+static pid_t dlv_pid = -1;
+static int qfd = -1;
+static char dlv_log[300];
+static struct config cfg;
+
+static void start_delivery(const char *conf_extra)
+{
+	char path[300], sock[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/relayd.conf", tmpdir);
+	f = fopen(path, "w");
+	fprintf(f, "hostname relayd.test\nstate-dir %s\n%s", tmpdir, conf_extra);
+	fclose(f);
+	ck_assert_int_eq(config_load(path, &cfg, stderr), 0);
+
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sock, sizeof(sock), "%s/queue.sock", tmpdir);
+	ck_assert_uint_lt(strlen(sock), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, sock, strlen(sock) + 1);
+	unlink(sock);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+
+	snprintf(dlv_log, sizeof(dlv_log), "%s/delivery.log", tmpdir);
+	dlv_pid = fork();
+	ck_assert_int_ge(dlv_pid, 0);
+	if (dlv_pid == 0) {
+		static struct worker w;
+		int lf = open(dlv_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(lf, 2);
+		close(lfd);
+		alarm(60);
+		log_init("delivery", 1, 1);
+		w.role = "delivery";
+		w.loop = ev_loop_new();
+		w.cfg = &cfg;
+		delivery_main(&w);
+		_exit(0);
+	}
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, IO_TIMEOUT_MS), 1);
+	qfd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(qfd, 0);
+	close(lfd);
+}
+
+/* Reads one frame from delivery, bounded in time. */
+static long read_frame(uint32_t *type, uint8_t **payload)
+{
+	struct pollfd pfd = {.fd = qfd, .events = POLLIN};
+	ck_assert_msg(poll(&pfd, 1, IO_TIMEOUT_MS) == 1, "delivery said nothing for %d ms:\n%s",
+		      IO_TIMEOUT_MS, slurp(dlv_log));
+	long n = ipc_read_frame_blocking(qfd, type, payload);
+	ck_assert_msg(n >= 0, "queue channel closed:\n%s", slurp(dlv_log));
+	return n;
+}
+
+static void expect_hello(void)
+{
+	uint32_t type;
+	uint8_t *p;
+	struct ipc_rd rd;
+	long n = read_frame(&type, &p);
+
+	ck_assert_uint_eq(type, MSG_Q_HELLO);
+	ipc_rd_init(&rd, p, (size_t)n);
+	ck_assert_uint_eq(ipc_get_u32(&rd), ROLE_DELIVERY);
+	free(p);
+	n = read_frame(&type, &p);
+	ck_assert_uint_eq(type, MSG_D_READY);
+	ipc_rd_init(&rd, p, (size_t)n);
+	ck_assert_uint_gt(ipc_get_u32(&rd), 1);
+	free(p);
+}
+
+static void send_job(uint64_t jobid, const char *qid, const char *sender, const char *domain,
+		     uint64_t size, uint32_t body, const char *const *rcpts)
+{
+	struct ipc_wr w;
+	uint32_t n = 0;
+
+	while (rcpts[n])
+		n++;
+	ipc_wr_init(&w);
+	ipc_put_u64(&w, jobid);
+	ipc_put_str(&w, qid);
+	ipc_put_str(&w, sender);
+	ipc_put_str(&w, domain);
+	ipc_put_u64(&w, size);
+	ipc_put_u32(&w, body);
+	ipc_put_i64(&w, ev_wallclock());
+	ipc_put_u32(&w, n);
+	for (uint32_t i = 0; i < n; i++) {
+		ipc_put_u64(&w, jobid * 100 + i);
+		ipc_put_str(&w, rcpts[i]);
+	}
+	ck_assert_int_eq(ipc_write_frame_blocking(qfd, MSG_D_JOB, buf_head(&w.b), buf_avail(&w.b)), 0);
+	ipc_wr_free(&w);
+}
+
+struct result {
+	uint64_t jobid, rcptid;
+	uint32_t cls, code;
+	char enh[16], text[2048], relay[400];
+};
+
+static struct result results[64];
+static int nresults;
+
+/*
+ * Plays the queue until njobs DONE frames came: content pieces of at most
+ * piece bytes from content[jobid % 100], results recorded.
+ */
+static void serve_queue(int njobs, const char *const *contents, size_t piece)
+{
+	int done = 0;
+
+	while (done < njobs) {
+		uint32_t type;
+		uint8_t *p;
+		struct ipc_rd rd;
+		long n = read_frame(&type, &p);
+		ipc_rd_init(&rd, p, (size_t)n);
+		if (type == MSG_D_CHUNK_REQ) {
+			uint64_t jobid = ipc_get_u64(&rd);
+			uint32_t seq = ipc_get_u32(&rd);
+			const char *c = contents[jobid % 100];
+			size_t len = strlen(c), off = seq * piece;
+			ck_assert_uint_le(off, len);
+			size_t k = len - off < piece ? len - off : piece;
+			struct ipc_wr w;
+			ipc_wr_init(&w);
+			ipc_put_u64(&w, jobid);
+			ipc_put_u32(&w, seq);
+			ipc_put_u32(&w, off + k >= len);
+			ipc_put_bytes(&w, c + off, k);
+			ipc_write_frame_blocking(qfd, MSG_D_CHUNK, buf_head(&w.b), buf_avail(&w.b));
+			ipc_wr_free(&w);
+		} else if (type == MSG_D_RESULT) {
+			struct result *r = &results[nresults++];
+			r->jobid = ipc_get_u64(&rd);
+			r->rcptid = ipc_get_u64(&rd);
+			r->cls = ipc_get_u32(&rd);
+			r->code = ipc_get_u32(&rd);
+			ipc_get_str(&rd, r->enh, sizeof(r->enh));
+			ipc_get_str(&rd, r->text, sizeof(r->text));
+			ipc_get_str(&rd, r->relay, sizeof(r->relay));
+			ck_assert_int_eq(ipc_rd_done(&rd), 0);
+		} else if (type == MSG_D_DONE) {
+			done++;
+		} else {
+			ck_assert_uint_eq(type, MSG_D_READY);
+		}
+		free(p);
+	}
+}
+
+static const struct result *result_for(uint64_t rcptid)
+{
+	for (int i = 0; i < nresults; i++)
+		if (results[i].rcptid == rcptid)
+			return &results[i];
+	ck_abort_msg("no result for recipient %llu:\n%s", (unsigned long long)rcptid,
+		     slurp(dlv_log));
+	return NULL;
+}
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_dlv_session.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	nresults = 0;
+	nservers = 0;
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	if (dlv_pid > 0) {
+		kill(dlv_pid, SIGKILL);
+		waitpid(dlv_pid, NULL, 0);
+		dlv_pid = -1;
+	}
+	for (int i = 0; i < nservers; i++) {
+		kill(server_pids[i], SIGKILL);
+		waitpid(server_pids[i], NULL, 0);
+	}
+	if (qfd >= 0)
+		close(qfd);
+	qfd = -1;
+	if (getenv("KEEP_TEST_DIRS"))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static void start_with_route(uint16_t port, const char *more)
+{
+	char conf[512];
+	snprintf(conf, sizeof(conf), "route example.org [127.0.0.1]:%u tls=none\n%s", port,
+		 more ? more : "");
+	start_delivery(conf);
+	expect_hello();
+}
+
+/* ---- the cases ---- */
+
+START_TEST(test_pipelined_mixed_outcomes)
+{
+	struct script sc = {0};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"ok@example.org", "bad@example.org",
+					    "tmp@example.org", "ok2@example.org", NULL};
+	const char *content = "Subject: t\r\n\r\n.leading dot\r\nline\r\n.\r\nend\r\n";
+	const char *contents[100] = {[1] = content};
+
+	start_with_route(port, NULL);
+	send_job(1, "QID1", "sender@relayd.test", "example.org", strlen(content), 0, rcpts);
+	serve_queue(1, contents, 7);
+	ck_assert_int_eq(nresults, 4);
+	ck_assert_uint_eq(result_for(100)->cls, DLV_SENT);
+	ck_assert_str_eq(result_for(100)->enh, "2.0.0");
+	ck_assert_str_eq(result_for(100)->text, "250 2.0.0 Ok: queued as FAKE");
+	ck_assert_uint_eq(result_for(101)->cls, DLV_BOUNCED);
+	ck_assert_uint_eq(result_for(101)->code, 550);
+	ck_assert_str_eq(result_for(101)->enh, "5.1.1");
+	ck_assert_ptr_nonnull(strstr(result_for(101)->text, "said: 550 5.1.1 User unknown "
+							     "(in reply to RCPT TO)"));
+	ck_assert_uint_eq(result_for(102)->cls, DLV_DEFERRED);
+	ck_assert_str_eq(result_for(102)->enh, "4.2.0");
+	ck_assert_uint_eq(result_for(103)->cls, DLV_SENT);
+	char relay[64];
+	snprintf(relay, sizeof(relay), "127.0.0.1[127.0.0.1]:%u", port);
+	ck_assert_str_eq(result_for(103)->relay, relay);
+
+	char *t = slurp(slog);
+	ck_assert_ptr_nonnull(strstr(t, "MAIL FROM:<sender@relayd.test> SIZE=42\r\n"));
+	/* Dot-stuffed on the wire, ending in CRLF.CRLF. */
+	ck_assert_ptr_nonnull(strstr(t, "<DATA>\nSubject: t\r\n\r\n..leading dot\r\nline\r\n"
+					"..\r\nend\r\n.\r\n</DATA>"));
+	free(t);
+	char *l = slurp(dlv_log);
+	ck_assert_msg(strstr(l, "QID1: to=<ok@example.org>, relay=127.0.0.1[127.0.0.1]:") &&
+		      strstr(l, ", dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as FAKE)"), "%s", l);
+	ck_assert_ptr_nonnull(strstr(l, "QID1: to=<bad@example.org>"));
+	ck_assert_ptr_nonnull(strstr(l, "dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] "
+					"said: 550 5.1.1 User unknown (in reply to RCPT TO))"));
+	ck_assert_ptr_nonnull(strstr(l, "dsn=4.2.0, status=deferred"));
+	free(l);
+}
+END_TEST
+
+START_TEST(test_no_pipelining_mail_rejected)
+{
+	struct script sc = {.ehlo = "250-fake\r\n250 8BITMIME\r\n",
+			    .mail = "451 4.3.0 Mailbox busy"};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", "b@example.org", NULL};
+	const char *contents[100] = {[2] = "x\r\n"};
+
+	start_with_route(port, NULL);
+	send_job(2, "QID2", "", "example.org", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nresults, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_uint_eq(results[i].cls, DLV_DEFERRED);
+		ck_assert_uint_eq(results[i].code, 451);
+		ck_assert_ptr_nonnull(strstr(results[i].text, "(in reply to MAIL FROM)"));
+	}
+	char *t = slurp(slog);
+	/* Null sender, no SIZE (not offered), and no RCPT after a refused MAIL. */
+	ck_assert_ptr_nonnull(strstr(t, "MAIL FROM:<>\r\n"));
+	ck_assert_ptr_null(strstr(t, "RCPT"));
+	ck_assert_ptr_nonnull(strstr(t, "QUIT"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_size_and_8bit_checked_before_mail)
+{
+	struct script sc = {.ehlo = "250-fake\r\n250 SIZE 10\r\n", .conns = 2};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const r1[] = {"a@example.org", NULL};
+	static const char *const r2[] = {"b@example.org", NULL};
+	const char *contents[100] = {[3] = "0123456789abcdef\r\n", [4] = "\xc3\xa9\r\n"};
+
+	start_with_route(port, "concurrency-per-destination 1\n");
+	send_job(3, "QID3", "s@relayd.test", "example.org", 18, 0, r1);
+	send_job(4, "QID4", "s@relayd.test", "example.org", 4, BODY_8BITMIME, r2);
+	serve_queue(2, contents, 100);
+	ck_assert_uint_eq(result_for(300)->cls, DLV_BOUNCED);
+	ck_assert_str_eq(result_for(300)->enh, "5.3.4");
+	ck_assert_ptr_nonnull(strstr(result_for(300)->text, "exceeds size limit 10"));
+	ck_assert_uint_eq(result_for(400)->cls, DLV_BOUNCED);
+	ck_assert_str_eq(result_for(400)->enh, "5.6.3");
+	char *t = slurp(slog);
+	ck_assert_ptr_null(strstr(t, "MAIL"));
+	/* Both jobs went over the one connection. */
+	ck_assert_int_eq(count(t, "CONNECT"), 1);
+	free(t);
+}
+END_TEST
+
+START_TEST(test_helo_fallback)
+{
+	struct script sc = {.ehlo = "502 5.5.1 EHLO not implemented\r\n"};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {[5] = "hello\r\n"};
+
+	start_with_route(port, NULL);
+	send_job(5, "QID5", "s@relayd.test", "example.org", 7, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(500)->cls, DLV_SENT);
+	char *t = slurp(slog);
+	ck_assert_ptr_nonnull(strstr(t, "HELO relayd.test\r\n"));
+	ck_assert_ptr_nonnull(strstr(t, "MAIL FROM:<s@relayd.test>\r\n"));
+	free(t);
+}
+END_TEST
+
+START_TEST(test_connection_reuse)
+{
+	struct script sc = {0};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+
+	start_with_route(port, "concurrency-per-destination 1\n");
+	for (int i = 1; i <= 5; i++) {
+		char qid[16];
+		contents[i] = "body\r\n";
+		snprintf(qid, sizeof(qid), "QR%d", i);
+		send_job((uint64_t)i, qid, "s@relayd.test", "example.org", 6, 0, rcpts);
+	}
+	serve_queue(5, contents, 100);
+	ck_assert_int_eq(nresults, 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_uint_eq(results[i].cls, DLV_SENT);
+	char *t = slurp(slog);
+	ck_assert_int_eq(count(t, "CONNECT"), 1);
+	ck_assert_int_eq(count(t, "MAIL FROM"), 5);
+	free(t);
+	char *l = slurp(dlv_log);
+	ck_assert_msg(strstr(l, "conn_use=5") != NULL, "%s", l);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_refused_then_hold)
+{
+	uint16_t port = dead_port();
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+
+	start_with_route(port, NULL);
+	send_job(6, "QID6", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(600)->cls, DLV_DEFERRED);
+	ck_assert_str_eq(result_for(600)->enh, "4.4.1");
+	ck_assert_ptr_nonnull(strstr(result_for(600)->text, "Connection refused"));
+	/* The next job for the same next hop waits without a connection. */
+	send_job(7, "QID7", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(700)->cls, DLV_DEFERRED);
+	char *l = slurp(dlv_log);
+	ck_assert_ptr_nonnull(strstr(l, "QID7: next hop route:example.org failed recently"));
+	ck_assert_int_eq(count(l, "QID6: connect to 127.0.0.1[127.0.0.1]"), 1);
+	ck_assert_int_eq(count(l, "QID7: connect to"), 0);
+	free(l);
+}
+END_TEST
+
+START_TEST(test_greeting_421_defers)
+{
+	struct script sc = {.greeting = "421 4.3.2 Busy, try later"};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+
+	start_with_route(port, NULL);
+	send_job(8, "QID8", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(800)->cls, DLV_DEFERRED);
+	ck_assert_ptr_nonnull(strstr(result_for(800)->text, "421 4.3.2 Busy"));
+	ck_assert_str_eq(result_for(800)->enh, "4.3.2");
+}
+END_TEST
+
+START_TEST(test_421_on_rcpt_defers_all)
+{
+	struct script sc = {0};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"ok@example.org", "bye@example.org",
+					    "later@example.org", NULL};
+	const char *contents[100] = {[9] = "x\r\n"};
+
+	start_with_route(port, NULL);
+	send_job(9, "QID9", "s@relayd.test", "example.org", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nresults, 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(results[i].cls == DLV_DEFERRED, "%s", results[i].text);
+}
+END_TEST
+
+/* smarthost 1 refuses connections; smarthost 2 takes the mail. */
+START_TEST(test_smarthost_order)
+{
+	struct script sc = {0};
+	char slog[300], conf[300];
+	uint16_t good = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.net", NULL};
+	const char *contents[100] = {[10] = "x\r\n"};
+
+	snprintf(conf, sizeof(conf), "smarthost [127.0.0.1]:%u tls=none\n"
+		 "smarthost [127.0.0.1]:%u tls=none\n", dead_port(), good);
+	start_delivery(conf);
+	expect_hello();
+	send_job(10, "QID10", "s@relayd.test", "example.net", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(1000)->cls, DLV_SENT);
+	char *l = slurp(dlv_log);
+	ck_assert_ptr_nonnull(strstr(l, "trying the next hop: smarthost 2 of 2"));
+	free(l);
+}
+END_TEST
+
+/* AUTH credentials never go over a connection without TLS. */
+START_TEST(test_auth_needs_tls)
+{
+	struct script sc = {.ehlo = "250-fake\r\n250 AUTH PLAIN LOGIN\r\n"};
+	char slog[300], conf[600], authf[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.net", NULL};
+	const char *contents[100] = {0};
+
+	snprintf(authf, sizeof(authf), "%s/auth", tmpdir);
+	FILE *f = fopen(authf, "w");
+	fprintf(f, "alice secret\n");
+	fclose(f);
+	chmod(authf, 0600);
+	snprintf(conf, sizeof(conf), "smarthost [127.0.0.1]:%u tls=may auth=%s\n", port, authf);
+	start_delivery(conf);
+	expect_hello();
+	send_job(11, "QID11", "s@relayd.test", "example.net", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(1100)->cls, DLV_DEFERRED);
+	ck_assert_str_eq(result_for(1100)->enh, "4.7.0");
+	char *t = slurp(slog);
+	ck_assert_ptr_null(strstr(t, "AUTH"));
+	ck_assert_ptr_null(strstr(t, "MAIL"));
+	free(t);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("dlv_session");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_pipelined_mixed_outcomes);
+	tcase_add_test(tc, test_no_pipelining_mail_rejected);
+	tcase_add_test(tc, test_size_and_8bit_checked_before_mail);
+	tcase_add_test(tc, test_helo_fallback);
+	tcase_add_test(tc, test_connection_reuse);
+	tcase_add_test(tc, test_refused_then_hold);
+	tcase_add_test(tc, test_greeting_421_defers);
+	tcase_add_test(tc, test_421_on_rcpt_defers_all);
+	tcase_add_test(tc, test_smarthost_order);
+	tcase_add_test(tc, test_auth_needs_tls);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
