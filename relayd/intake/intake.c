@@ -1,0 +1,189 @@
+/*
+ * intake.c - the intake worker's entry point: accepting SMTP clients on
+ * the listeners the master bound, connection limits, the TLS context and
+ * auth-users table (rebuilt on reload), and `relayctl stats`.
+ */
+#include "intake.h"
+#include "smtp_session.h"
+#include "common/event.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/worker.h"
+#include "common/xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* One listener: its descriptor and mode, the argument of its callback. */
+struct intake_listener {
+	struct intake *in;
+	int fd;
+	enum listen_mode mode;
+};
+
+static struct intake intake;
+
+/* Connections from the same address as sa. */
+static size_t intake_count_peer(const struct intake *in, const struct sockaddr_storage *sa)
+{
+	size_t n = 0;
+	for (const struct smtp_session *s = in->sessions; s != NULL; s = s->next) {
+		if (s->peer.ss_family != sa->ss_family)
+			continue;
+		if (sa->ss_family == AF_INET6) {
+			if (memcmp(&((const struct sockaddr_in6 *)&s->peer)->sin6_addr,
+				   &((const struct sockaddr_in6 *)sa)->sin6_addr,
+				   sizeof(struct in6_addr)) == 0)
+				n++;
+		} else if (((const struct sockaddr_in *)&s->peer)->sin_addr.s_addr ==
+			   ((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+			n++;
+	}
+	return n;
+}
+
+/* Refuses a client at connect: one reply, best effort, then close. */
+static void intake_refuse(struct intake *in, int fd, const char *why)
+{
+	struct buf b;
+
+	buf_init(&b);
+	smtp_reply_format(&b, SR_TOO_MANY_CONNS, NULL);
+	if (write(fd, buf_head(&b), buf_avail(&b)) < 0)
+		log_debug("refusing a client: %s", strerror(errno));
+	buf_free(&b);
+	close(fd);
+	in->stats.rejected++;
+	log_info("connection refused: %s", why);
+}
+
+static void intake_on_accept(int lfd, uint32_t events, void *arg)
+{
+	struct intake_listener *l = arg;
+	struct intake *in = l->in;
+	const struct config *cfg = in->w->cfg;
+	(void)events;
+
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+		int fd = accept4(lfd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warnx("accept: %s", strerror(errno));
+			return;
+		}
+		if (in->stopping) {
+			close(fd);
+			continue;
+		}
+		if (in->nsessions >= cfg->max_connections) {
+			intake_refuse(in, fd, "max-connections reached");
+			continue;
+		}
+		if (intake_count_peer(in, &sa) >= cfg->max_connections_per_ip) {
+			intake_refuse(in, fd, "max-connections-per-ip reached");
+			continue;
+		}
+		smtp_session_new(in, fd, (struct sockaddr *)&sa, salen, l->mode);
+	}
+}
+
+/* TLS context and auth-users from the current config. */
+static void intake_load_settings(struct intake *in)
+{
+	const struct config *cfg = in->w->cfg;
+	char err[256];
+
+	if (cfg->tls_cert != NULL && cfg->tls_key != NULL) {
+		SSL_CTX *ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+		if (ctx == NULL)
+			log_warnx("TLS disabled: %s", err);
+		/* Sessions in TLS hold their own reference to the old context. */
+		if (ctx != NULL || in->tls == NULL) {
+			SSL_CTX_free(in->tls);
+			in->tls = ctx;
+		}
+	} else {
+		SSL_CTX_free(in->tls);
+		in->tls = NULL;
+	}
+	if (cfg->auth_users != NULL)
+		smtp_auth_load(&in->auth, cfg->auth_users);
+	else
+		smtp_auth_free(&in->auth);
+}
+
+static void intake_on_reload(struct worker *w)
+{
+	intake_load_settings(w->ctx);
+}
+
+static void intake_on_stop(struct worker *w)
+{
+	struct intake *in = w->ctx;
+
+	in->stopping = 1;
+	while (in->sessions != NULL)
+		smtp_session_free(in->sessions);
+	ev_break(in->loop);
+}
+
+static void intake_on_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
+{
+	struct intake *in = w->ctx;
+	char out[256];
+
+	if (argc >= 1 && strcmp(argv[0], "stats") == 0) {
+		snprintf(out, sizeof(out), "connections %llu\nreceived %llu\nrejected %llu\n",
+			 (unsigned long long)in->stats.connections,
+			 (unsigned long long)in->stats.received,
+			 (unsigned long long)in->stats.rejected);
+		worker_ctl_reply(w, reqid, 0, out);
+		return;
+	}
+	snprintf(out, sizeof(out), "intake: unknown command \"%s\"\n", argc >= 1 ? argv[0] : "");
+	worker_ctl_reply(w, reqid, 1, out);
+}
+
+void intake_main(struct worker *w)
+{
+	struct intake *in = &intake;
+	const struct config *cfg = w->cfg;
+
+	memset(in, 0, sizeof(*in));
+	in->w = w;
+	in->loop = w->loop;
+	w->ctx = in;
+	w->on_ctl = intake_on_ctl;
+	w->on_reload = intake_on_reload;
+	w->on_stop = intake_on_stop;
+	intake_load_settings(in);
+
+	struct intake_listener *ls = xcalloc(w->nlisten_fds ? w->nlisten_fds : 1, sizeof(*ls));
+	for (size_t i = 0; i < w->nlisten_fds && i < cfg->nlistens; i++) {
+		ls[i].in = in;
+		ls[i].fd = w->listen_fds[i];
+		ls[i].mode = cfg->listens[i].mode;
+		int fl = fcntl(ls[i].fd, F_GETFL);
+		if (fl < 0 || fcntl(ls[i].fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		    ev_io_add(in->loop, ls[i].fd, EPOLLIN, intake_on_accept, &ls[i]) < 0)
+			fatal("intake: cannot watch listener %s: %s", cfg->listens[i].text,
+			      strerror(errno));
+		if (ls[i].mode == LISTEN_SMTPS && in->tls == NULL)
+			log_warnx("listener %s is smtps but no certificate is usable",
+				  cfg->listens[i].text);
+		log_info("listening on %s", cfg->listens[i].text);
+	}
+	intake_queue_init(in);
+	ev_run(in->loop);
+	free(ls);
+}

@@ -1,0 +1,51 @@
+/*
+ * intake.h - the intake worker's own state: listeners, every SMTP session
+ * on one event loop, the channel to the queue worker, TLS and AUTH
+ * settings derived from the config, and the counters relayctl shows.
+ */
+#ifndef RELAYD_INTAKE_H
+#define RELAYD_INTAKE_H
+
+#include "smtp_auth.h"
+#include "common/event.h"
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct ipc_chan;
+struct smtp_session;
+
+/* Flow control toward the queue: stop reading clients above HIGH queued
+ * octets, resume below LOW. */
+#define INTAKE_QUEUE_HIGH (1024 * 1024)
+#define INTAKE_QUEUE_LOW (256 * 1024)
+
+struct intake {
+	struct worker *w;
+	struct ev_loop *loop;
+	SSL_CTX *tls;                  /* NULL: no certificate configured */
+	struct smtp_auth_db auth;
+	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
+	struct ev_timer queue_retry;
+	struct ev_timer flow_timer;    /* polls the queue channel while sessions wait */
+	struct smtp_session *sessions; /* every session, a doubly linked list */
+	size_t nsessions;
+	uint64_t next_sid;
+	int stopping;
+	struct {
+		uint64_t connections, received, rejected;
+	} stats;
+};
+
+/* intake_queue.c */
+void intake_queue_init(struct intake *in);
+void intake_queue_connect(struct intake *in);
+int intake_queue_up(const struct intake *in);
+/* 1 when the channel has so much queued that clients should wait. */
+int intake_queue_busy(const struct intake *in);
+/* A session waits for the queue channel to drain (flow_timer resumes it). */
+void intake_flow_wait(struct intake *in);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * smtp_auth.h - the auth-users table: "user:hash" lines, the hash in
+ * crypt(3) form (`openssl passwd -6`), loaded at start and on reload.
+ */
+#ifndef RELAYD_SMTP_AUTH_H
+#define RELAYD_SMTP_AUTH_H
+
+#include <stddef.h>
+
+struct smtp_auth_user {
+	char *name;
+	char *hash;
+};
+
+struct smtp_auth_db {
+	struct smtp_auth_user *users;
+	size_t n;
+};
+
+/* Replaces db with the file's users; on error db is left empty and -1 returned. */
+int smtp_auth_load(struct smtp_auth_db *db, const char *path);
+void smtp_auth_free(struct smtp_auth_db *db);
+/* 1 when user exists and pass matches its hash. */
+int smtp_auth_check(const struct smtp_auth_db *db, const char *user, const char *pass);
+
+#endif

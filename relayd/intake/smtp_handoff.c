@@ -1,0 +1,181 @@
+/*
+ * smtp_handoff.c - a transaction's way to the queue worker: BEGIN with
+ * the envelope, one RCPT per recipient, the content in pieces as it
+ * arrives (trace headers first), then END; or ABORT. The header section
+ * is held back (up to SMTP_HEADER_HOLD octets) until it is known whether
+ * Message-ID: and Date: must be added.
+ */
+#include "smtp_session.h"
+#include "common/ipc.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/worker.h"
+#include "common/xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define SMTP_HEADER_HOLD (64 * 1024)
+
+void smtp_tx_free(struct smtp_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	for (size_t i = 0; i < tx->nrcpts; i++)
+		free(tx->rcpts[i]);
+	free(tx->rcpts);
+	buf_free(&tx->out);
+	free(tx);
+}
+
+/* 16 upper-case hex digits from the kernel's random pool. */
+static void smtp_make_qid(char qid[17])
+{
+	uint8_t r[8];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		fatal("getrandom failed");
+	for (int i = 0; i < 8; i++)
+		snprintf(qid + 2 * i, 3, "%02X", r[i]);
+}
+
+/* RFC 5322 date-time in local time. */
+static void smtp_rfc5322_date(int64_t t, char *dst, size_t dstsz)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	localtime_r(&tt, &tm);
+	strftime(dst, dstsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+int smtp_handoff_begin(struct smtp_session *s)
+{
+	struct intake *in = s->in;
+	struct smtp_tx *tx = s->tx;
+	struct ipc_wr wr;
+
+	if (!intake_queue_up(in))
+		return -1;
+	tx->sid = ++in->next_sid;
+	tx->arrival = ev_wallclock();
+	smtp_make_qid(tx->qid);
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, tx->sid);
+	ipc_put_str(&wr, tx->qid);
+	ipc_put_str(&wr, tx->sender);
+	ipc_put_str(&wr, s->ip);
+	ipc_put_str(&wr, s->helo);
+	ipc_put_str(&wr, s->auth_user);
+	ipc_put_u32(&wr, tx->body_flags);
+	ipc_put_i64(&wr, tx->arrival);
+	int rc = ipc_send_wr(in->queue, MSG_Q_BEGIN, &wr);
+	for (size_t i = 0; rc == 0 && i < tx->nrcpts; i++) {
+		buf_reset(&wr.b);
+		ipc_put_u64(&wr, tx->sid);
+		ipc_put_str(&wr, tx->rcpts[i]);
+		rc = ipc_send_wr(in->queue, MSG_Q_RCPT, &wr);
+	}
+	ipc_wr_free(&wr);
+	if (rc < 0)
+		return -1;
+	tx->begun = 1;
+	return 0;
+}
+
+static void smtp_send_content(struct smtp_session *s, const uint8_t *p, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+	struct ipc_wr wr;
+
+	ipc_wr_init(&wr);
+	while (n > 0) {
+		size_t piece = n < IPC_CHUNK_SIZE ? n : IPC_CHUNK_SIZE;
+		buf_reset(&wr.b);
+		ipc_put_u64(&wr, tx->sid);
+		ipc_put_bytes(&wr, p, piece);
+		ipc_send_wr(s->in->queue, MSG_Q_CONTENT, &wr);
+		tx->sent += piece;
+		p += piece;
+		n -= piece;
+	}
+	ipc_wr_free(&wr);
+}
+
+/* Received: always; Message-ID: and Date: for our own clients' mail. */
+static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
+{
+	const struct config *cfg = s->in->w->cfg;
+	struct smtp_tx *tx = s->tx;
+	char date[64];
+	/* RFC 3848 protocol names. */
+	const char *with = !s->esmtp ? "SMTP"
+			   : s->tls && s->auth_user[0] ? "ESMTPSA"
+			   : s->tls ? "ESMTPS"
+			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
+
+	smtp_rfc5322_date(tx->arrival, date, sizeof(date));
+	buf_appendf(b, "Received: from %s ([%s]) by %s with %s id %s", s->helo, s->ip,
+		    cfg->hostname, with, tx->qid);
+	if (tx->nrcpts == 1)
+		buf_appendf(b, " for <%s>", tx->rcpts[0]);
+	buf_appendf(b, "; %s\r\n", date);
+
+	/* Only when the whole header section was seen. */
+	int own = s->auth_user[0] != '\0' ||
+		  config_cidr_match(cfg->mynetworks, cfg->nmynetworks,
+				    (const struct sockaddr *)&s->peer);
+	if (!own || tx->data.in_headers)
+		return;
+	if (!tx->data.has_msgid)
+		buf_appendf(b, "Message-ID: <%lld.%s@%s>\r\n", (long long)tx->arrival, tx->qid,
+			    cfg->hostname);
+	if (!tx->data.has_date)
+		buf_appendf(b, "Date: %s\r\n", date);
+}
+
+void smtp_handoff_content(struct smtp_session *s, int at_end)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (!tx->headers_sent) {
+		if (tx->data.in_headers && !at_end && buf_avail(&tx->out) < SMTP_HEADER_HOLD)
+			return;
+		struct buf trace;
+		buf_init(&trace);
+		/* A message cut in the headers (at_end) has had them all. */
+		if (at_end)
+			tx->data.in_headers = 0;
+		smtp_trace_headers(s, &trace);
+		smtp_send_content(s, buf_head(&trace), buf_avail(&trace));
+		buf_free(&trace);
+		tx->headers_sent = 1;
+	}
+	smtp_send_content(s, buf_head(&tx->out), buf_avail(&tx->out));
+	buf_reset(&tx->out);
+}
+
+void smtp_handoff_end(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct ipc_wr wr;
+
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, tx->sid);
+	ipc_put_u64(&wr, tx->sent);
+	ipc_send_wr(s->in->queue, MSG_Q_END, &wr);
+	ipc_wr_free(&wr);
+	tx->ended = 1;
+}
+
+void smtp_handoff_abort(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct ipc_wr wr;
+
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, tx->sid);
+	ipc_send_wr(s->in->queue, MSG_Q_ABORT, &wr);
+	ipc_wr_free(&wr);
+	tx->ended = 1;
+}

@@ -1,0 +1,709 @@
+/*
+ * smtp_session.c - the SMTP server dialogue of intake (RFC 5321, 2920,
+ * 3207, 4954): reading command lines, the verb table, STARTTLS, AUTH,
+ * relay control and limits. The content of a message goes to the queue
+ * through smtp_handoff.c.
+ */
+#include "smtp_session.h"
+#include "common/conn.h"
+#include "common/ipc_types.h"
+#include "common/log.h"
+#include "common/worker.h"
+#include "common/xmalloc.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Postfix's smtpd_hard_error_limit. */
+#define SMTP_MAX_ERRORS 20
+#define SMTP_MAX_AUTH_FAILURES 3
+
+static void smtp_process(struct smtp_session *s);
+
+static const struct config *smtp_cfg(const struct smtp_session *s)
+{
+	return s->in->w->cfg;
+}
+
+/* Frees everything; the session must not be used afterwards. */
+static void smtp_destroy(struct smtp_session *s)
+{
+	struct intake *in = s->in;
+
+	if (s->tx != NULL && s->tx->begun && !s->tx->ended)
+		smtp_handoff_abort(s);
+	smtp_tx_free(s->tx);
+	ev_timer_stop(in->loop, &s->timer);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		in->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	in->nsessions--;
+	conn_free(s->c);
+	free(s);
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+	if (s->busy)
+		s->dead = 1;
+	else
+		smtp_destroy(s);
+}
+
+static void smtp_write_raw(struct smtp_session *s, const char *text)
+{
+	conn_write(s->c, text, strlen(text));
+}
+
+/* Sends a reply from the table, counting permanent failures. */
+static void smtp_reply(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
+{
+	static struct buf line;
+
+	buf_reset(&line);
+	smtp_reply_format(&line, id, arg);
+	conn_write(s->c, buf_head(&line), buf_avail(&line));
+	if (smtp_reply_is_error(id) && ++s->errors >= SMTP_MAX_ERRORS &&
+	    s->input != SI_CLOSING) {
+		log_info("too many errors from [%s]", s->ip);
+		buf_reset(&line);
+		smtp_reply_format(&line, SR_TOO_MANY_ERRORS, NULL);
+		conn_write(s->c, buf_head(&line), buf_avail(&line));
+		s->input = SI_CLOSING;
+		conn_close_after_flush(s->c);
+	}
+}
+
+/* A refusal by policy, counted in `relayctl stats`. */
+static void smtp_reject(struct smtp_session *s, enum smtp_reply_id id)
+{
+	s->in->stats.rejected++;
+	smtp_reply(s, id, NULL);
+}
+
+/* The last reply, then the connection goes. */
+static void smtp_close(struct smtp_session *s, enum smtp_reply_id id)
+{
+	if (s->input == SI_CLOSING)
+		return;
+	if (id != SR_NONE)
+		smtp_reply(s, id, NULL);
+	if (s->input == SI_CLOSING)
+		return;
+	s->input = SI_CLOSING;
+	conn_close_after_flush(s->c);
+}
+
+static void smtp_tx_reset(struct smtp_session *s)
+{
+	if (s->tx != NULL && s->tx->begun && !s->tx->ended)
+		smtp_handoff_abort(s);
+	smtp_tx_free(s->tx);
+	s->tx = NULL;
+	if (s->state != SS_INIT)
+		s->state = SS_HELO;
+}
+
+static void smtp_greeting(struct smtp_session *s)
+{
+	conn_printf(s->c, "220 %s ESMTP relayd\r\n", smtp_cfg(s)->hostname);
+}
+
+/* The verbs. */
+
+static void smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
+{
+	size_t n = strcspn(args, " ");
+	if (n >= sizeof(s->helo))
+		n = sizeof(s->helo) - 1;
+	memcpy(s->helo, args, n);
+	s->helo[n] = '\0';
+	smtp_tx_reset(s);
+	s->state = SS_HELO;
+	s->esmtp = esmtp ? 1 : 0;
+}
+
+static void smtp_ehlo(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = smtp_cfg(s);
+	const char *kw[8];
+	char size[32];
+	size_t n = 0;
+
+	smtp_helo_common(s, args, 1);
+	kw[n++] = "PIPELINING";
+	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cfg->max_message_size);
+	kw[n++] = size;
+	kw[n++] = "8BITMIME";
+	kw[n++] = "ENHANCEDSTATUSCODES";
+	kw[n++] = "SMTPUTF8";
+	if (s->in->tls != NULL && !s->tls)
+		kw[n++] = "STARTTLS";
+	if (s->tls)
+		kw[n++] = "AUTH PLAIN LOGIN";
+	conn_printf(s->c, "250-%s\r\n", cfg->hostname);
+	for (size_t i = 0; i < n; i++)
+		conn_printf(s->c, "250%c%s\r\n", i + 1 == n ? ' ' : '-', kw[i]);
+}
+
+static void smtp_helo(struct smtp_session *s, const char *args)
+{
+	smtp_helo_common(s, args, 0);
+	conn_printf(s->c, "250 %s\r\n", smtp_cfg(s)->hostname);
+}
+
+static int smtp_may_relay(const struct smtp_session *s)
+{
+	const struct config *cfg = smtp_cfg(s);
+	return s->auth_user[0] != '\0' ||
+	       config_cidr_match(cfg->mynetworks, cfg->nmynetworks,
+				 (const struct sockaddr *)&s->peer);
+}
+
+static void smtp_mail(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = smtp_cfg(s);
+	struct smtp_mail_args m;
+
+	if (s->mode != LISTEN_SMTP && s->auth_user[0] == '\0') {
+		smtp_reject(s, SR_AUTH_REQUIRED);
+		return;
+	}
+	enum smtp_reply_id err = smtp_parse_mail(args, &m);
+	if (err != SR_NONE) {
+		smtp_reply(s, err, NULL);
+		return;
+	}
+	if (m.has_size && m.size > cfg->max_message_size) {
+		smtp_reject(s, SR_TOO_BIG);
+		return;
+	}
+	if (!intake_queue_up(s->in)) {
+		smtp_reply(s, SR_QUEUE_DOWN, NULL);
+		return;
+	}
+	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
+	snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
+	tx->body_flags = (m.body_8bit ? BODY_8BITMIME : 0) | (m.smtputf8 ? BODY_SMTPUTF8 : 0);
+	buf_init(&tx->out);
+	s->tx = tx;
+	s->state = SS_MAIL;
+	smtp_reply(s, SR_MAIL_OK, NULL);
+}
+
+/*
+ * Whether a recipient may be accepted from this client. Outsiders only
+ * reach relay-domains, and never through a local part that hides another
+ * destination (%, !, an embedded @) or an address literal.
+ */
+static int smtp_rcpt_allowed(const struct smtp_session *s, const struct smtp_path *p)
+{
+	char domain[SMTP_DOMAIN_MAX + 1];
+
+	if (p->is_postmaster || smtp_may_relay(s))
+		return 1;
+	if (p->relay_chars || p->is_literal)
+		return 0;
+	size_t i;
+	for (i = 0; p->domain[i] != '\0'; i++)
+		domain[i] = (char)tolower((unsigned char)p->domain[i]);
+	domain[i] = '\0';
+	return config_is_relay_domain(smtp_cfg(s), domain);
+}
+
+static void smtp_rcpt(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = smtp_cfg(s);
+	struct smtp_tx *tx = s->tx;
+	struct smtp_path p;
+
+	enum smtp_reply_id err = smtp_parse_rcpt(args, (tx->body_flags & BODY_SMTPUTF8) != 0, &p);
+	if (err != SR_NONE) {
+		smtp_reply(s, err, NULL);
+		return;
+	}
+	if (tx->nrcpts >= cfg->max_recipients) {
+		smtp_reply(s, SR_TOO_MANY_RCPTS, NULL);
+		return;
+	}
+	if (!smtp_rcpt_allowed(s, &p)) {
+		log_info("relay denied from [%s]: <%s>", s->ip, p.addr);
+		smtp_reject(s, SR_RELAY_DENIED);
+		return;
+	}
+	char addr[SMTP_PATH_MAX + 1 + sizeof(cfg->hostname)];
+	if (p.is_postmaster)
+		snprintf(addr, sizeof(addr), "postmaster@%s", cfg->hostname);
+	else
+		snprintf(addr, sizeof(addr), "%s", p.addr);
+	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
+	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	s->state = SS_RCPT;
+	smtp_reply(s, SR_RCPT_OK, NULL);
+}
+
+static void smtp_data(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (smtp_handoff_begin(s) < 0) {
+		smtp_reply(s, SR_QUEUE_DOWN, NULL);
+		smtp_tx_reset(s);
+		return;
+	}
+	smtp_data_init(&s->tx->data, smtp_cfg(s)->max_message_size);
+	s->input = SI_DATA;
+	smtp_reply(s, SR_DATA_GO, NULL);
+}
+
+static void smtp_rset(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_tx_reset(s);
+	smtp_reply(s, SR_OK, NULL);
+}
+
+static void smtp_noop(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, SR_OK, NULL);
+}
+
+static void smtp_quit(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_close(s, SR_QUIT);
+}
+
+static void smtp_vrfy(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, SR_VRFY, NULL);
+}
+
+static void smtp_help(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, SR_HELP, NULL);
+}
+
+static void smtp_expn(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, SR_EXPN, NULL);
+}
+
+/* After a handshake every earlier state is forgotten (RFC 3207 4.2). */
+static void smtp_tls_done(struct conn *c, void *arg)
+{
+	struct smtp_session *s = arg;
+	char desc[128];
+
+	conn_tls_desc(c, desc, sizeof(desc));
+	log_info("TLS established with [%s]: %s", s->ip, desc);
+	s->tls = 1;
+	smtp_tx_reset(s);
+	s->state = SS_INIT;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	s->auth_user[0] = '\0';
+	s->lr.skip_err = SR_NONE;
+	int greet = s->input == SI_TLS_ACCEPT && s->mode == LISTEN_SMTPS;
+	s->input = SI_CMD;
+	if (greet)
+		smtp_greeting(s);
+	smtp_process(s);
+}
+
+static void smtp_starttls(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (s->tls) {
+		smtp_reply(s, SR_TLS_ALREADY, NULL);
+		return;
+	}
+	if (s->in->tls == NULL) {
+		smtp_reply(s, SR_TLS_UNAVAILABLE, NULL);
+		return;
+	}
+	smtp_reply(s, SR_STARTTLS_GO, NULL);
+	/* Input pipelined after STARTTLS is dropped here (CVE-2011-0411). */
+	s->input = SI_TLS_ACCEPT;
+	if (conn_starttls(s->c, s->in->tls, 1, NULL, smtp_tls_done) < 0) {
+		log_warnx("STARTTLS with [%s] failed to start", s->ip);
+		s->input = SI_CLOSING;
+		conn_close_after_flush(s->c);
+	}
+}
+
+static void smtp_auth_result(struct smtp_session *s, const char *user, const char *pass)
+{
+	if (smtp_auth_check(&s->in->auth, user, pass)) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+		log_info("[%s] authenticated as %s", s->ip, user);
+		smtp_reply(s, SR_AUTH_OK, NULL);
+		return;
+	}
+	log_warnx("authentication failed for %s from [%s]", user, s->ip);
+	if (++s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
+		smtp_close(s, SR_AUTH_TOO_MANY);
+		return;
+	}
+	smtp_reply(s, SR_AUTH_FAILED, NULL);
+}
+
+/* A decoded PLAIN message, or the LOGIN username, or its password. */
+static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, const char *b64)
+{
+	char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
+	enum smtp_sasl_result r;
+
+	s->auth_step = SA_NONE;
+	s->input = SI_CMD;
+	switch (step) {
+	case SA_PLAIN:
+		r = smtp_sasl_plain(b64, user, sizeof(user), pass, sizeof(pass));
+		break;
+	case SA_LOGIN_USER:
+		r = smtp_sasl_decode(b64, 0, s->auth_login_user, sizeof(s->auth_login_user), NULL);
+		break;
+	case SA_LOGIN_PASS:
+		r = smtp_sasl_decode(b64, 0, pass, sizeof(pass), NULL);
+		snprintf(user, sizeof(user), "%s", s->auth_login_user);
+		break;
+	default:
+		fatal("smtp_auth_step: step %d", (int)step);
+	}
+	if (r == SASL_CANCEL) {
+		smtp_reply(s, SR_AUTH_CANCELLED, NULL);
+		return;
+	}
+	if (r == SASL_BAD) {
+		smtp_reply(s, SR_AUTH_BAD_B64, NULL);
+		return;
+	}
+	if (step == SA_LOGIN_USER) {
+		s->auth_step = SA_LOGIN_PASS;
+		s->input = SI_AUTH;
+		smtp_write_raw(s, "334 UGFzc3dvcmQ6\r\n"); /* "Password:" */
+		return;
+	}
+	smtp_auth_result(s, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static void smtp_auth(struct smtp_session *s, const char *args)
+{
+	char mech[16];
+	size_t n = strcspn(args, " ");
+	const char *initial = args + n;
+
+	while (*initial == ' ')
+		initial++;
+	if (!s->tls) {
+		smtp_reply(s, SR_AUTH_NEEDS_TLS, NULL);
+		return;
+	}
+	if (s->auth_user[0] != '\0') {
+		smtp_reply(s, SR_AUTH_ALREADY, NULL);
+		return;
+	}
+	if (n >= sizeof(mech)) {
+		smtp_reply(s, SR_AUTH_MECH, NULL);
+		return;
+	}
+	memcpy(mech, args, n);
+	mech[n] = '\0';
+	enum smtp_auth_step step;
+	const char *challenge;
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		step = SA_PLAIN;
+		challenge = "334 \r\n";
+	} else if (strcasecmp(mech, "LOGIN") == 0) {
+		step = SA_LOGIN_USER;
+		challenge = "334 VXNlcm5hbWU6\r\n"; /* "Username:" */
+	} else {
+		smtp_reply(s, SR_AUTH_MECH, NULL);
+		return;
+	}
+	if (*initial != '\0') {
+		smtp_auth_step(s, step, initial);
+		return;
+	}
+	s->auth_step = step;
+	s->input = SI_AUTH;
+	smtp_write_raw(s, challenge);
+}
+
+enum smtp_args { ARGS_NONE, ARGS_REQUIRED, ARGS_ANY };
+
+/*
+ * The verbs. refuse[state] is the reply when the verb comes in that
+ * state; SR_NONE means it is allowed there.
+ */
+static const struct smtp_verb {
+	const char *name;
+	enum smtp_args args;
+	enum smtp_reply_id refuse[SS_NSTATES];
+	void (*fn)(struct smtp_session *s, const char *args);
+} smtp_verbs[] = {
+	{"EHLO", ARGS_REQUIRED, {0, 0, 0, 0}, smtp_ehlo},
+	{"HELO", ARGS_REQUIRED, {0, 0, 0, 0}, smtp_helo},
+	{"MAIL", ARGS_REQUIRED, {SR_NEED_HELO, 0, SR_NESTED_MAIL, SR_NESTED_MAIL}, smtp_mail},
+	{"RCPT", ARGS_REQUIRED, {SR_NEED_HELO, SR_NEED_MAIL, 0, 0}, smtp_rcpt},
+	{"DATA", ARGS_NONE, {SR_NEED_HELO, SR_NEED_MAIL, SR_NEED_RCPT, 0}, smtp_data},
+	{"RSET", ARGS_NONE, {0, 0, 0, 0}, smtp_rset},
+	{"NOOP", ARGS_ANY, {0, 0, 0, 0}, smtp_noop},
+	{"QUIT", ARGS_NONE, {0, 0, 0, 0}, smtp_quit},
+	{"VRFY", ARGS_REQUIRED, {0, 0, 0, 0}, smtp_vrfy},
+	{"HELP", ARGS_ANY, {0, 0, 0, 0}, smtp_help},
+	{"EXPN", ARGS_ANY, {0, 0, 0, 0}, smtp_expn},
+	{"STARTTLS", ARGS_NONE, {0, 0, SR_BAD_SEQUENCE, SR_BAD_SEQUENCE}, smtp_starttls},
+	{"AUTH", ARGS_REQUIRED, {SR_NEED_HELO, 0, SR_BAD_SEQUENCE, SR_BAD_SEQUENCE}, smtp_auth},
+};
+
+static void smtp_command(struct smtp_session *s, const char *line)
+{
+	struct smtp_cmd cmd;
+	const struct smtp_verb *v = NULL;
+
+	smtp_cmd_split(line, &cmd);
+	for (size_t i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
+		if (strcmp(cmd.verb, smtp_verbs[i].name) == 0)
+			v = &smtp_verbs[i];
+	if (v == NULL) {
+		smtp_reply(s, SR_UNKNOWN_VERB, NULL);
+		return;
+	}
+	if (v->refuse[s->state] != SR_NONE) {
+		smtp_reply(s, v->refuse[s->state], NULL);
+		return;
+	}
+	if (v->args == ARGS_NONE && cmd.args[0] != '\0') {
+		smtp_reply(s, SR_NO_ARGS, NULL);
+		return;
+	}
+	if (v->args == ARGS_REQUIRED && cmd.args[0] == '\0') {
+		smtp_reply(s, SR_SYNTAX, NULL);
+		return;
+	}
+	v->fn(s, cmd.args);
+}
+
+/* Content: through the DATA reader to the queue. */
+static void smtp_data_input(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct conn *c = s->c;
+	int done;
+
+	size_t used = smtp_data_feed(&tx->data, buf_head(&c->in), buf_avail(&c->in), &tx->out,
+				     &done);
+	buf_consume(&c->in, used);
+	if (tx->data.err != SR_NONE || tx->queue_lost) {
+		buf_reset(&tx->out);
+		if (tx->begun && !tx->ended)
+			smtp_handoff_abort(s);
+	} else
+		smtp_handoff_content(s, done);
+	if (!done) {
+		if (intake_queue_busy(s->in)) {
+			s->flow_paused = 1;
+			intake_flow_wait(s->in);
+		}
+		return;
+	}
+	s->input = SI_CMD;
+	if (tx->data.err != SR_NONE) {
+		log_info("message from [%s] refused: %s", s->ip,
+			 smtp_reply_get(tx->data.err)->text);
+		smtp_reject(s, tx->data.err);
+		smtp_tx_reset(s);
+		return;
+	}
+	if (tx->queue_lost) {
+		smtp_reply(s, SR_QUEUE_DOWN, NULL);
+		smtp_tx_reset(s);
+		return;
+	}
+	smtp_handoff_end(s);
+	s->input = SI_WAIT;
+}
+
+/* Works through the input buffer: every whole command, in order. */
+static void smtp_process(struct smtp_session *s)
+{
+	struct conn *c = s->c;
+
+	s->busy++;
+	while (!s->dead && !s->flow_paused && buf_avail(&c->in) > 0 &&
+	       (s->input == SI_CMD || s->input == SI_AUTH || s->input == SI_DATA)) {
+		if (s->input == SI_DATA) {
+			smtp_data_input(s);
+			continue;
+		}
+		size_t used = 0, len = 0;
+		enum smtp_reply_id err = SR_NONE;
+		enum smtp_line_status st =
+			smtp_line_next(&s->lr, buf_head(&c->in), buf_avail(&c->in), &used, &len, &err);
+		if (st == SMTP_LINE_MORE) {
+			buf_consume(&c->in, used);
+			break;
+		}
+		char line[SMTP_LINE_MAX];
+		memcpy(line, buf_head(&c->in), len);
+		line[len] = '\0';
+		buf_consume(&c->in, used);
+		if (st == SMTP_LINE_ERR) {
+			s->auth_step = SA_NONE;
+			if (s->input == SI_AUTH)
+				s->input = SI_CMD;
+			smtp_reply(s, err, NULL);
+		} else if (s->input == SI_AUTH)
+			smtp_auth_step(s, s->auth_step, line);
+		else
+			smtp_command(s, line);
+	}
+	s->busy--;
+	if (s->dead) {
+		smtp_destroy(s);
+		return;
+	}
+	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
+		conn_pause_read(c, s->flow_paused);
+}
+
+static void smtp_on_read(struct conn *c, void *arg)
+{
+	struct smtp_session *s = arg;
+	(void)c;
+	if (s->input != SI_WAIT)
+		ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	smtp_process(s);
+}
+
+static void smtp_on_close(struct conn *c, void *arg, const char *why)
+{
+	struct smtp_session *s = arg;
+	(void)c;
+	log_debug("disconnect from [%s]: %s", s->ip, why);
+	smtp_session_free(s);
+}
+
+static void smtp_on_timeout(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	/* Waiting on the queue is not the client's idleness. */
+	if (s->input == SI_WAIT) {
+		ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+		return;
+	}
+	log_info("timeout from [%s]", s->ip);
+	if (s->input == SI_TLS_ACCEPT) {
+		smtp_session_free(s);
+		return;
+	}
+	smtp_close(s, SR_TIMEOUT);
+}
+
+void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, socklen_t salen,
+		      enum listen_mode mode)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
+	s->in = in;
+	s->mode = mode;
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, s->ip, sizeof(s->ip));
+	} else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->ip, sizeof(s->ip));
+	s->c = conn_new(in->loop, fd, smtp_on_read, smtp_on_close, s);
+	if (s->c == NULL) {
+		log_warnx("cannot watch the connection from [%s]", s->ip);
+		free(s);
+		return;
+	}
+	s->next = in->sessions;
+	if (in->sessions)
+		in->sessions->prev = s;
+	in->sessions = s;
+	in->nsessions++;
+	in->stats.connections++;
+	ev_timer_init(&s->timer, smtp_on_timeout, s);
+	ev_timer_start(in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	log_debug("connect from [%s]", s->ip);
+	if (mode == LISTEN_SMTPS) {
+		s->input = SI_TLS_ACCEPT;
+		if (in->tls == NULL || conn_starttls(s->c, in->tls, 1, NULL, smtp_tls_done) < 0) {
+			log_warnx("smtps connection from [%s]: TLS not available", s->ip);
+			smtp_destroy(s);
+		}
+		return;
+	}
+	s->input = SI_CMD;
+	smtp_greeting(s);
+}
+
+/* The queue's verdict ends the wait; pipelined commands go on. */
+static void smtp_tx_done(struct smtp_session *s)
+{
+	smtp_tx_reset(s);
+	s->input = SI_CMD;
+	ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	smtp_process(s);
+}
+
+void smtp_session_committed(struct smtp_session *s, const char *qid)
+{
+	struct smtp_tx *tx = s->tx;
+
+	log_msg(LOG_INFO, qid, "from=<%s>, size=%llu, nrcpt=%zu, client=[%s]", tx->sender,
+		(unsigned long long)tx->sent, tx->nrcpts, s->ip);
+	s->in->stats.received++;
+	smtp_reply(s, SR_QUEUED, qid);
+	tx->ended = 1;
+	smtp_tx_done(s);
+}
+
+void smtp_session_failed(struct smtp_session *s, int code, const char *enhanced,
+			 const char *text)
+{
+	log_msg(LOG_WARNING, s->tx->qid, "queue refused the message from [%s]: %d %s %s", s->ip,
+		code, enhanced, text);
+	/* Only temporary failures come from the queue; anything else is a bug. */
+	if (code < 400 || code > 499)
+		code = 451;
+	conn_printf(s->c, "%d %s %s\r\n", code, enhanced[0] ? enhanced : "4.3.0",
+		    text[0] ? text : "Error: queue failure");
+	s->tx->ended = 1;
+	smtp_tx_done(s);
+}
+
+void smtp_session_queue_lost(struct smtp_session *s)
+{
+	if (s->tx == NULL || !s->tx->begun)
+		return;
+	s->tx->queue_lost = 1;
+	s->tx->ended = 1; /* nothing more can be sent */
+	if (s->input == SI_WAIT) {
+		smtp_reply(s, SR_QUEUE_DOWN, NULL);
+		smtp_tx_done(s);
+	}
+}
+
+void smtp_session_resume(struct smtp_session *s)
+{
+	if (!s->flow_paused)
+		return;
+	s->flow_paused = 0;
+	smtp_process(s);
+}
