@@ -244,6 +244,7 @@ void queue_main(struct worker *w)
 	q->w = w;
 	q->now = queue_wallclock;
 	q->listen_fd = w->queue_listen_fd;
+	q->waiting_tail = &q->waiting;
 	w->ctx = q;
 	queue_policy_load(q);
 	ev_timer_init(&q->kick, queue_on_kick, q);

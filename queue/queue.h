@@ -71,7 +71,8 @@ struct queue {
 	uint64_t next_jobid;
 	uint64_t gen;                 /* number of the open (or last) transaction */
 	int want_commit;              /* something in the transaction needs to be durable */
-	struct queue_sess *waiting;   /* sessions whose END is in the transaction */
+	struct queue_sess *waiting;   /* sessions whose END is in the transaction, */
+	struct queue_sess **waiting_tail; /* in arrival order */
 	struct ev_timer kick;         /* 0 ms: commit, then schedule */
 	struct ev_timer wake;         /* the earliest next attempt */
 };

@@ -231,8 +231,9 @@ int queue_in_end(struct queue_peer *p, struct ipc_rd *rd)
 		return queue_sess_write_failed(q, s);
 	s->gen = q->gen;
 	s->ended = 1;
-	s->wnext = q->waiting;
-	q->waiting = s;
+	s->wnext = NULL;
+	*q->waiting_tail = s;
+	q->waiting_tail = &s->wnext;
 	q->want_commit = 1;
 	queue_kick(q);
 	return 0;
@@ -297,6 +298,7 @@ void queue_in_committed(struct queue *q)
 		}
 		queue_sess_free(s);
 	}
+	q->waiting_tail = &q->waiting;
 }
 
 /* Rows a failed session may have left in earlier, committed transactions. */
@@ -326,6 +328,7 @@ void queue_in_rolled_back(struct queue *q, int rc)
 		memcpy(qids[n++], s->msg.qid, QUEUE_QID_MAX);
 		queue_sess_free(s);
 	}
+	q->waiting_tail = &q->waiting;
 	/* Sessions still streaming lost pieces if they wrote in that transaction. */
 	for (struct queue_peer *p = q->peers; p; p = p->next) {
 		for (size_t b = 0; b < QUEUE_SESS_BUCKETS; b++) {
