@@ -26,6 +26,9 @@ struct dlv_dest;
 
 /* How long a next hop whose every address failed is left alone. */
 #define DLV_DEST_HOLD_MS (60 * 1000)
+/* What the queue keeps of a result's text and relay (queue_dlv.c). */
+#define DLV_RESULT_TEXT_MAX 1000
+#define DLV_RESULT_RELAY_MAX 300
 /* Reconnecting to the queue after it went away. */
 #define DLV_QUEUE_RETRY_MS 1000
 
@@ -91,8 +94,6 @@ struct dlv_ctx {
 	struct dlv_dest_list dests;
 	struct dlv_job *jobs[DLV_JOB_HASH];
 	unsigned nsessions;
-	struct cfg_dns_server *dns;     /* the servers ctx->res was made for */
-	size_t ndns;
 	struct dlv_stats stats;
 };
 

@@ -79,7 +79,7 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		      const struct dlv_outcome *o)
 {
 	struct dlv_rcpt *r = &job->rcpts[i];
-	char conn_use[32] = "";
+	char conn_use[32] = "", text[DLV_RESULT_TEXT_MAX], relay[DLV_RESULT_RELAY_MAX];
 	struct ipc_wr wr;
 
 	if (r->done)
@@ -102,8 +102,11 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 	ipc_put_u32(&wr, (uint32_t)o->cls);
 	ipc_put_u32(&wr, (uint32_t)o->code);
 	ipc_put_str(&wr, o->enh);
-	ipc_put_str(&wr, o->text);
-	ipc_put_str(&wr, o->relay ? o->relay : "");
+	/* The queue keeps bounded copies: cut here rather than have the frame refused. */
+	snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, o->text);
+	snprintf(relay, sizeof(relay), "%.*s", (int)sizeof(relay) - 1, o->relay ? o->relay : "");
+	ipc_put_str(&wr, text);
+	ipc_put_str(&wr, relay);
 	ipc_send_wr(ctx->queue, MSG_D_RESULT, &wr);
 	ipc_wr_free(&wr);
 }
@@ -325,10 +328,14 @@ static void dlv_on_chunk(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 		dlv_session_chunk(job->sess, data, n, last != 0);
 }
 
-/* The queue cannot give this job's content: it is dropped without results. */
+/*
+ * The queue cannot give this job's content: the connection goes without
+ * the final dot (so nothing is delivered) and the recipients wait.
+ */
 static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 {
 	struct ipc_rd rd;
+	struct dlv_outcome o;
 
 	ipc_rd_init(&rd, p, len);
 	uint64_t id = ipc_get_u64(&rd);
@@ -339,15 +346,18 @@ static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 	struct dlv_job *job = dlv_job_find(ctx, id);
 	if (job == NULL)
 		return;
-	log_warnx("%s: the queue cannot provide the content; delivery abandoned", job->qid);
 	if (job->sess) {
 		dlv_session_abort(job->sess);
 	} else {
 		TAILQ_REMOVE(&job->dest->waiting, job, wait_entry);
 		job->dest->nwaiting--;
 	}
-	dlv_job_free(ctx, job);
-	dlv_send_ready(ctx, 1);
+	memset(&o, 0, sizeof(o));
+	o.cls = DLV_DEFERRED;
+	snprintf(o.enh, sizeof(o.enh), "4.3.0");
+	snprintf(o.text, sizeof(o.text), "message content unavailable from the queue");
+	dlv_job_outcome_all(ctx, job, &o);
+	dlv_job_finish(ctx, job);
 }
 
 static void dlv_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
@@ -439,25 +449,6 @@ SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, siz
 	return *slot;
 }
 
-static int dlv_dns_same(const struct dlv_ctx *ctx, const struct config *cfg)
-{
-	if (ctx->ndns != cfg->ndns_servers)
-		return 0;
-	return ctx->ndns == 0 ||
-	       memcmp(ctx->dns, cfg->dns_servers, ctx->ndns * sizeof(*ctx->dns)) == 0;
-}
-
-static void dlv_dns_remember(struct dlv_ctx *ctx, const struct config *cfg)
-{
-	free(ctx->dns);
-	ctx->dns = NULL;
-	ctx->ndns = cfg->ndns_servers;
-	if (ctx->ndns) {
-		ctx->dns = xcalloc(ctx->ndns, sizeof(*ctx->dns));
-		memcpy(ctx->dns, cfg->dns_servers, ctx->ndns * sizeof(*ctx->dns));
-	}
-}
-
 static void dlv_reload(struct worker *w)
 {
 	struct dlv_ctx *ctx = w->ctx;
@@ -467,17 +458,8 @@ static void dlv_reload(struct worker *w)
 	SSL_CTX_free(ctx->tls_ctx);
 	SSL_CTX_free(ctx->tls_verify_ctx);
 	ctx->tls_ctx = ctx->tls_verify_ctx = NULL;
-	/* A new resolver only when the servers changed: pending lookups would fail. */
-	if (dlv_dns_same(ctx, w->cfg))
-		return;
-	struct resolver *r = resolver_new(ctx->loop, w->cfg, err, sizeof(err));
-	if (r == NULL) {
-		log_warnx("reload: keeping the old resolver: %s", err);
-		return;
-	}
-	resolver_free(ctx->res);
-	ctx->res = r;
-	dlv_dns_remember(ctx, w->cfg);
+	if (resolver_reload(ctx->res, w->cfg, err, sizeof(err)) < 0)
+		log_warnx("reload: keeping the old DNS servers: %s", err);
 }
 
 void delivery_main(struct worker *w)
@@ -493,7 +475,6 @@ void delivery_main(struct worker *w)
 	ctx->res = resolver_new(ctx->loop, w->cfg, err, sizeof(err));
 	if (ctx->res == NULL)
 		fatal("delivery: cannot start the resolver: %s", err);
-	dlv_dns_remember(ctx, w->cfg);
 	w->ctx = ctx;
 	w->on_ctl = dlv_ctl;
 	w->on_reload = dlv_reload;
