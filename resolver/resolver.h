@@ -17,21 +17,22 @@ struct resolver;
 enum mx_status {
 	MX_OK = 0,
 	MX_TEMPFAIL,   /* SERVFAIL, timeout, refused: 4.4.3, retry later */
-	MX_PERMFAIL,   /* NXDOMAIN (5.1.2), null MX (5.1.10), no address, loop (5.4.6) */
+	MX_PERMFAIL,   /* NXDOMAIN or bad name/literal (5.1.2), null MX (5.1.10),
+			  no address (5.4.4), loop (5.4.6) */
 };
 
 struct mx_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char text[64];            /* numeric form, for logs: "192.0.2.1" */
+	char text[64];            /* numeric form, for logs: "192.0.2.1" (no port) */
 };
 
 struct mx_host {
 	char name[256];
 	unsigned pref;            /* MX preference; 0 for implicit MX or literals */
-	struct mx_addr *addrs;
-	size_t naddrs;
-	int addr_tempfail;        /* its A/AAAA lookup failed temporarily */
+	struct mx_addr *addrs;    /* A answers first, then AAAA; all with the port */
+	size_t naddrs;            /* may be 0: nothing to try on this host */
+	int addr_tempfail;        /* no address because a lookup failed temporarily */
 };
 
 struct mx_plan {
@@ -39,9 +40,15 @@ struct mx_plan {
 	char enh[16];             /* enhanced status code when not MX_OK */
 	char error[256];          /* human-readable reason when not MX_OK */
 	int implicit;             /* no MX records: the domain's own A/AAAA */
-	struct mx_host *hosts;    /* ranked: try in this order */
+	struct mx_host *hosts;    /* ranked: try in this order (also when failed, for route) */
 	size_t nhosts;
-	char *trace;              /* the DNS answers, one per line (relayctl route) */
+	/*
+	 * The DNS answers, one per line, never NULL (relayctl route):
+	 * "example.org. MX 10 mx1.example.org.", "mx1.example.org. A 192.0.2.1",
+	 * "mx1.example.org. AAAA (no records)", "x.org. MX (NXDOMAIN)",
+	 * "x.org. MX (temporary failure: Timeout while contacting DNS servers)".
+	 */
+	char *trace;
 };
 
 typedef void (*mx_cb)(struct mx_plan *plan, void *arg);
@@ -62,10 +69,14 @@ int resolver_reload(struct resolver *r, const struct config *cfg, char *err, siz
 void resolver_free(struct resolver *r);
 /*
  * Resolves where mail for domain goes. no_mx: domain is a host name (a
- * [host] next hop), look up only its addresses. An address literal
- * ("[192.0.2.1]", "[IPv6:...]") skips DNS. Every address gets port.
+ * [host] next hop, which may also be a bare IPv4/IPv6 address), look up
+ * only its addresses. An address literal ("[192.0.2.1]", "[IPv6:...]")
+ * skips DNS. Every address gets port. A host counts as this host when it
+ * is named cfg->hostname or one of its addresses with port is a listen
+ * address (so a next hop on another port of the same IP is not a loop).
  * cb is called exactly once, possibly before mx_resolve returns; it owns
- * the plan (mx_plan_free).
+ * the plan (mx_plan_free). A dead DNS server costs about 6 s (2 s, then
+ * 4 s), a refusing one at most 2 s before the next server is asked.
  */
 void mx_resolve(struct resolver *r, const char *domain, int no_mx, uint16_t port, mx_cb cb,
 		void *arg);
