@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,11 +39,8 @@ static void set_timeout(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-static void setup(void)
+static void start_worker(void)
 {
-	arrival = (int64_t)time(NULL);
-	snprintf(dir, sizeof(dir), "/tmp/test_queue_ipc.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/queue.sock", dir);
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -70,6 +69,14 @@ static void setup(void)
 	close(lfd);
 	master_fd = sp[0];
 	set_timeout(master_fd);
+}
+
+static void setup(void)
+{
+	arrival = (int64_t)time(NULL);
+	snprintf(dir, sizeof(dir), "/tmp/test_queue_ipc.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	start_worker();
 }
 
 static void teardown(void)
@@ -138,14 +145,13 @@ static void stream(int fd, uint64_t sid, const char *qid, const char *const *rcp
 		ipc_put_str(&w, rcpts[i]);
 		send_wr(fd, MSG_Q_RCPT, &w);
 	}
-	/* Two pieces, to exercise the chunk buffer. */
-	size_t half = strlen(body) / 2;
-	ipc_put_u64(&w, sid);
-	ipc_put_bytes(&w, body, half);
-	send_wr(fd, MSG_Q_CONTENT, &w);
-	ipc_put_u64(&w, sid);
-	ipc_put_bytes(&w, body + half, strlen(body) - half);
-	send_wr(fd, MSG_Q_CONTENT, &w);
+	/* Pieces of at most 40000 bytes, at least two: they do not line up with the chunks. */
+	size_t len = strlen(body), piece = len / 2 > 40000 ? 40000 : len / 2;
+	for (size_t off = 0; off < len; off += piece) {
+		ipc_put_u64(&w, sid);
+		ipc_put_bytes(&w, body + off, len - off < piece ? len - off : piece);
+		send_wr(fd, MSG_Q_CONTENT, &w);
+	}
 	if (end) {
 		ipc_put_u64(&w, sid);
 		ipc_put_u64(&w, strlen(body));
@@ -505,6 +511,95 @@ START_TEST(malformed_frame_closes_only_that_peer)
 }
 END_TEST
 
+/* The state dir on a small tmpfs (root only), so the disk can really fill up. */
+static int mounted;
+
+static void setup_small_disk(void)
+{
+	arrival = (int64_t)time(NULL);
+	snprintf(dir, sizeof(dir), "/tmp/test_queue_ipc.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	mounted = mount("tmpfs", dir, "tmpfs", 0, "size=4m") == 0;
+	start_worker();
+}
+
+static void teardown_small_disk(void)
+{
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	close(master_fd);
+	if (mounted)
+		ck_assert_int_eq(umount(dir), 0);
+	rmdir(dir);
+}
+
+/* A FAILED frame; its session id is returned. */
+static uint64_t expect_failed(int fd, uint32_t code, const char *enh)
+{
+	struct ipc_rd rd;
+	char got_enh[16], text[128];
+	uint8_t *p = expect(fd, MSG_Q_FAILED, &rd);
+	uint64_t sid = ipc_get_u64(&rd);
+	ck_assert_uint_eq(ipc_get_u32(&rd), code);
+	ipc_get_str(&rd, got_enh, sizeof(got_enh));
+	ipc_get_str(&rd, text, sizeof(text));
+	ck_assert_int_eq(ipc_rd_done(&rd), 0);
+	ck_assert_str_eq(got_enh, enh);
+	free(p);
+	return sid;
+}
+
+START_TEST(disk_full_fails_then_recovers)
+{
+	static char out[65536];
+	if (!mounted) {
+		fprintf(stderr, "disk_full_fails_then_recovers: cannot mount tmpfs (not root?), skipped\n");
+		return;
+	}
+	static const char *const one[] = {"a@x.example", NULL};
+	int in = peer(ROLE_INTAKE);
+	stream(in, 1, "KKKKKKKKKKKKKKK1", one, body, 1);
+	expect_committed(in, 1, "KKKKKKKKKKKKKKK1");
+	/* Fill the disk, leaving about 200 KB. */
+	char filler[128];
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	struct statvfs sv;
+	ck_assert_int_eq(statvfs(dir, &sv), 0);
+	size_t fill = (size_t)sv.f_bavail * sv.f_frsize - 200 * 1024;
+	FILE *f = fopen(filler, "w");
+	ck_assert_ptr_nonnull(f);
+	char *zeros = calloc(1, fill);
+	ck_assert_uint_eq(fwrite(zeros, 1, fill, f), fill);
+	ck_assert_int_eq(fclose(f), 0);
+	free(zeros);
+	/* A 1 MB message cannot fit: 452 4.3.1, and a session streaming
+	 * alongside in the same transaction fails too. */
+	char *big = malloc(1024 * 1024 + 1);
+	memset(big, 'x', 1024 * 1024);
+	big[1024 * 1024] = '\0';
+	stream(in, 3, "KKKKKKKKKKKKKKK3", one, body, 0);
+	stream(in, 2, "KKKKKKKKKKKKKKK2", one, big, 1);
+	uint64_t a = expect_failed(in, 452, "4.3.1");
+	uint64_t b = expect_failed(in, 452, "4.3.1");
+	ck_assert_uint_eq(a + b, 5);
+	ck_assert_uint_ne(a, b);
+	free(big);
+	/* Space comes back: the queue serves again, and lost nothing committed. */
+	ck_assert_int_eq(unlink(filler), 0);
+	stream(in, 4, "KKKKKKKKKKKKKKK4", one, body, 1);
+	expect_committed(in, 4, "KKKKKKKKKKKKKKK4");
+	const char *const q[] = {"queue", "--json"};
+	ck_assert_int_eq(ctl(out, sizeof(out), 2, q), 0);
+	ck_assert_ptr_nonnull(strstr(out, "KKKKKKKKKKKKKKK1"));
+	ck_assert_ptr_null(strstr(out, "KKKKKKKKKKKKKKK2"));
+	ck_assert_ptr_null(strstr(out, "KKKKKKKKKKKKKKK3"));
+	ck_assert_ptr_nonnull(strstr(out, "KKKKKKKKKKKKKKK4"));
+	close(in);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test", 1, 0);
@@ -521,6 +616,11 @@ int main(void)
 	tcase_add_test(tc, ctl_hold_release_delete);
 	tcase_add_test(tc, malformed_frame_closes_only_that_peer);
 	suite_add_tcase(s, tc);
+	TCase *full = tcase_create("full");
+	tcase_set_timeout(full, 30);
+	tcase_add_checked_fixture(full, setup_small_disk, teardown_small_disk);
+	tcase_add_test(full, disk_full_fails_then_recovers);
+	suite_add_tcase(s, full);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
