@@ -15,6 +15,14 @@
 
 #define INTAKE_QUEUE_RETRY_MS 1000
 #define INTAKE_FLOW_POLL_MS 5
+/*
+ * The queue socket is made by the master, so a connect succeeds even when
+ * no queue worker accepts it. A channel that never answered gets a short
+ * time for its first verdict; once the queue has answered, a long one
+ * (a commit waits for fsync).
+ */
+#define INTAKE_VERDICT_FIRST_MS 5000
+#define INTAKE_VERDICT_MS 120000
 
 int intake_queue_up(const struct intake *in)
 {
@@ -41,6 +49,7 @@ static void intake_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint
 	struct ipc_rd rd;
 	char qid[32], enhanced[16], text[256];
 
+	in->queue_alive = 1;
 	ipc_rd_init(&rd, p, len);
 	uint64_t sid = ipc_get_u64(&rd);
 	switch (type) {
@@ -107,6 +116,7 @@ void intake_queue_connect(struct intake *in)
 		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
 		return;
 	}
+	in->queue_alive = 0;
 	in->queue = ipc_chan_new(in->loop, fd, "queue", intake_on_queue_frame,
 				 intake_on_queue_close, in);
 	if (in->queue == NULL) {
@@ -118,6 +128,22 @@ void intake_queue_connect(struct intake *in)
 	ipc_send_wr(in->queue, MSG_Q_HELLO, &wr);
 	ipc_wr_free(&wr);
 	log_debug("connected to the queue");
+}
+
+uint64_t intake_verdict_timeout_ms(const struct intake *in)
+{
+	return in->queue_alive ? INTAKE_VERDICT_MS : INTAKE_VERDICT_FIRST_MS;
+}
+
+void intake_queue_late(struct intake *in, struct smtp_session *s)
+{
+	if (!in->queue_alive && intake_queue_up(in)) {
+		/* Fails every open transaction, s among them, and reconnects. */
+		ipc_fail(in->queue, "no answer from the queue worker");
+		return;
+	}
+	log_warnx("no verdict from the queue in time for [%s]", s->ip);
+	smtp_session_queue_lost(s);
 }
 
 static void intake_flow_poll(void *arg)

@@ -13,22 +13,21 @@ enum smtp_line_status smtp_line_next(struct smtp_line_reader *lr, const uint8_t 
 				     size_t *used, size_t *linelen, enum smtp_reply_id *err)
 {
 	if (lr->skip_err != SR_NONE) {
-		const uint8_t *lf = memchr(p, '\n', n);
-		if (lf == NULL) {
-			*used = n;
-			return SMTP_LINE_MORE;
+		/* Only a real CRLF ends a bad line: a bare LF in it ends nothing. */
+		for (size_t i = 0; i < n; i++) {
+			if (p[i] == '\n' && (i > 0 ? p[i - 1] == '\r' : lr->skip_cr)) {
+				*used = i + 1;
+				*err = lr->skip_err;
+				lr->skip_err = SR_NONE;
+				lr->skip_cr = 0;
+				return SMTP_LINE_ERR;
+			}
 		}
-		*used = (size_t)(lf - p) + 1;
-		*err = lr->skip_err;
-		lr->skip_err = SR_NONE;
-		return SMTP_LINE_ERR;
+		lr->skip_cr = n > 0 && p[n - 1] == '\r';
+		*used = n;
+		return SMTP_LINE_MORE;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n') {
-			*used = i + 1;
-			*err = SR_BARE_CRLF;
-			return SMTP_LINE_ERR;
-		}
 		if (p[i] == '\r') {
 			if (i + 1 == n)
 				break;
@@ -38,13 +37,14 @@ enum smtp_line_status smtp_line_next(struct smtp_line_reader *lr, const uint8_t 
 				return SMTP_LINE_OK;
 			}
 			lr->skip_err = SR_BARE_CRLF;
-		} else if (p[i] == '\0')
+		} else if (p[i] == '\0' || p[i] == '\n')
 			lr->skip_err = SR_BARE_CRLF;
 		else if (i >= SMTP_LINE_MAX - 2)
 			lr->skip_err = SR_LINE_TOO_LONG;
 		if (lr->skip_err != SR_NONE) {
 			/* Discard the rest of the bad line (maybe all of it is here). */
 			size_t rest;
+			lr->skip_cr = 0;
 			enum smtp_line_status st =
 				smtp_line_next(lr, p + i + 1, n - i - 1, &rest, linelen, err);
 			*used = i + 1 + rest;

@@ -25,13 +25,15 @@ enum smtp_line_status {
 /* Carries a bad line across reads until its end is seen. */
 struct smtp_line_reader {
 	enum smtp_reply_id skip_err; /* SR_NONE: not inside a bad line */
+	int skip_cr;                 /* the last octet skipped was a CR */
 };
 
 /*
  * Looks for the next command line in p[0..n). *used is how many octets to
  * consume in every case. A line is bad when it is longer than 512 octets
  * or holds a bare CR, a bare LF or a NUL; a bad line is discarded up to
- * its LF and answered then, so replies stay in order.
+ * the next CRLF and answered then, so replies stay in order and nothing
+ * after a bare LF is ever taken for a command.
  */
 enum smtp_line_status smtp_line_next(struct smtp_line_reader *lr, const uint8_t *p, size_t n,
 				     size_t *used, size_t *linelen, enum smtp_reply_id *err);

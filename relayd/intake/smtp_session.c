@@ -313,7 +313,7 @@ static void smtp_tls_done(struct conn *c, void *arg)
 	s->esmtp = 0;
 	s->helo[0] = '\0';
 	s->auth_user[0] = '\0';
-	s->lr.skip_err = SR_NONE;
+	memset(&s->lr, 0, sizeof(s->lr));
 	int greet = s->input == SI_TLS_ACCEPT && s->mode == LISTEN_SMTPS;
 	s->input = SI_CMD;
 	if (greet)
@@ -464,7 +464,7 @@ static const struct smtp_verb {
 	{"VRFY", ARGS_REQUIRED, {0, 0, 0, 0}, smtp_vrfy},
 	{"HELP", ARGS_ANY, {0, 0, 0, 0}, smtp_help},
 	{"EXPN", ARGS_ANY, {0, 0, 0, 0}, smtp_expn},
-	{"STARTTLS", ARGS_NONE, {0, 0, SR_BAD_SEQUENCE, SR_BAD_SEQUENCE}, smtp_starttls},
+	{"STARTTLS", ARGS_NONE, {0, 0, 0, 0}, smtp_starttls},
 	{"AUTH", ARGS_REQUIRED, {SR_NEED_HELO, 0, SR_BAD_SEQUENCE, SR_BAD_SEQUENCE}, smtp_auth},
 };
 
@@ -534,6 +534,7 @@ static void smtp_data_input(struct smtp_session *s)
 	}
 	smtp_handoff_end(s);
 	s->input = SI_WAIT;
+	ev_timer_start(s->in->loop, &s->timer, intake_verdict_timeout_ms(s->in));
 }
 
 /* Works through the input buffer: every whole command, in order. */
@@ -600,9 +601,9 @@ static void smtp_on_timeout(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	/* Waiting on the queue is not the client's idleness. */
+	/* Waiting on the queue is not the client's idleness: the queue is late. */
 	if (s->input == SI_WAIT) {
-		ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+		intake_queue_late(s->in, s);
 		return;
 	}
 	log_info("timeout from [%s]", s->ip);
@@ -664,13 +665,11 @@ static void smtp_tx_done(struct smtp_session *s)
 
 void smtp_session_committed(struct smtp_session *s, const char *qid)
 {
-	struct smtp_tx *tx = s->tx;
-
-	log_msg(LOG_INFO, qid, "from=<%s>, size=%llu, nrcpt=%zu, client=[%s]", tx->sender,
-		(unsigned long long)tx->sent, tx->nrcpts, s->ip);
+	/* The queue logs the "from=<...>, size=..." line once it is on disk. */
+	log_debug("%s: queued for [%s]", qid, s->ip);
 	s->in->stats.received++;
 	smtp_reply(s, SR_QUEUED, qid);
-	tx->ended = 1;
+	s->tx->ended = 1;
 	smtp_tx_done(s);
 }
 

@@ -58,11 +58,15 @@ static const struct {
 	{"NOOP", 0, ""},
 	{"NOOP\r", 0, ""},
 	{"\r\n", 0, "L:|"},
-	{"NOOP\n", 0, "BARE|"},
+	{"NOOP\n", 0, ""},
+	{"NOOP\nQUIT\r\nNOOP\r\n", 0, "BARE|L:NOOP|"},
+	{"NOOP\nMAIL FROM:<a@b>\r\n", 0, "BARE|"},
 	{"NO\rOP\r\nQUIT\r\n", 0, "BARE|L:QUIT|"},
 	{"NOOP\r\r\nQUIT\r\n", 0, "BARE|L:QUIT|"},
 	{"NO\0OP\r\nQUIT\r\n", 13, "BARE|L:QUIT|"},
-	{"\n.\nQUIT\r\n", 0, "BARE|BARE|L:QUIT|"},
+	{"\n.\nQUIT\r\n", 0, "BARE|"},
+	{"\n.\n\r\nQUIT\r\n", 0, "BARE|L:QUIT|"},
+	{"A\r\rB\r\nQUIT\r\n", 0, "BARE|L:QUIT|"},
 	{long510, 0, NULL}, /* 510 + CRLF = 512: fine */
 	{long511, 0, "LONG|L:QUIT|"},
 };
