@@ -262,9 +262,14 @@ static struct res_chan *res_chan_new(struct resolver *r, const struct config *cf
 	optmask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
 		  ARES_OPT_NOROTATE;
 #if ARES_VERSION >= 0x011700
-	/* 1.23 added a cache on by default; relayctl route must show fresh answers. */
+	/*
+	 * 1.23 has a cache on by default (relayctl route must show fresh
+	 * answers) and adapts timeouts to measured latency: cap them at what
+	 * 1.18's doubling reaches, so a dead server still costs seconds.
+	 */
 	opts.qcache_max_ttl = 0;
-	optmask |= ARES_OPT_QUERY_CACHE;
+	opts.maxtimeout = 2 * RES_TIMEOUT_MS;
+	optmask |= ARES_OPT_QUERY_CACHE | ARES_OPT_MAXTIMEOUTMS;
 #endif
 	rc = ares_init_options(&c->ch, &opts, optmask);
 	if (rc != ARES_SUCCESS) {
