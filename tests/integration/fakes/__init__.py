@@ -1,0 +1,1 @@
+"""Fake peers for integration tests (scripted MX servers, DNS)."""

@@ -1,0 +1,151 @@
+"""test_delivery_mx.py - MX delivery by a real relayd (RFC 5321 section 5.1,
+RFC 7505) against dnsmasq and fake MX servers on 127.0.0.x: primary and
+backup MX, implicit MX, NXDOMAIN, null MX, DNS timeout, temporary and
+permanent replies, per-recipient outcomes, connection reuse."""
+import time
+import unittest
+
+from dlv_base import DeliveryCase
+
+EX_MX = [("ex.test", "mx1.ex.test", 10), ("ex.test", "mx2.ex.test", 20),
+         ("snd.test", "mx.snd.test", 10)]
+EX_HOSTS = {"mx1.ex.test": "127.0.0.2", "mx2.ex.test": "127.0.0.3",
+            "mx.snd.test": "127.0.0.4", "imp.test": "127.0.0.5"}
+
+
+class MXDelivery(DeliveryCase):
+    def test_primary_mx(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2")
+        mx2 = self.mx("127.0.0.3")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "sent")
+        self.assertEqual(m.group(1), "mx1.ex.test[127.0.0.2]:%d" % self.mx_port)
+        self.assertEqual(m.group(2), "2.0.0")
+        msgs = mx1.wait_messages(1)
+        self.assertEqual(msgs[0].rcpt_tos, ["a@ex.test"])
+        self.assertEqual(msgs[0].mail_from, "s@snd.test")
+        self.assertIn(b"Subject: delivery test", msgs[0].data)
+        self.assertEqual(mx2.messages, [])
+
+    def test_backup_when_primary_refuses_connections(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx2 = self.mx("127.0.0.3")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "sent")
+        self.assertEqual(m.group(1), "mx2.ex.test[127.0.0.3]:%d" % self.mx_port)
+        mx2.wait_messages(1)
+        self.assertRegex(r.log(), r"%s: connect to mx1.ex.test\[127.0.0.2\]:%d: "
+                         r"Connection refused" % (qid, self.mx_port))
+
+    def test_backup_when_primary_greets_421(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        g = self.greeter421("127.0.0.2")
+        mx2 = self.mx("127.0.0.3")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "sent")
+        self.assertEqual(m.group(1), "mx2.ex.test[127.0.0.3]:%d" % self.mx_port)
+        mx2.wait_messages(1)
+        self.assertGreaterEqual(g.connections, 1)
+        self.assertIn("refused to talk to me: 421 4.3.2", r.log())
+
+    def test_implicit_mx(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx = self.mx("127.0.0.5")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["b@imp.test"])
+        m = self.wait_status(r, qid, "b@imp.test", "sent")
+        self.assertEqual(m.group(1), "imp.test[127.0.0.5]:%d" % self.mx_port)
+        self.assertEqual(mx.wait_messages(1)[0].rcpt_tos, ["b@imp.test"])
+
+    def test_nxdomain_bounces_and_the_report_reaches_the_sender(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        snd = self.mx("127.0.0.4")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["x@nx.test"])
+        m = self.wait_status(r, qid, "x@nx.test", "bounced")
+        self.assertEqual(m.group(1), "none")
+        self.assertEqual(m.group(2), "5.1.2")
+        bounce = snd.wait_messages(1)[0]
+        self.assertIn(bounce.mail_from, ("", "<>"))
+        self.assertEqual(bounce.rcpt_tos, ["s@snd.test"])
+        self.assertIn(b"report-type=delivery-status", bounce.data)
+        self.assertIn(b"5.1.2", bounce.data)
+
+    def test_null_mx_bounces_without_connecting(self):
+        dns = self.dns(EX_MX + [("null.test", ".", 0)], EX_HOSTS)
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["x@null.test"])
+        m = self.wait_status(r, qid, "x@null.test", "bounced")
+        self.assertEqual(m.group(1), "none")
+        self.assertEqual(m.group(2), "5.1.10")
+        self.assertNotIn("%s: connect to" % qid, r.log())
+
+    def test_dns_timeout_defers(self):
+        dns = self.silent_dns()
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "deferred", timeout=40)
+        self.assertEqual(m.group(1), "none")
+        self.assertTrue(m.group(2).startswith("4.4."), m.group(2))
+        self.assertNotIn("status=bounced", r.log())
+
+    def test_451_then_success_on_retry(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2", data=["451 4.3.0 Try again later"])
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "deferred")
+        self.assertEqual(m.group(2), "4.3.0")
+        self.assertIn("said: 451 4.3.0 Try again later (in reply to end of DATA)",
+                      m.group(3))
+        self.wait_status(r, qid, "a@ex.test", "sent", timeout=30, start=m.end())
+        self.assertEqual(len(mx1.wait_messages(1)), 1)
+
+    def test_550_bounces_and_the_report_reaches_the_sender(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        self.mx("127.0.0.2", rcpt={"nobody": "550 5.1.1 User unknown"})
+        snd = self.mx("127.0.0.4")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["nobody@ex.test"])
+        m = self.wait_status(r, qid, "nobody@ex.test", "bounced")
+        self.assertEqual(m.group(2), "5.1.1")
+        self.assertEqual(m.group(3), "host mx1.ex.test[127.0.0.2] said: 550 5.1.1 User "
+                         "unknown (in reply to RCPT TO)")
+        bounce = snd.wait_messages(1)[0]
+        self.assertIn(bounce.mail_from, ("", "<>"))
+        self.assertIn(b"nobody@ex.test", bounce.data)
+        self.assertIn(b"5.1.1", bounce.data)
+
+    def test_mixed_recipient_outcomes(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2", rcpt={"bad": "550 5.1.1 User unknown",
+                                         "busy": "452 4.2.2 Mailbox full"})
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["ok@ex.test", "bad@ex.test", "busy@ex.test"])
+        self.wait_status(r, qid, "ok@ex.test", "sent")
+        self.assertEqual(self.wait_status(r, qid, "bad@ex.test", "bounced").group(2), "5.1.1")
+        self.assertEqual(self.wait_status(r, qid, "busy@ex.test", "deferred").group(2),
+                         "4.2.2")
+        self.assertEqual(mx1.wait_messages(1)[0].rcpt_tos, ["ok@ex.test"])
+
+    def test_ten_messages_over_one_connection(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        # The first message is held at the MX while the other nine arrive.
+        mx1 = self.mx("127.0.0.2", first_data_delay=3.0)
+        # One connection per destination: the waiting messages reuse it.
+        r = self.relayd(dns, "concurrency-per-destination 1\n")
+        qids = [self.send(r, "s@snd.test", ["n%d@ex.test" % i]) for i in range(10)]
+        for i, qid in enumerate(qids):
+            self.wait_status(r, qid, "n%d@ex.test" % i, "sent", timeout=30)
+        self.assertEqual(len(mx1.wait_messages(10)), 10)
+        self.assertEqual(mx1.sessions, 1)
+        self.assertRegex(r.log(), r"to=<n9@ex.test>, relay=mx1.ex.test\[127.0.0.2\]:\d+, "
+                         r"conn_use=10, ")
+
+
+if __name__ == "__main__":
+    unittest.main()
