@@ -1,0 +1,596 @@
+"""test_queue_worker.py - the queue worker alone (relayd -X queue) driven
+over STATE_DIR/queue.sock as intake and delivery would, and through
+relayctl: commits, group commit, broken streams, jobs and results,
+bounces, expiry, delay notices, every relayctl command.
+
+The first half is QueuePeer, which speaks the queue worker's protocol
+(common/ipc_types.h) from Python; other test files import it.
+
+A frame is a header (u32 type, u32 payload length, host order = little
+endian here) and a payload of fields: u32/u64/i64 raw, str/bytes as a u32
+length and the bytes.
+
+    p = QueuePeer(state_dir, ROLE_INTAKE)
+    p.submit(sid, qid, "s@example.com", ["a@x.example"], b"Subject: x\\r\\n\\r\\nhi\\r\\n")
+    typ, f = p.recv()          # f: a Fields reader over the payload
+"""
+import email
+import email.policy
+import json
+import os
+import socket
+import sqlite3
+import struct
+import time
+import unittest
+
+from harness import Relayd
+
+MSG_Q_HELLO = 40
+MSG_Q_BEGIN, MSG_Q_RCPT, MSG_Q_CONTENT, MSG_Q_END, MSG_Q_ABORT, \
+    MSG_Q_COMMITTED, MSG_Q_FAILED = range(50, 57)
+MSG_D_READY, MSG_D_JOB, MSG_D_CHUNK_REQ, MSG_D_CHUNK, MSG_D_RESULT, \
+    MSG_D_DONE, MSG_D_JOB_FAIL = range(70, 77)
+ROLE_INTAKE, ROLE_DELIVERY = 1, 2
+DLV_SENT, DLV_DEFERRED, DLV_BOUNCED = 1, 2, 3
+BODY_8BITMIME = 1
+CHUNK = 64 * 1024
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+def i64(v):
+    return struct.pack("<q", v)
+
+
+def sbytes(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return u32(len(b)) + b
+
+
+class Fields:
+    """Reads payload fields in order."""
+
+    def __init__(self, data):
+        self.data, self.off = data, 0
+
+    def _take(self, n):
+        if self.off + n > len(self.data):
+            raise ValueError("short payload")
+        b = self.data[self.off:self.off + n]
+        self.off += n
+        return b
+
+    def u32(self):
+        return struct.unpack("<I", self._take(4))[0]
+
+    def u64(self):
+        return struct.unpack("<Q", self._take(8))[0]
+
+    def i64(self):
+        return struct.unpack("<q", self._take(8))[0]
+
+    def bytes(self):
+        return self._take(self.u32())
+
+    def str(self):
+        return self.bytes().decode()
+
+    def done(self):
+        return self.off == len(self.data)
+
+
+class QueuePeer:
+    def __init__(self, state_dir, role, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(os.path.join(state_dir, "queue.sock"))
+        self.send(MSG_Q_HELLO, u32(role))
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def send(self, typ, payload=b""):
+        self.sock.sendall(struct.pack("<II", typ, len(payload)) + payload)
+
+    def _read(self, n):
+        out = b""
+        while len(out) < n:
+            b = self.sock.recv(n - len(out))
+            if not b:
+                raise EOFError("queue closed the connection")
+            out += b
+        return out
+
+    def recv(self):
+        typ, n = struct.unpack("<II", self._read(8))
+        return typ, Fields(self._read(n))
+
+    def expect(self, want):
+        typ, f = self.recv()
+        if typ != want:
+            raise AssertionError("got frame %d, wanted %d" % (typ, want))
+        return f
+
+    # intake
+    def begin(self, sid, qid, sender, client="192.0.2.1", helo="client.example",
+              auth="", flags=BODY_8BITMIME, arrival=None):
+        arrival = int(time.time()) if arrival is None else arrival
+        self.send(MSG_Q_BEGIN, u64(sid) + sbytes(qid) + sbytes(sender) + sbytes(client) +
+                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival))
+
+    def rcpt(self, sid, addr):
+        self.send(MSG_Q_RCPT, u64(sid) + sbytes(addr))
+
+    def content(self, sid, data):
+        for off in range(0, len(data), CHUNK):
+            self.send(MSG_Q_CONTENT, u64(sid) + sbytes(data[off:off + CHUNK]))
+
+    def end(self, sid, size):
+        self.send(MSG_Q_END, u64(sid) + u64(size))
+
+    def abort(self, sid):
+        self.send(MSG_Q_ABORT, u64(sid))
+
+    def submit(self, sid, qid, sender, rcpts, body, end=True, **kw):
+        """BEGIN, RCPTs, CONTENT and (end=True) END; no reply is read."""
+        self.begin(sid, qid, sender, **kw)
+        for r in rcpts:
+            self.rcpt(sid, r)
+        self.content(sid, body)
+        if end:
+            self.end(sid, len(body))
+
+    def reply(self):
+        """(kind, sid, rest): ("committed", sid, qid) or ("failed", sid, (code, enh, text))."""
+        typ, f = self.recv()
+        if typ == MSG_Q_COMMITTED:
+            return "committed", f.u64(), f.str()
+        if typ == MSG_Q_FAILED:
+            return "failed", f.u64(), (f.u32(), f.str(), f.str())
+        raise AssertionError("unexpected frame %d" % typ)
+
+    # delivery
+    def ready(self, n):
+        self.send(MSG_D_READY, u32(n))
+
+    def job(self):
+        f = self.expect(MSG_D_JOB)
+        j = {"jobid": f.u64(), "qid": f.str(), "sender": f.str(), "domain": f.str(),
+             "size": f.u64(), "flags": f.u32(), "arrival": f.i64()}
+        n = f.u32()
+        j["rcpts"] = [(f.u64(), f.str()) for _ in range(n)]
+        assert f.done()
+        return j
+
+    def fetch(self, jobid):
+        """The whole content of a job, pulled chunk by chunk."""
+        out, seq = b"", 0
+        while True:
+            self.send(MSG_D_CHUNK_REQ, u64(jobid) + u32(seq))
+            f = self.expect(MSG_D_CHUNK)
+            assert f.u64() == jobid and f.u32() == seq
+            last = f.u32()
+            out += f.bytes()
+            if last:
+                return out
+            seq += 1
+
+    def result(self, jobid, rcptid, dclass, code=250, enh="2.0.0", text="250 ok",
+               relay="mx.example[192.0.2.5]:25"):
+        self.send(MSG_D_RESULT, u64(jobid) + u64(rcptid) + u32(dclass) + u32(code) +
+                  sbytes(enh) + sbytes(text) + sbytes(relay))
+
+    def done(self, jobid):
+        self.send(MSG_D_DONE, u64(jobid))
+
+
+# ---------------------------------------------------------------- tests
+
+BODY = (b"From: Sender <s@example.com>\r\nTo: a@x.example\r\nSubject: queue test\r\n"
+        b"Message-ID: <t1@example.com>\r\n\r\nhello\r\n.leading dot\r\n")
+
+
+def qid_for(n, prefix="A"):
+    return "%s%015X" % (prefix, n)
+
+
+def queue_json(r):
+    cp = r.ctl("queue", "--json")
+    assert cp.returncode == 0, cp.stderr + cp.stdout
+    return {m["qid"]: m for m in json.loads(cp.stdout)}
+
+
+def db_messages(state_dir):
+    """Complete messages in queue.db as another reader sees them (committed only)."""
+    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
+    try:
+        return {row[0] for row in db.execute("SELECT qid FROM messages WHERE complete = 1")}
+    finally:
+        db.close()
+
+
+def integrity(state_dir):
+    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
+    try:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class QueueWorkerTest(unittest.TestCase):
+    conf = ""
+
+    def setUp(self):
+        self.r = Relayd(conf_extra=self.conf, roles="queue")
+        self.addCleanup(self.r.cleanup)
+        wait_for(lambda: os.path.exists(os.path.join(self.r.state_dir, "queue.sock")),
+                 what="queue.sock")
+
+    def peer(self, role):
+        p = QueuePeer(self.r.state_dir, role)
+        self.addCleanup(p.close)
+        return p
+
+    def commit(self, p, sid, qid, rcpts=("a@x.example",), body=BODY, sender="s@example.com",
+               **kw):
+        p.submit(sid, qid, sender, list(rcpts), body, **kw)
+        self.assertEqual(p.reply(), ("committed", sid, qid))
+
+
+class TestIntake(QueueWorkerTest):
+    def test_commit_is_durable_and_logged(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), rcpts=("a@x.example", "b@y.example"))
+        # Committed means visible to another reader of queue.db at once.
+        self.assertIn(qid_for(1), db_messages(self.r.state_dir))
+        self.r.wait_log(r"%s: from=<s@example.com>, size=%d, nrcpt=2, client=\[192\.0\.2\.1\]"
+                        % (qid_for(1), len(BODY)))
+        m = queue_json(self.r)[qid_for(1)]
+        self.assertEqual(m["size"], len(BODY))
+        self.assertEqual(m["sender"], "s@example.com")
+        self.assertEqual([(x["address"], x["state"], x["attempts"]) for x in m["recipients"]],
+                         [("a@x.example", "queued", 0), ("b@y.example", "queued", 0)])
+
+    def test_group_commit_of_pipelined_messages(self):
+        p = self.peer(ROLE_INTAKE)
+        n = 200
+        for i in range(n):
+            p.submit(i + 1, qid_for(i + 1), "s@example.com", ["a@x.example"], BODY)
+        replies = [p.reply() for _ in range(n)]
+        self.assertEqual(sorted(r[1] for r in replies), list(range(1, n + 1)))
+        self.assertTrue(all(r[0] == "committed" for r in replies))
+        self.assertEqual(len(db_messages(self.r.state_dir)), n)
+
+    def test_large_message_streams_in_chunks(self):
+        body = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message\r\n" % i
+                                                  for i in range(200000))
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), body=body)
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j = d.job()
+        self.assertEqual(j["size"], len(body))
+        self.assertEqual(d.fetch(j["jobid"]), body)
+
+    def test_abort_and_broken_stream_leave_nothing(self):
+        p = self.peer(ROLE_INTAKE)
+        p.submit(1, qid_for(1), "s@example.com", ["a@x.example"], BODY, end=False)
+        p.abort(1)
+        q = QueuePeer(self.r.state_dir, ROLE_INTAKE)
+        q.submit(2, qid_for(2), "s@example.com", ["a@x.example"], BODY * 100, end=False)
+        q.close()
+        self.commit(p, 3, qid_for(3))
+        time.sleep(0.2)
+        self.assertEqual(set(queue_json(self.r)), {qid_for(3)})
+        self.assertEqual(db_messages(self.r.state_dir), {qid_for(3)})
+
+    def test_duplicate_qid_fails_451(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1))
+        p.submit(2, qid_for(1), "other@example.com", ["z@x.example"], BODY)
+        kind, sid, (code, enh, text) = p.reply()
+        self.assertEqual((kind, sid, code, enh), ("failed", 2, 451, "4.3.0"))
+        self.assertEqual(queue_json(self.r)[qid_for(1)]["sender"], "s@example.com")
+
+
+class TestCrash(QueueWorkerTest):
+    def test_sigkill_during_commits_loses_nothing_confirmed(self):
+        p = self.peer(ROLE_INTAKE)
+        confirmed, open_qids = set(), set()
+        sid = 0
+        queue_pid = self.r.pids()["queue"]
+        killed_at = None
+        # Batches of ten ENDs plus one transaction left open (never ended),
+        # until the worker is killed in the middle of one.
+        try:
+            for batch in range(100000):
+                for _ in range(10):
+                    sid += 1
+                    p.submit(sid, qid_for(sid), "s@example.com", ["a@x.example"], BODY)
+                sid += 1
+                open_qids.add(qid_for(sid))
+                p.submit(sid, qid_for(sid), "s@example.com", ["a@x.example"], BODY, end=False)
+                if batch == 20:
+                    os.kill(queue_pid, 9)
+                    killed_at = sid
+                for _ in range(10):
+                    kind, s, q = p.reply()
+                    self.assertEqual(kind, "committed")
+                    confirmed.add(q)
+        except (EOFError, ConnectionError, socket.timeout, OSError):
+            pass
+        self.assertIsNotNone(killed_at)
+        self.assertGreaterEqual(len(confirmed), 200)
+        # The master starts a new queue worker, which recovers the file.
+        wait_for(lambda: self.r.pids().get("queue") not in (None, queue_pid), what="restart")
+        self.r.wait_log(r"recovery discarded \d+ incomplete message\(s\)", start=0)
+        on_disk = wait_for(lambda: self.r.ctl("queue", "--json").returncode == 0 and
+                           queue_json(self.r), what="relayctl queue")
+        self.assertEqual(confirmed - set(on_disk), set(), "confirmed messages lost")
+        self.assertEqual(open_qids & set(on_disk), set(), "unended messages visible")
+        self.assertEqual(integrity(self.r.state_dir), "ok")
+        db = sqlite3.connect(os.path.join(self.r.state_dir, "queue.db"), timeout=10)
+        try:
+            orphans = db.execute("SELECT count(*) FROM chunks WHERE qid NOT IN "
+                                 "(SELECT qid FROM messages WHERE complete = 1)").fetchone()[0]
+        finally:
+            db.close()
+        self.assertEqual(orphans, 0)
+        # And it serves again.
+        p2 = self.peer(ROLE_INTAKE)
+        self.commit(p2, 1, qid_for(1, "B"))
+
+
+class TestDelivery(QueueWorkerTest):
+    def test_jobs_grouped_by_domain_against_credit(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), rcpts=("a@x.example", "b@y.example", "c@x.example"))
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j1 = d.job()
+        self.assertEqual((j1["qid"], j1["domain"], [a for _, a in j1["rcpts"]]),
+                         (qid_for(1), "x.example", ["a@x.example", "c@x.example"]))
+        self.assertEqual(j1["sender"], "s@example.com")
+        self.assertEqual(j1["flags"], BODY_8BITMIME)
+        # No credit left: nothing more arrives.
+        d.sock.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            d.recv()
+        d.sock.settimeout(10)
+        d.ready(1)
+        j2 = d.job()
+        self.assertEqual(j2["domain"], "y.example")
+        self.assertEqual(d.fetch(j1["jobid"]), BODY)
+        for rid, _ in j1["rcpts"] + j2["rcpts"]:
+            d.result(j1["jobid"] if (rid, _) in j1["rcpts"] else j2["jobid"], rid, DLV_SENT)
+        d.done(j1["jobid"])
+        d.done(j2["jobid"])
+        self.r.wait_log(r"%s: removed" % qid_for(1))
+        self.assertEqual(queue_json(self.r), {})
+        stats = self.r.ctl("stats").stdout
+        self.assertRegex(stats, r"delivered\s+3")
+
+    def test_delivery_gone_requeues_in_flight(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1))
+        d = QueuePeer(self.r.state_dir, ROLE_DELIVERY)
+        d.ready(5)
+        j = d.job()
+        self.assertEqual(queue_json(self.r)[qid_for(1)]["recipients"][0]["state"], "inflight")
+        d.close()
+        d2 = self.peer(ROLE_DELIVERY)
+        d2.ready(5)
+        j2 = d2.job()
+        self.assertEqual(j2["rcpts"], j["rcpts"])
+
+    def test_deferred_backs_off(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1))
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(5)
+        j = d.job()
+        t0 = time.time()
+        d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 451, "4.4.1", "connection refused")
+        d.done(j["jobid"])
+        rc = wait_for(lambda: queue_json(self.r)[qid_for(1)]["recipients"][0]["state"] ==
+                      "deferred" and queue_json(self.r)[qid_for(1)]["recipients"][0])
+        self.assertEqual(rc["attempts"], 1)
+        self.assertEqual(rc["last_error"], "connection refused")
+        self.assertEqual(rc["last_enh"], "4.4.1")
+        # retry-min is 5m by default.
+        self.assertAlmostEqual(rc["next_attempt"] - t0, 300, delta=3)
+        # flush makes it due now; delivery has credit left, so it comes at once.
+        cp = self.r.ctl("flush")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        j2 = d.job()
+        self.assertEqual(j2["rcpts"], j["rcpts"])
+        self.r.wait_log(r"flush by relayctl")
+
+
+class TestBounces(QueueWorkerTest):
+    conf = "delay-warning 1m\n"
+
+    def bounce_of(self, d, orig_qid):
+        """Takes the next job, which must be a report to s@example.com; returns it parsed."""
+        d.ready(1)
+        j = d.job()
+        self.assertNotEqual(j["qid"], orig_qid)
+        self.assertEqual(j["sender"], "")
+        self.assertEqual([a for _, a in j["rcpts"]], ["s@example.com"])
+        raw = d.fetch(j["jobid"])
+        self.assertNotIn(b"\n", raw.replace(b"\r\n", b""))
+        return email.message_from_bytes(raw, policy=email.policy.default)
+
+    def check_report(self, msg, action):
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertEqual(msg.get_param("report-type"), "delivery-status")
+        self.assertEqual(msg["From"], "Mail Delivery System <MAILER-DAEMON@relayd.test>")
+        self.assertEqual(msg["To"].addresses[0].addr_spec, "s@example.com")
+        parts = msg.get_payload()
+        self.assertEqual([x.get_content_type() for x in parts],
+                         ["text/plain", "message/delivery-status", "text/rfc822-headers"])
+        status = parts[1].get_payload()
+        self.assertEqual(status[0]["Reporting-MTA"], "dns; relayd.test")
+        self.assertIsNotNone(status[0]["Arrival-Date"])
+        self.assertEqual({s["Action"] for s in status[1:]}, {action})
+        self.assertIn("Subject: queue test", parts[2].get_payload())
+        return status[1:]
+
+    def test_one_bounce_for_all_failed_recipients(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), rcpts=("a@x.example", "b@x.example", "c@x.example"))
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j = d.job()
+        (ra, _), (rb, _), (rc, _) = j["rcpts"]
+        d.result(j["jobid"], ra, DLV_BOUNCED, 550, "5.1.1", "550 5.1.1 no such user",
+                 "mx.x.example[192.0.2.9]:25")
+        d.result(j["jobid"], rb, DLV_SENT)
+        d.result(j["jobid"], rc, DLV_BOUNCED, 554, "5.7.1", "554 5.7.1 rejected",
+                 "mx.x.example[192.0.2.9]:25")
+        d.done(j["jobid"])
+        status = self.check_report(self.bounce_of(d, qid_for(1)), "failed")
+        self.assertEqual([(s["Final-Recipient"], s["Status"], s["Remote-MTA"],
+                           s["Diagnostic-Code"]) for s in status],
+                         [("rfc822; a@x.example", "5.1.1", "dns; mx.x.example",
+                           "smtp; 550 5.1.1 no such user"),
+                          ("rfc822; c@x.example", "5.7.1", "dns; mx.x.example",
+                           "smtp; 554 5.7.1 rejected")])
+        self.r.wait_log(r"%s: sender non-delivery notification: [0-9A-F]{16}" % qid_for(1))
+        self.assertNotIn(qid_for(1), queue_json(self.r))
+
+    def test_no_bounce_for_null_sender(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), sender="")
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j = d.job()
+        d.result(j["jobid"], j["rcpts"][0][0], DLV_BOUNCED, 550, "5.1.1", "550 no")
+        d.done(j["jobid"])
+        self.r.wait_log(r"%s: removed" % qid_for(1))
+        self.assertEqual(queue_json(self.r), {})
+
+    def test_expiry_bounces_with_log_line(self):
+        p = self.peer(ROLE_INTAKE)
+        # Arrived six days ago: past the default queue-lifetime of 5d.
+        self.commit(p, 1, qid_for(1), arrival=int(time.time()) - 6 * 86400)
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j = d.job()
+        d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 421, "4.4.2", "421 too busy")
+        d.done(j["jobid"])
+        self.r.wait_log(r"%s: to=<a@x\.example>, relay=none, delay=\d+, dsn=4\.4\.2, "
+                        r"status=bounced \(" % qid_for(1))
+        status = self.check_report(self.bounce_of(d, qid_for(1)), "failed")
+        self.assertEqual(status[0]["Status"], "4.4.2")
+
+    def test_one_delay_notice(self):
+        p = self.peer(ROLE_INTAKE)
+        # Two hours old: past delay-warning (1m), well within queue-lifetime.
+        self.commit(p, 1, qid_for(1), arrival=int(time.time()) - 7200)
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(1)
+        j = d.job()
+        d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 421, "4.4.2", "421 too busy")
+        d.done(j["jobid"])
+        status = self.check_report(self.bounce_of(d, qid_for(1)), "delayed")
+        self.assertEqual(status[0]["Final-Recipient"], "rfc822; a@x.example")
+        # A second failure sends no second notice.
+        self.assertEqual(self.r.ctl("flush", qid_for(1)).returncode, 0)
+        d.ready(1)
+        j = d.job()
+        self.assertEqual(j["qid"], qid_for(1))
+        d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 421, "4.4.2", "421 too busy")
+        d.done(j["jobid"])
+        time.sleep(0.3)
+        self.assertEqual(len(self.r.log().split("sender delay notification")), 2)
+
+
+class TestRelayctl(QueueWorkerTest):
+    def test_every_command_and_its_status(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1), rcpts=("a@x.example",))
+        self.commit(p, 2, qid_for(2), sender='we"ird\\name@example.com')
+        ctl = self.r.ctl
+
+        cp = ctl("queue")
+        self.assertEqual(cp.returncode, 0)
+        self.assertIn(qid_for(1), cp.stdout)
+        self.assertIn("<a@x.example> queued attempts=0", cp.stdout)
+        # JSON with escaping survives a real parser.
+        self.assertEqual(queue_json(self.r)[qid_for(2)]["sender"], 'we"ird\\name@example.com')
+
+        cp = ctl("show", qid_for(1))
+        self.assertEqual(cp.returncode, 0)
+        self.assertIn("Subject: queue test", cp.stdout)
+        self.assertIn("sender: <s@example.com>", cp.stdout)
+        self.assertIn("client: [192.0.2.1]", cp.stdout)
+
+        self.assertEqual(ctl("hold", qid_for(1)).returncode, 0)
+        self.r.wait_log(r"%s: held by relayctl" % qid_for(1))
+        m = queue_json(self.r)[qid_for(1)]
+        self.assertTrue(m["hold"])
+        self.assertEqual(m["recipients"][0]["state"], "hold")
+        # A held message is not handed out.
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(5)
+        j = d.job()
+        self.assertEqual(j["qid"], qid_for(2))
+        d.sock.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            d.recv()
+        d.sock.settimeout(10)
+        self.assertEqual(ctl("release", qid_for(1)).returncode, 0)
+        self.r.wait_log(r"%s: released by relayctl" % qid_for(1))
+        self.assertEqual(d.job()["qid"], qid_for(1))
+
+        self.assertEqual(ctl("flush").returncode, 0)
+        self.assertEqual(ctl("flush", qid_for(1)).returncode, 0)
+
+        cp = ctl("stats")
+        self.assertEqual(cp.returncode, 0)
+        self.assertRegex(cp.stdout, r"queued\s+2")
+
+        for cmd in ("show", "hold", "release", "flush", "delete"):
+            cp = ctl(cmd, "0000000000000000")
+            self.assertEqual(cp.returncode, 1, cmd)
+            self.assertIn("relayctl: no such message: 0000000000000000", cp.stdout + cp.stderr)
+
+        self.assertEqual(ctl("delete", qid_for(1)).returncode, 0)
+        self.r.wait_log(r"%s: removed by relayctl" % qid_for(1))
+        self.assertNotIn(qid_for(1), queue_json(self.r))
+        self.assertNotIn(qid_for(1), db_messages(self.r.state_dir))
+        cp = ctl("delete", "all")
+        self.assertEqual(cp.returncode, 0)
+        self.assertEqual(queue_json(self.r), {})
+        self.assertEqual(ctl("queue").stdout.strip(), "queue is empty")
+        self.assertEqual(integrity(self.r.state_dir), "ok")
+
+
+if __name__ == "__main__":
+    unittest.main()
