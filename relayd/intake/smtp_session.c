@@ -578,6 +578,9 @@ static void smtp_process(struct smtp_session *s)
 	}
 	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
 		conn_pause_read(c, s->flow_paused);
+	/* An idle session keeps no input buffer: the next read allocates one. */
+	if (buf_avail(&c->in) == 0)
+		buf_free(&c->in);
 }
 
 static void smtp_on_read(struct conn *c, void *arg)
