@@ -267,12 +267,12 @@ static int mx_resolve_local(struct mx_job *job, const char *domain, int no_mx)
 		mx_plan_fail(plan, MX_PERMFAIL, "5.1.2", "bad address literal %s", domain);
 		return 1;
 	}
-	if (!mx_valid_domain(domain) || job->r->dying) {
-		if (job->r->dying)
-			mx_plan_fail(plan, MX_TEMPFAIL, "4.4.3", "resolver shutting down");
-		else
-			mx_plan_fail(plan, MX_PERMFAIL, "5.1.2", "bad destination domain %s",
-				     domain);
+	if (!mx_valid_domain(domain)) {
+		mx_plan_fail(plan, MX_PERMFAIL, "5.1.2", "bad destination domain %s", domain);
+		return 1;
+	}
+	if (job->r->dying) {
+		mx_plan_fail(plan, MX_TEMPFAIL, "4.4.3", "resolver shutting down");
 		return 1;
 	}
 	return 0;

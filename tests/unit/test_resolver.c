@@ -450,6 +450,63 @@ START_TEST(test_loops)
 	ck_assert_int_eq(p->status, MX_OK);
 	ck_assert_uint_eq(p->nhosts, 2);
 	mx_plan_free(p);
+
+	/* A literal naming our own listen address. */
+	p = resolve("[127.0.0.2]", 0, 25, NULL);
+	ck_assert_int_eq(p->status, MX_PERMFAIL);
+	ck_assert_str_eq(p->enh, "5.4.6");
+	mx_plan_free(p);
+}
+END_TEST
+
+/* A callback may start the next resolution, and free the resolver after it. */
+
+struct chain {
+	struct resolver *r;
+	struct ev_loop *loop;
+	struct mx_plan *plans[3];
+	int calls;
+};
+
+static void chain_cb(struct mx_plan *plan, void *arg)
+{
+	struct chain *c = arg;
+
+	c->plans[c->calls++] = plan;
+	if (c->calls == 1) {
+		mx_resolve(c->r, "implicit.test", 0, 25, chain_cb, c);
+	} else if (c->calls == 2) {
+		resolver_free(c->r);
+		/* Too late: answered at once, temporarily. */
+		mx_resolve(c->r, "two.test", 0, 25, chain_cb, c);
+		ev_break(c->loop);
+	}
+}
+
+START_TEST(test_chained)
+{
+	struct chain c = { .loop = ev_loop_new() };
+	struct ev_timer guard;
+	char err[256];
+
+	setup_cfg(dnsmasq_port);
+	c.r = resolver_new(c.loop, &cfg, err, sizeof(err));
+	ck_assert_ptr_nonnull(c.r);
+	guard_fired = 0;
+	ev_timer_init(&guard, guard_cb, c.loop);
+	ev_timer_start(c.loop, &guard, GUARD_MS);
+	mx_resolve(c.r, "two.test", 0, 25, chain_cb, &c);
+	ev_run(c.loop);
+	ev_timer_stop(c.loop, &guard);
+	ev_loop_free(c.loop);
+	ck_assert(!guard_fired);
+	ck_assert_int_eq(c.calls, 3);
+	ck_assert_int_eq(c.plans[0]->status, MX_OK);
+	ck_assert_int_eq(c.plans[1]->status, MX_OK);
+	ck_assert_int_eq(c.plans[1]->implicit, 1);
+	ck_assert_int_eq(c.plans[2]->status, MX_TEMPFAIL);
+	for (int i = 0; i < 3; i++)
+		mx_plan_free(c.plans[i]);
 }
 END_TEST
 
@@ -723,6 +780,7 @@ int main(void)
 	tcase_add_test(tc, test_second_server);
 	tcase_add_test(tc, test_concurrent);
 	tcase_add_test(tc, test_free_inside_callback);
+	tcase_add_test(tc, test_chained);
 	tcase_add_test(tc, test_free_pending);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_bad_dns_server);
