@@ -25,20 +25,27 @@ from harness import free_udp_port  # noqa: E402
 
 class Dnsmasq:
     def __init__(self, mx=(), hosts=None, local=("test",)):
-        self.port = free_udp_port()
-        args = ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-                "--no-hosts", "--conf-file=/dev/null", "--log-facility=-",
-                "--pid-file="]
-        for d in local:
-            args.append("--local=/%s/" % d)
-        for domain, target, pref in mx:
-            args.append("--mx-host=%s,%s,%d" % (domain, target, pref))
-        for name, ip in (hosts or {}).items():
-            args.append("--host-record=%s,%s" % (name, ip))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        self._wait_ready()
+        # A free port can be taken by someone else before dnsmasq binds it: retry.
+        for attempt in range(5):
+            self.port = free_udp_port()
+            args = ["dnsmasq", "--no-daemon", "--port=%d" % self.port,
+                    "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                    "--no-hosts", "--conf-file=/dev/null", "--log-facility=-",
+                    "--pid-file="]
+            for d in local:
+                args.append("--local=/%s/" % d)
+            for domain, target, pref in mx:
+                args.append("--mx-host=%s,%s,%d" % (domain, target, pref))
+            for name, ip in (hosts or {}).items():
+                args.append("--host-record=%s,%s" % (name, ip))
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:
+                if attempt == 4:
+                    raise
 
     def _wait_ready(self, timeout=10.0):
         """dnsmasq answers once it is up: send queries until one comes back."""

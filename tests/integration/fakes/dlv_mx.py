@@ -16,19 +16,24 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     tls_cert (cert, key): STARTTLS is offered
     auth   {user: password}: AUTH PLAIN/LOGIN offered, over TLS only
     first_data_delay  seconds the first end-of-DATA reply is held back
+    tls_broken  STARTTLS is offered but no handshake can succeed
     .sessions   how many SMTP sessions sent MAIL (connection reuse)
     .attempts   every (mail_from, rcpt list, reply) end-of-DATA attempt
 Greeter421(host, port): accepts and says "421 4.3.2 ..." then closes.
 """
 import asyncio
-import os
+import logging
 import socket
 import ssl
 import threading
 import time
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+# aiosmtpd logs every failed handshake with a traceback: the tests check outcomes instead.
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 
 class Message:
@@ -81,7 +86,7 @@ class _Handler:
 
 class FakeMX:
     def __init__(self, host, port, rcpt=None, data=None, mail=None, tls_cert=None,
-                 auth=None, first_data_delay=0.0, start=True):
+                 auth=None, first_data_delay=0.0, tls_broken=False, start=True):
         self.host = host
         self.port = port
         self.rcpt = dict(rcpt or {})
@@ -97,6 +102,12 @@ class FakeMX:
         if tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls_cert)
+            if tls_broken:
+                # Nothing relayd accepts (it wants TLS 1.2 or newer): the handshake fails.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    ctx.minimum_version = ssl.TLSVersion.TLSv1
+                    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
             kwargs["tls_context"] = ctx
         if auth:
             users = dict(auth)
