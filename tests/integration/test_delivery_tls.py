@@ -89,6 +89,22 @@ class TLSDelivery(DeliveryCase):
         self.assertEqual(mx1.messages, [])
         self.assertIn("authenticated to 127.0.0.6[127.0.0.6] as alice", r.log())
 
+    def test_smarthost_smtps_with_auth_login(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        port = free_port("127.0.0.6")
+        sh = self.mx("127.0.0.6", port=port, tls_cert=self.cert("smarthost.test"),
+                     smtps=True, auth={"bob": "pw2"}, auth_exclude=["PLAIN"])
+        authf = os.path.join(self.tmp(), "auth")
+        with open(authf, "w") as f:
+            f.write("bob pw2\n")
+        os.chmod(authf, 0o600)
+        r = self.relayd(dns, "smarthost [127.0.0.6]:%d tls=smtps auth=%s\n" % (port, authf))
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        self.wait_status(r, qid, "a@ex.test", "sent")
+        msg = sh.wait_messages(1)[0]
+        self.assertTrue(msg.tls)
+        self.assertEqual(msg.auth_user, "bob")
+
     def test_second_smarthost_when_the_first_is_down(self):
         dns = self.dns(EX_MX, EX_HOSTS)
         port = free_port("127.0.0.7")

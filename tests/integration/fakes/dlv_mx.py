@@ -17,6 +17,8 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     auth   {user: password}: AUTH PLAIN/LOGIN offered, over TLS only
     first_data_delay  seconds the first end-of-DATA reply is held back
     tls_broken  STARTTLS is offered but no handshake can succeed
+    smtps  TLS from the first byte (with tls_cert) instead of STARTTLS
+    auth_exclude  mechanisms not offered, e.g. ["PLAIN"] to force LOGIN
     .sessions   how many SMTP sessions sent MAIL (connection reuse)
     .attempts   every (mail_from, rcpt list, reply) end-of-DATA attempt
 Greeter421(host, port): accepts and says "421 4.3.2 ..." then closes.
@@ -80,13 +82,16 @@ class _Handler:
                     user = user.login.decode()
                 self.fake.messages.append(Message(
                     envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                    or envelope.content, session.ssl is not None, user, session.peer))
+                    or envelope.content,
+                    server.transport.get_extra_info("ssl_object") is not None, user,
+                    session.peer))
         return reply
 
 
 class FakeMX:
     def __init__(self, host, port, rcpt=None, data=None, mail=None, tls_cert=None,
-                 auth=None, first_data_delay=0.0, tls_broken=False, start=True):
+                 auth=None, first_data_delay=0.0, tls_broken=False, smtps=False,
+                 auth_exclude=None, start=True):
         self.host = host
         self.port = port
         self.rcpt = dict(rcpt or {})
@@ -108,7 +113,10 @@ class FakeMX:
                     warnings.simplefilter("ignore", DeprecationWarning)
                     ctx.minimum_version = ssl.TLSVersion.TLSv1
                     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-            kwargs["tls_context"] = ctx
+            if smtps:
+                kwargs["ssl_context"] = ctx
+            else:
+                kwargs["tls_context"] = ctx
         if auth:
             users = dict(auth)
 
@@ -118,7 +126,10 @@ class FakeMX:
                     return AuthResult(success=True, auth_data=data)
                 return AuthResult(success=False, handled=False)
             kwargs["authenticator"] = authenticator
-            kwargs["auth_require_tls"] = True
+            # aiosmtpd only counts STARTTLS as TLS; smtps is TLS all along.
+            kwargs["auth_require_tls"] = not smtps
+            if auth_exclude:
+                kwargs["auth_exclude_mechanism"] = list(auth_exclude)
         self.controller = Controller(_Handler(self), hostname=host, port=port,
                                      ready_timeout=10, **kwargs)
         if start:
