@@ -93,6 +93,8 @@ enum smtpc_parse smtpc_reply_read(struct smtpc_reply *r, struct buf *in)
 	for (;;) {
 		const char *p = (const char *)buf_head(in);
 		size_t n = buf_avail(in);
+		if (n == 0)
+			return SMTPC_MORE;
 		const char *nl = memchr(p, '\n', n);
 		if (nl == NULL)
 			return n > SMTPC_LINE_MAX ? SMTPC_BAD : SMTPC_MORE;
