@@ -174,17 +174,19 @@ static int res_set_servers(ares_channel ch, const struct config *cfg, char *err,
 			n->family = AF_INET6;
 		} else {
 			snprintf(err, errsz, "dns-server %s: not a numeric address", s->addr);
-			free(nodes);
-			return -1;
+			goto fail;
 		}
 	}
 	rc = ares_set_servers_ports(ch, nodes);
-	free(nodes);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errsz, "c-ares: setting the DNS servers: %s", ares_strerror(rc));
-		return -1;
+		goto fail;
 	}
+	free(nodes);
 	return 0;
+fail:
+	free(nodes);
+	return -1;
 }
 
 static void res_self_add(struct resolver *r, const struct sockaddr *sa, socklen_t len,

@@ -56,6 +56,7 @@ static const char *const zone[] = {
 static pid_t dnsmasq_pid = -1, flaky_pid = -1;
 static uint16_t dnsmasq_port, flaky_port, refused_port, silent_port;
 static int silent_fd = -1;
+static int have_v6; /* ::1 usable: dnsmasq listens there too */
 
 /* A UDP socket on 127.0.0.1 with a kernel-chosen port. */
 static int udp_socket(uint16_t *port)
@@ -106,6 +107,8 @@ static pid_t start_dnsmasq(uint16_t port)
 	argv[n++] = "--no-daemon";
 	argv[n++] = portarg;
 	argv[n++] = "--listen-address=127.0.0.1";
+	if (have_v6)
+		argv[n++] = "--listen-address=::1";
 	argv[n++] = "--bind-interfaces";
 	argv[n++] = "--no-resolv";
 	argv[n++] = "--no-hosts";
@@ -190,10 +193,22 @@ static void flaky_serve(int fd)
 	}
 }
 
+static int v6_loopback(void)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 static void servers_up(void)
 {
 	int fd;
 
+	have_v6 = v6_loopback();
 	dnsmasq_up();
 	fd = udp_socket(&flaky_port);
 	flaky_pid = fork();
@@ -591,6 +606,24 @@ START_TEST(test_second_server)
 }
 END_TEST
 
+/* dns-server [::1]:port. */
+START_TEST(test_ipv6_server)
+{
+	struct mx_plan *p;
+
+	if (!have_v6) {
+		fprintf(stderr, "test_resolver: no ::1 here, IPv6 server not tested\n");
+		return;
+	}
+	setup_cfg(dnsmasq_port);
+	snprintf(dns[0].addr, sizeof(dns[0].addr), "::1");
+	p = resolve("two.test", 0, 25, NULL);
+	ck_assert_int_eq(p->status, MX_OK);
+	assert_host(p, 0, "mx1.two.test", 10, "127.0.0.2");
+	mx_plan_free(p);
+}
+END_TEST
+
 /* Many resolutions in flight on one resolver, each answered once. */
 
 struct many {
@@ -778,6 +811,7 @@ int main(void)
 	tcase_add_test(tc, test_address_tempfail);
 	tcase_add_test(tc, test_dead_servers);
 	tcase_add_test(tc, test_second_server);
+	tcase_add_test(tc, test_ipv6_server);
 	tcase_add_test(tc, test_concurrent);
 	tcase_add_test(tc, test_free_inside_callback);
 	tcase_add_test(tc, test_chained);
