@@ -2,6 +2,8 @@
 RFC 7505) against dnsmasq and fake MX servers on 127.0.0.x: primary and
 backup MX, implicit MX, NXDOMAIN, null MX, DNS timeout, temporary and
 permanent replies, per-recipient outcomes, connection reuse."""
+import os
+import signal
 import time
 import unittest
 
@@ -145,6 +147,24 @@ class MXDelivery(DeliveryCase):
         self.assertEqual(mx1.sessions, 1)
         self.assertRegex(r.log(), r"to=<n9@ex.test>, relay=mx1.ex.test\[127.0.0.2\]:\d+, "
                          r"conn_use=10, ")
+
+    def test_delivery_reconnects_to_a_restarted_queue(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        self.wait_status(r, qid, "a@ex.test", "sent")
+        queue_pid = r.pids()["queue"]
+        os.kill(queue_pid, signal.SIGKILL)
+        r.wait_log(r"delivery: lost the queue")
+        # The master restarts the queue; delivery finds it again by itself.
+        end = time.monotonic() + 20
+        while time.monotonic() < end and r.log().count("delivery: connected to the queue") < 2:
+            time.sleep(0.1)
+        self.assertEqual(r.log().count("delivery: connected to the queue"), 2, r.log()[-3000:])
+        qid2 = self.send(r, "s@snd.test", ["b@ex.test"])
+        self.wait_status(r, qid2, "b@ex.test", "sent")
+        self.assertEqual(len(mx1.wait_messages(2)), 2)
 
 
 if __name__ == "__main__":
