@@ -13,7 +13,8 @@
 #include <string.h>
 
 /* Schema version 1. Content chunks are a rowid table: WITHOUT ROWID suits
- * small rows only. The partial index holds exactly the schedulable rows. */
+ * small rows only. The partial indexes hold exactly the schedulable rows
+ * and the in-flight ones (requeued when delivery goes away). */
 static const char queue_schema_v1[] =
 	"CREATE TABLE messages ("
 	" qid TEXT PRIMARY KEY, sender TEXT NOT NULL, arrival INTEGER NOT NULL,"
@@ -31,6 +32,7 @@ static const char queue_schema_v1[] =
 	" warned INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX recipients_qid ON recipients (qid);"
 	"CREATE INDEX recipients_due ON recipients (next_attempt) WHERE state IN (1, 3);"
+	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = 2;"
 	"PRAGMA user_version = 1;";
 
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \

@@ -19,10 +19,12 @@ import email.policy
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import struct
+import subprocess
 import threading
 import time
 import unittest
@@ -617,6 +619,41 @@ class TestRelayctl(QueueWorkerTest):
         self.assertEqual(queue_json(self.r), {})
         self.assertEqual(ctl("queue").stdout.strip(), "queue is empty")
         self.assertEqual(integrity(self.r.state_dir), "ok")
+
+
+class TestDiskFull(unittest.TestCase):
+    def test_full_disk_fails_452_then_serves_again(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        r = Relayd(roles="queue", start=False)
+        self.addCleanup(shutil.rmtree, r.dir, True)
+        self.addCleanup(subprocess.run, ["umount", r.state_dir], timeout=10)
+        self.addCleanup(r.stop)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", r.state_dir],
+                       check=True, timeout=10)
+        r.start()
+        wait_for(lambda: os.path.exists(os.path.join(r.state_dir, "queue.sock")),
+                 what="queue.sock")
+        p = QueuePeer(r.state_dir, ROLE_INTAKE)
+        self.addCleanup(p.close)
+        p.submit(1, qid_for(1), "s@example.com", ["a@x.example"], BODY)
+        self.assertEqual(p.reply(), ("committed", 1, qid_for(1)))
+        # Fill the disk but for about 200 KB.
+        st = os.statvfs(r.state_dir)
+        filler = os.path.join(r.state_dir, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - 200 * 1024))
+        p.submit(2, qid_for(2), "s@example.com", ["a@x.example"], b"x" * (2 << 20))
+        kind, sid, (code, enh, text) = p.reply()
+        self.assertEqual((kind, sid, code, enh), ("failed", 2, 452, "4.3.1"))
+        r.wait_log(r"transaction rolled back \(database or disk is full\)")
+        self.assertEqual(integrity(r.state_dir), "ok")
+        # Space returns: the same worker serves again, nothing committed was lost.
+        os.unlink(filler)
+        p.submit(3, qid_for(3), "s@example.com", ["a@x.example"], BODY)
+        self.assertEqual(p.reply(), ("committed", 3, qid_for(3)))
+        self.assertEqual(db_messages(r.state_dir), {qid_for(1), qid_for(3)})
+        self.assertEqual(integrity(r.state_dir), "ok")
 
 
 if __name__ == "__main__":
