@@ -461,6 +461,30 @@ class TestDelivery(QueueWorkerTest):
         self.r.wait_log(r"flush by relayctl")
 
 
+class TestRetryTimer(QueueWorkerTest):
+    conf = "retry-min 1s\nretry-max 2s\n"
+
+    def test_wakes_at_next_attempt_with_doubling_capped(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1))
+        d = self.peer(ROLE_DELIVERY)
+        d.ready(10)
+        j = d.job()
+        gaps = []
+        for _ in range(3):
+            t = time.monotonic()
+            d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 451, "4.4.1", "refused")
+            d.done(j["jobid"])
+            # No flush, no READY: the retry timer alone hands it out again.
+            j = d.job()
+            gaps.append(time.monotonic() - t)
+        # 1 s, then doubled to 2 s, then capped at retry-max 2 s (whole seconds).
+        for got, want in zip(gaps, (1, 2, 2)):
+            self.assertGreater(got, want - 1.0)
+            self.assertLess(got, want + 1.0)
+        self.assertEqual(queue_json(self.r)[qid_for(1)]["recipients"][0]["attempts"], 3)
+
+
 class TestBounces(QueueWorkerTest):
     conf = "delay-warning 1m\n"
 
