@@ -56,8 +56,11 @@ static void smtpc_text_append(struct smtpc_reply *r, const char *p, size_t len)
 	}
 	if (len > room)
 		len = room;
-	memcpy(r->text + r->textlen, p, len);
-	r->textlen += len;
+	/* Control bytes from a server never reach logs or bounces as such. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+		r->text[r->textlen++] = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
+	}
 	r->text[r->textlen] = '\0';
 }
 

@@ -31,6 +31,8 @@ static const struct reply_case reply_cases[] = {
 	{"550 5.1.10 null MX\r\n", SMTPC_DONE, 550, "5.1.10", "550 5.1.10 null MX", 0},
 	{"550 5.1.1234 x\r\n", SMTPC_DONE, 550, "", "550 5.1.1234 x", 0},
 	{"550 5.1.1x\r\n", SMTPC_DONE, 550, "", "550 5.1.1x", 0},
+	/* Control bytes in the text are masked, tabs kept. */
+	{"550 a\x01" "b\x7f\tc\r\n", SMTPC_DONE, 550, "", "550 a?b? c", 0},
 	{"250-more", SMTPC_MORE, 0, "", NULL, 8},
 	{"250-a\r\n", SMTPC_MORE, 0, "", NULL, 0},
 	{"", SMTPC_MORE, 0, "", NULL, 0},
