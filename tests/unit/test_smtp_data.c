@@ -72,7 +72,9 @@ START_TEST(test_cases)
 		ck_assert_int_eq(r.d.err, data_cases[_i].err);
 		if (data_cases[_i].out) {
 			ck_assert_uint_eq(buf_avail(&r.out), strlen(data_cases[_i].out));
-			ck_assert_mem_eq(buf_head(&r.out), data_cases[_i].out, buf_avail(&r.out));
+			if (buf_avail(&r.out) > 0)
+				ck_assert_mem_eq(buf_head(&r.out), data_cases[_i].out,
+						 buf_avail(&r.out));
 			ck_assert_uint_eq(r.d.size, strlen(data_cases[_i].out));
 		}
 		buf_free(&r.out);
