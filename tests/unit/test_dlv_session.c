@@ -56,12 +56,13 @@ static void send_str(int fd, const char *s)
 	}
 }
 
+/* The log is flushed first: once the client has a reply, the test may read it. */
 static void reply(FILE *log, int fd, const char *line)
 {
+	fflush(log);
 	send_str(fd, line);
 	if (line[strlen(line) - 1] != '\n')
 		send_str(fd, "\r\n");
-	(void)log;
 }
 
 static const char *rcpt_reply(const char *line)
@@ -192,6 +193,19 @@ static char *slurp(const char *path)
 	s[n] = '\0';
 	fclose(f);
 	return s;
+}
+
+/* The server's log once it holds needle (or after 5 s, for the assertion to fail). */
+static char *slurp_when(const char *path, const char *needle)
+{
+	for (int i = 0; i < 100; i++) {
+		char *s = slurp(path);
+		if (strstr(s, needle))
+			return s;
+		free(s);
+		usleep(50000);
+	}
+	return slurp(path);
 }
 
 static int count(const char *hay, const char *needle)
@@ -480,7 +494,7 @@ START_TEST(test_no_pipelining_mail_rejected)
 		ck_assert_uint_eq(results[i].code, 451);
 		ck_assert_ptr_nonnull(strstr(results[i].text, "(in reply to MAIL FROM)"));
 	}
-	char *t = slurp(slog);
+	char *t = slurp_when(slog, "CLOSE");
 	/* Null sender, no SIZE (not offered), and no RCPT after a refused MAIL. */
 	ck_assert_ptr_nonnull(strstr(t, "MAIL FROM:<>\r\n"));
 	ck_assert_ptr_null(strstr(t, "RCPT"));
@@ -672,6 +686,58 @@ START_TEST(test_auth_needs_tls)
 }
 END_TEST
 
+/* tls=starttls: a server without STARTTLS does not get the mail. */
+START_TEST(test_starttls_required_not_offered)
+{
+	struct script sc = {0};
+	char slog[300], conf[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+
+	snprintf(conf, sizeof(conf), "route example.org [127.0.0.1]:%u tls=starttls\n", port);
+	start_delivery(conf);
+	expect_hello();
+	send_job(12, "QID12", "s@relayd.test", "example.org", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(1200)->cls, DLV_DEFERRED);
+	ck_assert_str_eq(result_for(1200)->enh, "4.7.4");
+	ck_assert_ptr_nonnull(strstr(result_for(1200)->text, "TLS is required, but was not "
+							       "offered by host 127.0.0.1[127.0.0.1]"));
+	char *t = slurp(slog);
+	ck_assert_ptr_null(strstr(t, "MAIL"));
+	free(t);
+}
+END_TEST
+
+/* Content in many small pieces, pulled one by one, arrives whole. */
+START_TEST(test_content_in_pieces)
+{
+	struct script sc = {.ehlo = "250-fake\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n"};
+	char slog[300];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	static char big[200000];
+	const char *contents[100] = {[13] = big};
+	size_t off = 0;
+
+	for (int i = 0; off + 100 < sizeof(big); i++)
+		off += (size_t)snprintf(big + off, sizeof(big) - off, "%sline %d\r\n",
+					i % 7 == 0 ? "." : "", i);
+	start_with_route(port, NULL);
+	send_job(13, "QID13", "s@relayd.test", "example.org", strlen(big), 0, rcpts);
+	serve_queue(1, contents, 4096);
+	ck_assert_uint_eq(result_for(1300)->cls, DLV_SENT);
+	char *t = slurp(slog);
+	ck_assert_ptr_nonnull(strstr(t, "<DATA>\n..line 0\r\nline 1\r\n"));
+	ck_assert_ptr_nonnull(strstr(t, "\r\n..line 7\r\n"));
+	/* Every line arrived, then the end of data. */
+	ck_assert_ptr_nonnull(strstr(t, "\r\n.\r\n</DATA>"));
+	ck_assert_int_eq(count(t, "line "), count(big, "line "));
+	free(t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dlv_session");
@@ -689,6 +755,8 @@ int main(void)
 	tcase_add_test(tc, test_421_on_rcpt_defers_all);
 	tcase_add_test(tc, test_smarthost_order);
 	tcase_add_test(tc, test_auth_needs_tls);
+	tcase_add_test(tc, test_starttls_required_not_offered);
+	tcase_add_test(tc, test_content_in_pieces);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
