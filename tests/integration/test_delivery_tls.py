@@ -89,6 +89,22 @@ class TLSDelivery(DeliveryCase):
         self.assertEqual(mx1.messages, [])
         self.assertIn("authenticated to 127.0.0.6[127.0.0.6] as alice", r.log())
 
+    def test_smarthost_rejecting_the_credentials_defers(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        port = free_port("127.0.0.6")
+        sh = self.mx("127.0.0.6", port=port, tls_cert=self.cert("smarthost.test"),
+                     auth={"alice": "right"})
+        authf = os.path.join(self.tmp(), "auth")
+        with open(authf, "w") as f:
+            f.write("alice wrong\n")
+        os.chmod(authf, 0o600)
+        r = self.relayd(dns, "smarthost [127.0.0.6]:%d tls=starttls auth=%s\n" % (port, authf))
+        qid = self.send(r, "s@snd.test", ["a@ex.test"])
+        m = self.wait_status(r, qid, "a@ex.test", "deferred")
+        self.assertIn("rejected the credentials", m.group(3))
+        self.assertIn("535", m.group(3))
+        self.assertEqual(sh.messages, [])
+
     def test_smarthost_smtps_with_auth_login(self):
         dns = self.dns(EX_MX, EX_HOSTS)
         port = free_port("127.0.0.6")
