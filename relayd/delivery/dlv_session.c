@@ -277,14 +277,18 @@ static void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, en
 /* The outcome the current reply gives to a recipient. */
 static void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtpc_cmd cmd)
 {
-	static const char *const dflt[] = {"", "", "2.0.0", "", "4.0.0", "5.0.0"};
 	char line[1024];
 	int cls = s->reply.code / 100;
 
 	memset(o, 0, sizeof(*o));
-	o->cls = cls == 2 ? DLV_SENT : cls == 4 ? DLV_DEFERRED : DLV_BOUNCED;
+	/* A 3xx where none belongs is the server's confusion: try again later. */
+	o->cls = cls == 2 ? DLV_SENT : cls == 5 ? DLV_BOUNCED : DLV_DEFERRED;
 	o->code = s->reply.code;
-	snprintf(o->enh, sizeof(o->enh), "%s", s->reply.enh[0] ? s->reply.enh : dflt[cls]);
+	if (s->reply.enh[0])
+		snprintf(o->enh, sizeof(o->enh), "%s", s->reply.enh);
+	else
+		snprintf(o->enh, sizeof(o->enh), "%s",
+			 cls == 2 ? "2.0.0" : cls == 5 ? "5.0.0" : "4.0.0");
 	smtpc_reply_oneline(&s->reply, line, sizeof(line));
 	if (o->cls == DLV_SENT)
 		snprintf(o->text, sizeof(o->text), "%s", line);
