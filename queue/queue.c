@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Retries come up to 5% early: a small spread, never past retry-max. */
+#define QUEUE_JITTER_PCT 5
 /* Longest sleep of the retry timer: bounds the effect of wall clock jumps. */
 #define QUEUE_WAKE_MAX_MS (3600 * 1000)
 
@@ -56,6 +58,7 @@ void queue_policy_load(struct queue *q)
 	q->pol.retry_max = cfg->retry_max < cfg->retry_min ? cfg->retry_min : cfg->retry_max;
 	q->pol.lifetime = cfg->queue_lifetime;
 	q->pol.delay_warning = cfg->delay_warning;
+	q->pol.jitter_pct = QUEUE_JITTER_PCT;
 	q->pol.hostname = cfg->hostname;
 }
 

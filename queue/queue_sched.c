@@ -23,6 +23,12 @@ unsigned queue_backoff(unsigned failures, unsigned min, unsigned max)
 	return (unsigned)(d > max ? max : d);
 }
 
+unsigned queue_jitter(unsigned delay, unsigned pct)
+{
+	uint64_t span = (uint64_t)delay * pct / 100;
+	return span == 0 ? delay : delay - arc4random_uniform((uint32_t)span + 1);
+}
+
 void queue_qid_new(char dst[QUEUE_QID_MAX])
 {
 	uint8_t r[8];
@@ -235,7 +241,8 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 		return queue_store_rcpt_update(st, r->id, RS_FAILED, attempts, 0, why, enh,
 					       res->relay);
 	}
-	int64_t next = now + queue_backoff(attempts, pol->retry_min, pol->retry_max);
+	int64_t next = now + queue_jitter(queue_backoff(attempts, pol->retry_min, pol->retry_max),
+					  pol->jitter_pct);
 	/* The last try falls on the expiry, so the bounce is not late. */
 	if (next > expires)
 		next = expires;

@@ -23,6 +23,7 @@ struct queue_policy {
 	unsigned retry_min, retry_max; /* seconds */
 	unsigned lifetime;             /* queue-lifetime */
 	unsigned delay_warning;        /* 0: no delay notices */
+	unsigned jitter_pct;           /* retries come up to this much earlier (0: exact) */
 	const char *hostname;
 };
 
@@ -49,6 +50,9 @@ struct queue_pick {
 
 /* The delay after the n-th consecutive failure (n >= 1): min doubling, capped at max. */
 unsigned queue_backoff(unsigned failures, unsigned min, unsigned max);
+/* The delay less a random part of up to pct percent, so that mail deferred
+ * together (a dead host) does not come back all in the same second. */
+unsigned queue_jitter(unsigned delay, unsigned pct);
 
 /* 16 upper-case hex characters from getrandom, like intake's. */
 void queue_qid_new(char dst[QUEUE_QID_MAX]);

@@ -122,6 +122,22 @@ START_TEST(backoff_table)
 }
 END_TEST
 
+START_TEST(jitter_bounds)
+{
+	ck_assert_uint_eq(queue_jitter(300, 0), 300);
+	ck_assert_uint_eq(queue_jitter(10, 5), 10); /* under a whole second: none */
+	unsigned lo = 3600, hi = 0;
+	for (int i = 0; i < 2000; i++) {
+		unsigned d = queue_jitter(3600, 5);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+	}
+	ck_assert_uint_ge(lo, 3420);
+	ck_assert_uint_le(hi, 3600);
+	ck_assert_uint_lt(lo, hi); /* it does spread */
+}
+END_TEST
+
 START_TEST(pick_groups_by_domain)
 {
 	static const char *const rc[] = {"a@x.example", "b@y.example", "c@x.example", NULL};
@@ -318,6 +334,7 @@ int main(void)
 	TCase *tc = tcase_create("sched");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, backoff_table);
+	tcase_add_test(tc, jitter_bounds);
 	tcase_add_test(tc, pick_groups_by_domain);
 	tcase_add_test(tc, deferred_backs_off_then_expires);
 	tcase_add_test(tc, one_bounce_for_all_failures);
