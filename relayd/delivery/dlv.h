@@ -138,6 +138,8 @@ void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_jo
 void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last);
 /* Drops the session and its job without results (queue gone, content gone). */
 void dlv_session_abort(struct dlv_session *s);
+/* Divides every SMTP timeout (tests that wait for one); 1 is RFC 5321. */
+void dlv_session_timeout_div(unsigned div);
 
 /* dlv_ctl.c */
 void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);

@@ -12,6 +12,7 @@
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/worker.h"
+#include "relayd/delivery/dlv.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -40,6 +41,7 @@ struct script {
 	const char *data;      /* default "354 go ahead" */
 	const char *dot;       /* default "250 2.0.0 Ok: queued as FAKE" */
 	int conns;             /* connections served before exiting */
+	int silent;            /* accept, then say nothing (timeouts) */
 };
 
 static char tmpdir[256];
@@ -83,6 +85,11 @@ static void serve_conn(const struct script *sc, int fd, FILE *log)
 	char line[4096];
 
 	fprintf(log, "CONNECT\n");
+	if (sc->silent) {
+		fflush(log);
+		sleep(30);
+		goto out;
+	}
 	reply(log, fd, sc->greeting ? sc->greeting : "220 fake ESMTP");
 	if (sc->greeting && sc->greeting[0] != '2')
 		goto out;
@@ -256,6 +263,8 @@ static void start_delivery(const char *conf_extra)
 		w.role = "delivery";
 		w.loop = ev_loop_new();
 		w.cfg = &cfg;
+		/* Timeouts a hundred times shorter: 300 s waits become 3 s. */
+		dlv_session_timeout_div(100);
 		delivery_main(&w);
 		_exit(0);
 	}
@@ -738,6 +747,30 @@ START_TEST(test_content_in_pieces)
 }
 END_TEST
 
+/* A server that never greets: the greeting timeout, then the next host. */
+START_TEST(test_greeting_timeout_then_next_hop)
+{
+	struct script mute = {.silent = 1}, good = {0};
+	char slog1[300], slog2[300], conf[300];
+	uint16_t p1 = smtp_server(&mute, slog1, sizeof(slog1));
+	uint16_t p2 = smtp_server(&good, slog2, sizeof(slog2));
+	static const char *const rcpts[] = {"a@example.net", NULL};
+	const char *contents[100] = {[14] = "x\r\n"};
+
+	snprintf(conf, sizeof(conf), "smarthost [127.0.0.1]:%u tls=none\n"
+		 "smarthost [127.0.0.1]:%u tls=none\n", p1, p2);
+	start_delivery(conf);
+	expect_hello();
+	send_job(14, "QID14", "s@relayd.test", "example.net", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(1400)->cls, DLV_SENT);
+	char *l = slurp(dlv_log);
+	ck_assert_msg(strstr(l, "conversation timed out with 127.0.0.1[127.0.0.1] while receiving "
+			     "the initial server greeting") != NULL, "%s", l);
+	free(l);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dlv_session");
@@ -757,6 +790,7 @@ int main(void)
 	tcase_add_test(tc, test_auth_needs_tls);
 	tcase_add_test(tc, test_starttls_required_not_offered);
 	tcase_add_test(tc, test_content_in_pieces);
+	tcase_add_test(tc, test_greeting_timeout_then_next_hop);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
