@@ -463,10 +463,12 @@ def headers_of(content):
 
 def swaks(*args, timeout=60):
     """Runs swaks; returns (CompletedProcess, server_lines) where
-    server_lines are the reply lines swaks printed ("<-" plain, "<~" TLS)."""
+    server_lines are the reply lines swaks printed."""
     p = subprocess.run(["swaks", "--timeout", "15"] + list(args), capture_output=True,
                        text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    lines = [m.group(1) for m in re.finditer(r"^<[-~]\*?\s+(.*)$", p.stdout, re.M)]
+    # "<- " plain, "<~ " TLS, "<**" / "<~*" an error reply (plain / TLS)
+    lines = [m.group(1) for m in re.finditer(r"^<(?:- |~ |\*\*|~\*)\s*(.*)$",
+                                             p.stdout + "\n" + p.stderr, re.M)]
     return p, lines
 
 
