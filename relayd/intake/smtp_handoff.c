@@ -151,7 +151,8 @@ void smtp_handoff_content(struct smtp_session *s, int at_end)
 		buf_free(&trace);
 		tx->headers_sent = 1;
 	}
-	smtp_send_content(s, buf_head(&tx->out), buf_avail(&tx->out));
+	if (buf_avail(&tx->out) > 0)
+		smtp_send_content(s, buf_head(&tx->out), buf_avail(&tx->out));
 	buf_reset(&tx->out);
 }
 

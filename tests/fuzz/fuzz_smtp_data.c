@@ -42,14 +42,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (u1 != u2 || done1 != done2 || d1.err != d2.err || d1.size != d2.size)
 		abort();
 	if (d1.err == SR_NONE) {
-		if (buf_avail(&o1) != buf_avail(&o2) ||
-		    memcmp(buf_head(&o1), buf_head(&o2), buf_avail(&o1)) != 0)
+		size_t n = buf_avail(&o1);
+		if (n != buf_avail(&o2) || n != d1.size)
 			abort();
-		if (buf_avail(&o1) != d1.size)
+		if (n == 0)
+			goto out;
+		if (memcmp(buf_head(&o1), buf_head(&o2), n) != 0)
 			abort();
 		/* Clean content: CR only before LF, LF only after CR, no NUL. */
 		const uint8_t *c = buf_head(&o1);
-		size_t n = buf_avail(&o1);
 		for (size_t i = 0; i < n; i++) {
 			if (c[i] == '\0' || (c[i] == '\r' && (i + 1 >= n || c[i + 1] != '\n')) ||
 			    (c[i] == '\n' && (i == 0 || c[i - 1] != '\r')))
@@ -57,9 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 		}
 		/* A completed message ends with CRLF (or is empty). */
-		if (done1 && n > 0 && (n < 2 || c[n - 2] != '\r' || c[n - 1] != '\n'))
+		if (done1 && (n < 2 || c[n - 2] != '\r' || c[n - 1] != '\n'))
 			abort();
 	}
+out:
 	buf_free(&o1);
 	buf_free(&o2);
 	return 0;
