@@ -131,6 +131,62 @@ class IntakeLimits(ReplyAsserts, unittest.TestCase):
             self.assertTrue(c.wait_closed(5), "connection open after 421")
 
 
+def rss_kb(pid, field="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+class IntakeScale(ReplyAsserts, unittest.TestCase):
+    def test_memory_bounded_for_a_big_message(self):
+        """The content streams to the queue: a 40 MB message does not
+        grow intake by anything like its size."""
+        t = token("huge")
+        with relayd("max-message-size 100M\n") as r:
+            pid = r.pids()["intake"]
+            with Client(r.port, timeout=60) as c:
+                c.greeting()
+                c.ehlo()
+                before = rss_kb(pid, "VmHWM")
+                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
+                self.assertReply(c.cmd("DATA"), 354)
+                c.send(b"Subject: " + t.encode() + b"\r\n\r\n")
+                chunk = (b"z" * 98 + b"\r\n") * 10000  # 1 MB
+                for _ in range(40):
+                    c.send(chunk)
+                c.send(b".\r\n")
+                self.assertQueued(c.reply())
+                grew = rss_kb(pid, "VmHWM") - before
+            self.assertLess(grew, 16 * 1024, "intake's peak RSS grew by %d kB" % grew)
+            self.assertGreater(accepted_lines(r, t)[0][2], 40 * 1000 * 1000)
+
+    def test_many_idle_connections(self):
+        n = 500
+        with relayd("max-connections-per-ip %d\nmax-connections %d\n" % (2 * n, 2 * n)) as r:
+            pid = r.pids()["intake"]
+            before = rss_kb(pid)
+            conns = []
+            try:
+                for _ in range(n):
+                    conns.append(Client(r.port))
+                for c in conns:
+                    self.assertReply(c.greeting(), 220)
+                grew = rss_kb(pid) - before
+                # a fresh client is still served at once
+                t = token("busy")
+                with Client(r.port) as c:
+                    c.greeting()
+                    self.assertQueued(c.transaction("%s@client.example" % t,
+                                                    ["a@remote.example"], msg(t))[-1])
+            finally:
+                for c in conns:
+                    c.close()
+            self.assertLess(grew, 50 * 1024, "%d idle connections cost %d kB" % (n, grew))
+
+
 class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
     def transaction_fails_451(self, c, t):
         """MAIL..end of data: some step gets 451 4.3.0, none 250 queued."""

@@ -7,8 +7,9 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_relay
 """
 import unittest
 
-from intake_util import (HOSTNAME, Client, ReplyAsserts, accepted_lines, msg, queue_count,
-                         relayd, swaks, token)
+from harness import Relayd
+from intake_util import (HOSTNAME, Client, ReplyAsserts, Upstream, accepted_lines, headers_of,
+                         msg, queue_count, relayd, swaks, token)
 
 OUT = "outside.example"       # a domain relayd must not relay to for outsiders
 RELAY = "relay.example"       # in relay-domains
@@ -154,6 +155,26 @@ class RelayFromOutsider(ReplyAsserts, unittest.TestCase):
                          "x@%s" % OUT, "--to", "y@%s" % OUT)
         self.assertNotEqual(p.returncode, 0, p.stdout)
         self.assertTrue(any(l.startswith("554 5.7.1") for l in lines), p.stdout)
+
+
+class RelayEndToEnd(ReplyAsserts, unittest.TestCase):
+    def test_outsider_to_relay_domain_relayed_without_added_headers(self):
+        """An outsider's mail to a relay-domain reaches the next hop; only
+        mynetworks and authenticated clients get Message-ID:/Date: added."""
+        t = token("outsider")
+        with Upstream() as up, Relayd(conf_extra=up.conf() + "mynetworks 10.0.0.0/8\n"
+                                      "relay-domains %s\n" % RELAY) as r:
+            with Client(r.port) as c:
+                c.greeting()
+                rs = c.transaction("%s@%s" % (t, OUT), ["%s@%s" % (t, RELAY)],
+                                   b"Subject: " + t.encode() + b"\r\n\r\nbody\r\n.\r\n")
+                self.assertQueued(rs[-1])
+            m = up.wait_for(t)[0]
+            self.assertEqual(m["rcpt_tos"], ["%s@%s" % (t, RELAY)])
+            names = [n.lower() for n, _ in headers_of(m["content"])]
+            self.assertEqual(names[0], "received")
+            self.assertNotIn("message-id", names)
+            self.assertNotIn("date", names)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""test_intake_paths.py - intake's RFC 5321 paths over the wire (issue 4,
+point 3; the unit test of the path parser holds the long table): quoted
+local parts, address literals, the null sender, source routes accepted and
+stripped, local part/domain/path length limits (501), and SMTPUTF8
+(non-ASCII addresses need the MAIL parameter).
+
+Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_paths
+"""
+import unittest
+
+from intake_util import Client, ReplyAsserts, accepted_lines, msg, relayd, token
+
+
+def domain_of(n):
+    """A syntactically valid domain of exactly n octets (labels of at most 63)."""
+    labels = []
+    left = n
+    while left > 0:
+        if labels:
+            left -= 1  # the dot before this label
+        size = min(63, left)
+        if left - size == 1:  # leave room for a dot and one more octet
+            size -= 1
+        labels.append("d" * size)
+        left -= size
+    return ".".join(labels)
+
+
+GOOD = [
+    '"john doe"@client.example',
+    '"quoted\\"pair"@client.example',
+    '"a@b"@client.example',
+    "user@[192.0.2.1]",
+    "user@[IPv6:2001:db8::1]",
+    "first.last+tag@sub.client.example",
+    "x" * 64 + "@client.example",
+    "user@" + domain_of(200),
+]
+
+BAD = [
+    ("user@", "empty domain"),
+    ("@client.example", "empty local part"),
+    ("user", "no domain"),
+    ("us er@client.example", "space in the local part"),
+    ("user@exa mple.example", "space in the domain"),
+    ('"unterminated@client.example', "open quote"),
+    ("user@@client.example", "two @"),
+    ("user@[1.2.3]", "short IPv4 literal"),
+    ("user@[300.1.1.1]", "IPv4 literal out of range"),
+    ("user@[IPv6:zz::1]", "bad IPv6 literal"),
+    ("x" * 65 + "@client.example", "local part of 65 octets"),
+    ("a@" + domain_of(256), "domain of 256 octets"),
+    ("x" * 64 + "@" + domain_of(200), "path over 256 octets"),
+]
+
+
+class IntakePaths(ReplyAsserts, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.r = relayd("max-connections-per-ip 500\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+
+    def session(self):
+        c = Client(self.r.port)
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        return c
+
+    def test_domain_helper(self):
+        for n in (1, 63, 64, 200, 255, 256):
+            self.assertEqual(len(domain_of(n)), n)
+            self.assertTrue(all(0 < len(l) <= 63 for l in domain_of(n).split(".")))
+
+    def test_good_paths(self):
+        for path in GOOD:
+            with self.subTest(path=path):
+                c = self.session()
+                self.assertReply(c.cmd("MAIL FROM:<%s>" % path), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<%s>" % path), 250, "2.1.5")
+
+    def test_bad_paths(self):
+        for path, why in BAD:
+            with self.subTest(why=why):
+                c = self.session()
+                self.assertReply(c.cmd("MAIL FROM:<%s>" % path), 501, "any", "MAIL: " + why)
+                self.assertReply(c.cmd("MAIL FROM:<ok@client.example>"), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<%s>" % path), 501, "any", "RCPT: " + why)
+
+    def test_source_route_stripped(self):
+        t = token("route")
+        c = self.session()
+        self.assertReply(c.cmd("MAIL FROM:<@hop1.example,@hop2.example:%s@client.example>" % t),
+                         250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<@hop1.example:a@remote.example>"), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(msg(t))
+        qid = self.assertQueued(c.reply())
+        self.r.wait_log(r"%s: from=<%s@client\.example>, size=\d+, nrcpt=1" % (qid, t))
+
+    def test_null_sender_and_not_null_rcpt(self):
+        c = self.session()
+        self.assertReply(c.cmd("MAIL FROM:<>"), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<>"), 501, "any")
+
+    def test_non_ascii_needs_smtputf8(self):
+        c = self.session()
+        self.assertReply(c.cmd("MAIL FROM:<jos\u00e9@client.example>".encode()), 553, "5.6.7")
+        self.assertReply(c.cmd("MAIL FROM:<a@client.example>"), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<m\u00fcller@remote.example>".encode()), 553, "5.6.7")
+
+    def test_smtputf8_message(self):
+        t = token("utf8")
+        c = self.session()
+        self.assertReply(c.cmd(("MAIL FROM:<%s-jos\u00e9@client.example> SMTPUTF8" % t).encode()),
+                         250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<m\u00fcller@b\u00fccher.example>".encode()), 250,
+                         "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(msg(t).replace(b"hello", "gr\u00fc\u00dfe".encode()))
+        self.assertQueued(c.reply())
+        self.assertEqual(len(accepted_lines(self.r, t)), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
