@@ -9,6 +9,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_data
 """
 import email.utils
 import re
+import socket
 import time
 import unittest
 from datetime import datetime, timezone
@@ -110,6 +111,54 @@ class IntakeDataLimits(ReplyAsserts, unittest.TestCase):
                 # the outer message, which carries the bare CR/LF/NUL, is never stored
                 self.assertEqual(queue_count(self.r, "outer-" + t), 0)
                 self.assertEqual(accepted_lines(self.r, "outer-" + t), [])
+
+    def test_smuggling_sequences_split_across_writes(self):
+        """The same sequences sent one octet per write around the fake end,
+        so the reader sees them across read boundaries."""
+        for name, seq in SMUGGLING:
+            with self.subTest(seq=name):
+                t = token("smugsplit")
+                c = self.session()
+                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.start_data(c, "outer-%s@client.example" % t)
+                payload = smuggling_payload(t, seq)
+                cut = payload.index(b"outer body") + len(b"outer body")
+                c.send(payload[:cut])
+                for i in range(cut, cut + len(seq) + 12):
+                    c.send(payload[i:i + 1])
+                    time.sleep(0.002)
+                c.send(payload[cut + len(seq) + 12:] + b"QUIT\r\n")
+                replies, _ = c.replies_until_close(idle=3)
+                c.close()
+                self.assertTrue(replies, "no reply at all after the content")
+                self.assertBadContent(replies[0], "first reply after the content")
+                self.assertLessEqual(len([r for r in replies if r.qid]), 1, replies)
+                self.assertEqual(queue_count(self.r, "outer-" + t), 0)
+                self.assertLessEqual(queue_count(self.r, t), 1)
+
+    def test_end_of_data_split_across_writes(self):
+        """A proper CRLF.CRLF split at every position still ends the message,
+        and a stuffed dot split from its line still counts as stuffing."""
+        for cut in range(1, 5):
+            with self.subTest(cut=cut):
+                t = token("endsplit")
+                c = self.session()
+                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.start_data(c, "%s@client.example" % t)
+                data = msg(t, body="x\r\n..y\r\n")
+                end = len(data) - 5 + cut
+                c.send(data[:end])
+                time.sleep(0.05)
+                c.send(data[end:])
+                self.assertQueued(c.reply())
+        # one octet per write for a whole message
+        t = token("bytewise")
+        c = self.session()
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.start_data(c, "%s@client.example" % t)
+        for b in msg(t, body="a\r\n..b\r\nc\r\n"):
+            c.send(bytes([b]))
+        self.assertQueued(c.reply())
 
     # --- bare CR, LF, NUL in content ----------------------------------------------------
 
