@@ -46,20 +46,16 @@ static const struct smtp_reply smtp_replies[SR_COUNT] = {
 	[SR_AUTH_BAD_B64] = {501, "5.5.2", "Cannot decode response"},
 	[SR_AUTH_MECH] = {504, "5.5.4", "Unrecognized authentication type"},
 	[SR_AUTH_ALREADY] = {503, "5.5.1", "Error: already authenticated"},
-	[SR_AUTH_UNAVAILABLE] = {503, "5.5.1", "Error: authentication not enabled"},
 	[SR_TLS_UNAVAILABLE] = {454, "4.7.0", "TLS not available"},
 	[SR_TLS_ALREADY] = {503, "5.5.1", "Error: TLS already active"},
-	[SR_TLS_FAILED] = {454, "4.7.0", "TLS not available due to temporary reason"},
 	[SR_DATA_BAD_EOL] = {550, "5.6.0", "Message contains bare CR, bare LF or NUL"},
 	[SR_DATA_LONG_LINE] = {550, "5.6.0", "Message line longer than 1000 octets"},
 	[SR_LOOP] = {554, "5.4.6", "Too many hops (mail loop)"},
 	[SR_QUEUE_DOWN] = {451, "4.3.0", "Queue unavailable, try again later"},
-	[SR_QUEUE_FULL] = {452, "4.3.1", "Insufficient system storage"},
 	[SR_TIMEOUT] = {421, "4.4.2", "Error: timeout exceeded"},
 	[SR_TOO_MANY_ERRORS] = {421, "4.7.0", "Error: too many errors"},
 	[SR_TOO_MANY_CONNS] = {421, "4.7.0", "Error: too many connections"},
 	[SR_AUTH_TOO_MANY] = {421, "4.7.0", "Error: too many authentication failures"},
-	[SR_SHUTDOWN] = {421, "4.3.2", "Service shutting down"},
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)

@@ -29,6 +29,12 @@ static const struct config *smtp_cfg(const struct smtp_session *s)
 	return s->in->w->cfg;
 }
 
+/* smtp-timeout: the idle time allowed between commands. */
+static void smtp_arm_timeout(struct smtp_session *s)
+{
+	ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+}
+
 /* Frees everything; the session must not be used afterwards. */
 static void smtp_destroy(struct smtp_session *s)
 {
@@ -588,7 +594,7 @@ static void smtp_on_read(struct conn *c, void *arg)
 	struct smtp_session *s = arg;
 	(void)c;
 	if (s->input != SI_WAIT)
-		ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+		smtp_arm_timeout(s);
 	smtp_process(s);
 }
 
@@ -643,7 +649,7 @@ void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, sock
 	in->nsessions++;
 	in->stats.connections++;
 	ev_timer_init(&s->timer, smtp_on_timeout, s);
-	ev_timer_start(in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	smtp_arm_timeout(s);
 	log_debug("connect from [%s]", s->ip);
 	if (mode == LISTEN_SMTPS) {
 		s->input = SI_TLS_ACCEPT;
@@ -662,7 +668,7 @@ static void smtp_tx_done(struct smtp_session *s)
 {
 	smtp_tx_reset(s);
 	s->input = SI_CMD;
-	ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	smtp_arm_timeout(s);
 	smtp_process(s);
 }
 
