@@ -148,6 +148,32 @@ class MXDelivery(DeliveryCase):
         self.assertRegex(r.log(), r"to=<n9@ex.test>, relay=mx1.ex.test\[127.0.0.2\]:\d+, "
                          r"conn_use=10, ")
 
+    def test_concurrency_per_destination(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2", data_delay=0.5)
+        r = self.relayd(dns, "concurrency-per-destination 2\n")
+        qids = [self.send(r, "s@snd.test", ["c%d@ex.test" % i]) for i in range(6)]
+        for i, qid in enumerate(qids):
+            self.wait_status(r, qid, "c%d@ex.test" % i, "sent", timeout=30)
+        self.assertEqual(mx1.max_active, 2)
+        self.assertLessEqual(mx1.sessions, 2 * 3)
+
+    def test_delivery_concurrency_in_all(self):
+        dns = self.dns(EX_MX, EX_HOSTS)
+        mx1 = self.mx("127.0.0.2", data_delay=0.5)
+        mx5 = self.mx("127.0.0.5", data_delay=0.5)
+        r = self.relayd(dns, "delivery-concurrency 1\n")
+        sent = [(self.send(r, "s@snd.test", [rc]), rc)
+                for rc in ("a@ex.test", "b@imp.test", "c@ex.test", "d@imp.test")]
+        for qid, rc in sent:
+            self.wait_status(r, qid, rc, "sent", timeout=30)
+        self.assertEqual(len(mx1.messages) + len(mx5.messages), 4)
+        # One connection in all: the end-of-DATA waits at both servers never overlap.
+        spans = sorted(mx1.intervals + mx5.intervals)
+        self.assertEqual(len(spans), 4)
+        for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+            self.assertLessEqual(e1, s2 + 0.05, spans)
+
     def test_delivery_reconnects_to_a_restarted_queue(self):
         dns = self.dns(EX_MX, EX_HOSTS)
         mx1 = self.mx("127.0.0.2")

@@ -16,6 +16,9 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     tls_cert (cert, key): STARTTLS is offered
     auth   {user: password}: AUTH PLAIN/LOGIN offered, over TLS only
     first_data_delay  seconds the first end-of-DATA reply is held back
+    data_delay  seconds every end-of-DATA reply is held back; .max_active
+                counts the transactions that were in DATA at the same time,
+                .intervals their (start, end) monotonic times
     tls_broken  STARTTLS is offered but no handshake can succeed
     smtps  TLS from the first byte (with tls_cert) instead of STARTTLS
     auth_exclude  mechanisms not offered, e.g. ["PLAIN"] to force LOGIN
@@ -70,9 +73,20 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
-        if self.fake.first_data_delay and not self.fake.attempts:
-            # Holds the first message so that the sender's next ones queue up.
-            await asyncio.sleep(self.fake.first_data_delay)
+        with self.fake.lock:
+            self.fake.active += 1
+            self.fake.max_active = max(self.fake.max_active, self.fake.active)
+        started = time.monotonic()
+        try:
+            if self.fake.first_data_delay and not self.fake.attempts:
+                # Holds the first message so that the sender's next ones queue up.
+                await asyncio.sleep(self.fake.first_data_delay)
+            if self.fake.data_delay:
+                await asyncio.sleep(self.fake.data_delay)
+        finally:
+            with self.fake.lock:
+                self.fake.active -= 1
+                self.fake.intervals.append((started, time.monotonic()))
         with self.fake.lock:
             reply = self.fake.data.pop(0) if self.fake.data else "250 2.0.0 Ok: queued as FAKE"
             self.fake.attempts.append((envelope.mail_from, list(envelope.rcpt_tos), reply))
@@ -90,7 +104,8 @@ class _Handler:
 
 class FakeMX:
     def __init__(self, host, port, rcpt=None, data=None, mail=None, tls_cert=None,
-                 auth=None, first_data_delay=0.0, tls_broken=False, smtps=False,
+                 auth=None, first_data_delay=0.0, data_delay=0.0, tls_broken=False,
+                 smtps=False,
                  auth_exclude=None, start=True):
         self.host = host
         self.port = port
@@ -98,6 +113,10 @@ class FakeMX:
         self.data = list(data or [])
         self.mail = mail
         self.first_data_delay = first_data_delay
+        self.data_delay = data_delay
+        self.active = 0
+        self.max_active = 0
+        self.intervals = []
         self.messages = []
         self.attempts = []
         self.mail_options = []
