@@ -71,7 +71,7 @@ static void dlv_route_plan(struct mx_plan *plan, void *arg)
 		for (size_t i = 0; i < plan->nhosts; i++) {
 			const struct mx_host *h = &plan->hosts[i];
 			buf_appendf(out, "  %zu. %s", i + 1, h->name);
-			if (rq->hop.kind == DLV_HOP_MX && !plan->implicit)
+			if (!rq->hop.no_mx && !plan->implicit)
 				buf_appendf(out, " (MX %u)", h->pref);
 			buf_appendf(out, ":");
 			for (size_t j = 0; j < h->naddrs; j++)
