@@ -50,9 +50,9 @@ enum smtp_sasl_result smtp_sasl_plain(const char *line, char *user, size_t users
 	size_t authclen = (size_t)(nul2 - authc);
 	if (authclen == 0 || authclen >= usersz || pwlen >= passsz)
 		return SASL_BAD;
-	if (*authz != '\0' && strcmp(authz, authc) != 0)
-		return SASL_BAD;
 	memcpy(user, authc, authclen + 1);
+	if (*authz != '\0' && strcmp(authz, authc) != 0)
+		return SASL_REFUSED;
 	memcpy(pass, pw, pwlen + 1);
 	return SASL_OK;
 }

@@ -10,7 +10,9 @@
 
 #define SMTP_SASL_FIELD_MAX 256
 
-enum smtp_sasl_result { SASL_OK, SASL_CANCEL, SASL_BAD };
+/* SASL_REFUSED: well-formed, but asks for something never granted (an
+ * authorization identity other than the user's own). */
+enum smtp_sasl_result { SASL_OK, SASL_CANCEL, SASL_BAD, SASL_REFUSED };
 
 /*
  * One base64 response line into dst (NUL-terminated text): SASL_CANCEL for
@@ -20,7 +22,8 @@ enum smtp_sasl_result { SASL_OK, SASL_CANCEL, SASL_BAD };
 enum smtp_sasl_result smtp_sasl_decode(const char *line, int allow_nul, char *dst,
 				       size_t dstsz, size_t *outlen);
 
-/* PLAIN: [authzid] NUL authcid NUL passwd; authzid empty or equal to authcid. */
+/* PLAIN: [authzid] NUL authcid NUL passwd; authzid empty or equal to authcid
+ * (else SASL_REFUSED, with user filled in for the log). */
 enum smtp_sasl_result smtp_sasl_plain(const char *line, char *user, size_t usersz, char *pass,
 				      size_t passsz);
 

@@ -348,9 +348,10 @@ static void smtp_starttls(struct smtp_session *s, const char *args)
 	}
 }
 
+/* pass NULL: the request was refused before any password check. */
 static void smtp_auth_result(struct smtp_session *s, const char *user, const char *pass)
 {
-	if (smtp_auth_check(&s->in->auth, user, pass)) {
+	if (pass != NULL && smtp_auth_check(&s->in->auth, user, pass)) {
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
 		log_info("[%s] authenticated as %s", s->ip, user);
 		smtp_reply(s, SR_AUTH_OK, NULL);
@@ -392,6 +393,10 @@ static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, con
 	}
 	if (r == SASL_BAD) {
 		smtp_reply(s, SR_AUTH_BAD_B64, NULL);
+		return;
+	}
+	if (r == SASL_REFUSED) {
+		smtp_auth_result(s, user, NULL);
 		return;
 	}
 	if (step == SA_LOGIN_USER) {
