@@ -63,6 +63,15 @@ class MXDelivery(DeliveryCase):
         self.assertEqual(m.group(1), "imp.test[127.0.0.5]:%d" % self.mx_port)
         self.assertEqual(mx.wait_messages(1)[0].rcpt_tos, ["b@imp.test"])
 
+    def test_ipv6_mx(self):
+        dns = self.dns([("six.test", "mx6.six.test", 10)], {"mx6.six.test": "::1"})
+        mx = self.mx("::1")
+        r = self.relayd(dns)
+        qid = self.send(r, "s@snd.test", ["v6@six.test"])
+        m = self.wait_status(r, qid, "v6@six.test", "sent")
+        self.assertEqual(m.group(1), "mx6.six.test[::1]:%d" % self.mx_port)
+        self.assertEqual(mx.wait_messages(1)[0].rcpt_tos, ["v6@six.test"])
+
     def test_nxdomain_bounces_and_the_report_reaches_the_sender(self):
         dns = self.dns(EX_MX, EX_HOSTS)
         snd = self.mx("127.0.0.4")
