@@ -11,6 +11,8 @@
 #include "xmalloc.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,18 @@ int worker_connect_queue(const struct config *cfg)
 		return -1;
 	}
 	return fd;
+}
+
+void worker_drop_privileges(const struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	if (getuid() != 0 || cfg->user == NULL)
+		return;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (pw == NULL)
+		fatal("user %s does not exist", cfg->user);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		fatal("cannot drop privileges to %s: %s", cfg->user, strerror(errno));
 }
 
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text)
@@ -164,6 +178,8 @@ void worker_run(struct worker *w, void (*role_main)(struct worker *w))
 				 worker_master_gone, w);
 	if (w->master == NULL)
 		fatal("cannot watch the master channel");
+	if (!w->late_drop)
+		worker_drop_privileges(w);
 	role_main(w);
 	ipc_chan_free(w->master);
 	w->master = NULL;

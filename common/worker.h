@@ -33,6 +33,7 @@ struct worker {
 	size_t nlisten_fds;
 	int queue_listen_fd;     /* queue: the listening STATE_DIR/queue.sock */
 	int64_t started;         /* unix seconds */
+	int late_drop;           /* the role calls worker_drop_privileges itself */
 	worker_ctl_fn on_ctl;    /* a relayctl command for this worker */
 	worker_fn on_reload;     /* after cfg was reread */
 	worker_fn on_stop;       /* SIGTERM from the master; default: ev_break */
@@ -41,6 +42,12 @@ struct worker {
 
 /* Runs a worker role in this (forked) process; does not return. */
 void worker_run(struct worker *w, void (*role_main)(struct worker *w)) __attribute__((noreturn));
+/*
+ * When started as root with `user` set: become that user. worker_run does
+ * it before the role starts, unless late_drop is set, for a role that must
+ * first read files only root may read (intake's TLS key).
+ */
+void worker_drop_privileges(const struct worker *w);
 /* Answers a relayctl request: status 0 ok, 1 failed; text is the output. */
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text);
 /* A connected (blocking-connect, then non-blocking) socket to queue.sock, or -1. */

@@ -167,6 +167,7 @@ void intake_main(struct worker *w)
 	w->on_reload = intake_on_reload;
 	w->on_stop = intake_on_stop;
 	intake_load_settings(in);
+	worker_drop_privileges(w);
 
 	struct intake_listener *ls = xcalloc(w->nlisten_fds ? w->nlisten_fds : 1, sizeof(*ls));
 	for (size_t i = 0; i < w->nlisten_fds && i < cfg->nlistens; i++) {

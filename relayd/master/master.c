@@ -77,17 +77,6 @@ static void master_child_fds(struct master *m, struct master_worker *mw, int kee
 	free(close_list);
 }
 
-static void master_drop_privileges(const struct config *cfg)
-{
-	if (getuid() != 0 || cfg->user == NULL)
-		return;
-	struct passwd *pw = getpwnam(cfg->user);
-	if (pw == NULL)
-		fatal("user %s does not exist", cfg->user);
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-		fatal("cannot drop privileges to %s: %s", cfg->user, strerror(errno));
-}
-
 static void master_exec_role(struct master *m, struct master_worker *mw, int fd)
 {
 	char title[64];
@@ -100,8 +89,6 @@ static void master_exec_role(struct master *m, struct master_worker *mw, int fd)
 	snprintf(title, sizeof(title), "relayd: %s", mw->role);
 	proctitle_set(title);
 	log_set_ident(mw->role);
-	master_drop_privileges(m->cfg);
-
 	struct worker w;
 	memset(&w, 0, sizeof(w));
 	w.role = mw->role;
@@ -111,6 +98,8 @@ static void master_exec_role(struct master *m, struct master_worker *mw, int fd)
 	if (strcmp(mw->role, "intake") == 0) {
 		w.listen_fds = m->listen_fds;
 		w.nlisten_fds = m->nlisten_fds;
+		/* Intake reads the TLS key and auth-users before it drops. */
+		w.late_drop = 1;
 	}
 	worker_run(&w, mw->main);
 }

@@ -194,5 +194,32 @@ class PrivilegeTest(unittest.TestCase):
             for role in ("intake", "queue", "delivery"):
                 self.assertEqual(proc_uid(pids[role]), nobody.pw_uid, role)
             self.assertEqual(os.stat(r.state_dir).st_uid, nobody.pw_uid)
+            self.assertEqual(os.stat(os.path.join(r.state_dir, "queue.db")).st_uid,
+                             nobody.pw_uid)
+        finally:
+            r.cleanup()
+
+    def test_root_only_tls_key_still_serves_starttls(self):
+        import smtplib
+        import ssl
+        from harness import make_cert
+        r = Relayd(start=False)
+        cert, key = make_cert(r.dir)
+        os.chmod(key, 0o600)
+        os.chmod(r.dir, 0o755)
+        with open(r.conf_path, "a") as f:
+            f.write("user nobody\ntls-cert %s\ntls-key %s\n" % (cert, key))
+        try:
+            r.start()
+            with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as c:
+                c.ehlo("client.test")
+                self.assertTrue(c.has_extn("starttls"), r.log())
+                ctx = ssl.create_default_context(cafile=cert)
+                ctx.check_hostname = False
+                code, _ = c.starttls(context=ctx)
+                self.assertEqual(code, 220)
+                self.assertEqual(c.noop()[0], 250)
+            pids = r.pids()
+            self.assertNotEqual(proc_uid(pids["intake"]), 0)
         finally:
             r.cleanup()
