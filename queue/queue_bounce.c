@@ -3,6 +3,7 @@
  * What differs between "failed" and "delayed" lives in one table.
  */
 #include "queue/queue_bounce.h"
+#include "common/qid.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,19 +31,6 @@ static const struct queue_dsn_kind queue_dsn_kinds[] = {
 		"delayed", "4.0.0", "Delayed Message Headers",
 	},
 };
-
-/* RFC 5322 date, always in English and UTC. */
-static void queue_dsn_date(int64_t t, char *dst, size_t dstsz)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	snprintf(dst, dstsz, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 /* A field value on one line: CR, LF and other controls become spaces. */
 static void queue_dsn_field(struct buf *out, const char *s)
@@ -94,8 +82,8 @@ void queue_dsn_build(const struct queue_dsn *d, struct buf *out)
 	const struct queue_dsn_kind *k = &queue_dsn_kinds[d->action];
 	char now[64], arrival[64], boundary[80];
 
-	queue_dsn_date(d->now, now, sizeof(now));
-	queue_dsn_date(d->arrival, arrival, sizeof(arrival));
+	qid_date(d->now, now, sizeof(now));
+	qid_date(d->arrival, arrival, sizeof(arrival));
 	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", d->qid, (long long)d->now, d->hostname);
 
 	buf_appendf(out, "Date: %s\r\n", now);

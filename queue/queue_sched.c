@@ -6,6 +6,7 @@
 #include "queue/queue_bounce.h"
 #include "common/ipc.h"
 #include "common/ipc_types.h"
+#include "common/qid.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 unsigned queue_backoff(unsigned failures, unsigned min, unsigned max)
 {
@@ -27,22 +27,6 @@ unsigned queue_jitter(unsigned delay, unsigned pct)
 {
 	uint64_t span = (uint64_t)delay * pct / 100;
 	return span == 0 ? delay : delay - arc4random_uniform((uint32_t)span + 1);
-}
-
-void queue_qid_new(char dst[QUEUE_QID_MAX])
-{
-	uint8_t r[8];
-	size_t got = 0;
-	while (got < sizeof(r)) {
-		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			fatal("getrandom: %s", strerror(errno));
-		got += (size_t)n;
-	}
-	for (size_t i = 0; i < sizeof(r); i++)
-		snprintf(dst + 2 * i, 3, "%02X", r[i]);
 }
 
 /* A growable list of recipients collected from a query. */
@@ -133,7 +117,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		dr[i].diagnostic = rcpts[i].last_error;
 		dr[i].remote_mta = rcpts[i].relay;
 	}
-	queue_qid_new(newqid);
+	qid_new(newqid);
 	struct queue_dsn d = {
 		.action = (enum queue_dsn_action)action, .hostname = pol->hostname, .qid = newqid,
 		.orig_qid = orig->qid, .orig_sender = orig->sender, .arrival = orig->arrival,

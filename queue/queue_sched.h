@@ -54,8 +54,6 @@ unsigned queue_backoff(unsigned failures, unsigned min, unsigned max);
  * together (a dead host) does not come back all in the same second. */
 unsigned queue_jitter(unsigned delay, unsigned pct);
 
-/* 16 upper-case hex characters from getrandom, like intake's. */
-void queue_qid_new(char dst[QUEUE_QID_MAX]);
 
 /*
  * The next job: the earliest due recipient and every other due recipient

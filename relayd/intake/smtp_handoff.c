@@ -9,12 +9,12 @@
 #include "common/ipc.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
+#include "common/qid.h"
 #include "common/worker.h"
 #include "common/xmalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define SMTP_HEADER_HOLD (64 * 1024)
@@ -30,25 +30,6 @@ void smtp_tx_free(struct smtp_tx *tx)
 	free(tx);
 }
 
-/* 16 upper-case hex digits from the kernel's random pool. */
-static void smtp_make_qid(char qid[17])
-{
-	uint8_t r[8];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		fatal("getrandom failed");
-	for (int i = 0; i < 8; i++)
-		snprintf(qid + 2 * i, 3, "%02X", r[i]);
-}
-
-/* RFC 5322 date-time in local time. */
-static void smtp_rfc5322_date(int64_t t, char *dst, size_t dstsz)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	localtime_r(&tt, &tm);
-	strftime(dst, dstsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 int smtp_handoff_begin(struct smtp_session *s)
 {
 	struct intake *in = s->in;
@@ -59,7 +40,7 @@ int smtp_handoff_begin(struct smtp_session *s)
 		return -1;
 	tx->sid = ++in->next_sid;
 	tx->arrival = ev_wallclock();
-	smtp_make_qid(tx->qid);
+	qid_new(tx->qid);
 	ipc_wr_init(&wr);
 	ipc_put_u64(&wr, tx->sid);
 	ipc_put_str(&wr, tx->qid);
@@ -114,7 +95,7 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 			   : s->tls ? "ESMTPS"
 			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
 
-	smtp_rfc5322_date(tx->arrival, date, sizeof(date));
+	qid_date(tx->arrival, date, sizeof(date));
 	buf_appendf(b, "Received: from %s ([%s]) by %s with %s id %s", s->helo, s->ip,
 		    cfg->hostname, with, tx->qid);
 	if (tx->nrcpts == 1)

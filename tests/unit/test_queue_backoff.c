@@ -9,6 +9,7 @@
 #include "common/log.h"
 
 #include <check.h>
+#include "common/qid.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,8 +320,8 @@ END_TEST
 START_TEST(qid_format)
 {
 	char a[QUEUE_QID_MAX], b[QUEUE_QID_MAX];
-	queue_qid_new(a);
-	queue_qid_new(b);
+	qid_new(a);
+	qid_new(b);
 	ck_assert_int_eq(strlen(a), 16);
 	ck_assert_int_eq(strspn(a, "0123456789ABCDEF"), 16);
 	ck_assert_str_ne(a, b);
