@@ -21,10 +21,10 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import warnings
 
+from fakes.dlv_mx import FakeMX
 from harness import Relayd, free_port, make_cert
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -396,43 +396,24 @@ def plain_ir(user, pw, authzid=""):
 
 # ---- a fake next hop ----------------------------------------------------------
 
-class Upstream:
-    """An aiosmtpd server on a free loopback port; .messages holds dicts
-    (mail_from, rcpt_tos, content bytes) of everything relayd relayed."""
+class Upstream(FakeMX):
+    """A FakeMX on a free 127.0.0.1 port, to be relayd's smarthost;
+    .messages holds everything relayd relayed (mail_from, rcpt_tos, data)."""
 
     def __init__(self):
-        from aiosmtpd.controller import Controller
-        self.port = free_port()
-        self.messages = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                with outer.lock:
-                    outer.messages.append({"mail_from": envelope.mail_from,
-                                           "rcpt_tos": list(envelope.rcpt_tos),
-                                           "content": envelope.original_content
-                                           or envelope.content})
-                return "250 2.0.0 Ok: stored"
-
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     data_size_limit=64 * 1024 * 1024)
+        super().__init__("127.0.0.1", free_port(), data_size_limit=64 * 1024 * 1024,
+                         start=False)
 
     def conf(self):
         return "smarthost [127.0.0.1]:%d tls=none\n" % self.port
 
     def __enter__(self):
-        self.controller.start()
+        self.start()
         return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
-        return False
 
     def find(self, token):
         with self.lock:
-            return [m for m in self.messages if token.encode() in m["content"]]
+            return [m for m in self.messages if token.encode() in m.data]
 
     def wait_for(self, token, timeout=30.0, count=1):
         """Waits until `count` relayed messages contain token; returns them."""

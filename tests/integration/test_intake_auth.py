@@ -310,7 +310,7 @@ class IntakeAuthEndToEnd(ReplyAsserts, unittest.TestCase):
                                    b"Subject: " + t.encode() + b"\r\n\r\nbody\r\n.\r\n",
                                    helo=False)
                 qid = self.assertQueued(rs[-1])
-            hs = headers_of(up.wait_for(t)[0]["content"])
+            hs = headers_of(up.wait_for(t)[0].data)
             self.assertEqual(hs[0][0], "Received")
             self.assertRegex(hs[0][1], r"^from %s \(\[127\.0\.0\.1\]\).* by %s(?: \([^)]*\))* "
                              r"with ESMTPSA id %s for <%s@outside\.example>; "

@@ -321,7 +321,7 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         body = (b"first\r\n..\r\n...\r\n..x\r\nx.\r\n.y\r\n. \r\n" + b"end " + t.encode()
                 + b"\r\n")
         self.send(b"Subject: " + t.encode() + b"\r\n\r\n" + body + b".\r\n")
-        got = self.up.wait_for(t)[0]["content"]
+        got = self.up.wait_for(t)[0].data
         self.assertEqual(got.split(b"\r\n\r\n", 1)[1],
                          b"first\r\n.\r\n..\r\n.x\r\nx.\r\ny\r\n \r\nend " + t.encode() + b"\r\n")
 
@@ -335,16 +335,16 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         self.assertReply(c.cmd("DATA"), 354)
         c.send(b"Subject: " + t.encode() + b"\r\n\r\n" + body + b".\r\n")
         self.assertQueued(c.reply())
-        got = self.up.wait_for(t)[0]["content"]
+        got = self.up.wait_for(t)[0].data
         self.assertEqual(got.split(b"\r\n\r\n", 1)[1], body)
 
     def test_received_header(self):
         t = token("rcvd")
         qid = self.send(msg(t), rcpts=("%s@remote.example" % t,))
         m = self.up.wait_for(t)[0]
-        self.assertEqual(m["rcpt_tos"], ["%s@remote.example" % t])
-        self.assertTrue(m["content"].startswith(b"Received: "), m["content"][:200])
-        name, value = headers_of(m["content"])[0]
+        self.assertEqual(m.rcpt_tos, ["%s@remote.example" % t])
+        self.assertTrue(m.data.startswith(b"Received: "), m.data[:200])
+        name, value = headers_of(m.data)[0]
         self.assertEqual(name, "Received")
         rx = (r"^from %s \(\[127\.0\.0\.1\]\)(?: \([^)]*\))* by %s(?: \([^)]*\))* with ESMTP "
               r"id %s for <%s@remote\.example>; (.+)$"
@@ -355,12 +355,12 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         self.assertIsNotNone(when.tzinfo, mm.group(1))
         self.assertLess(abs((datetime.now(timezone.utc) - when).total_seconds()), 300)
         # exactly one Received: added (the message came without any)
-        self.assertEqual([n for n, _ in headers_of(m["content"])].count("Received"), 1)
+        self.assertEqual([n for n, _ in headers_of(m.data)].count("Received"), 1)
 
     def test_message_id_and_date_added_for_mynetworks(self):
         t = token("mid")
         self.send(b"From: <s@client.example>\r\nSubject: " + t.encode() + b"\r\n\r\nbody\r\n.\r\n")
-        hs = headers_of(self.up.wait_for(t)[0]["content"])
+        hs = headers_of(self.up.wait_for(t)[0].data)
         mids = [v for n, v in hs if n.lower() == "message-id"]
         dates = [v for n, v in hs if n.lower() == "date"]
         self.assertEqual(len(mids), 1, hs)
@@ -375,7 +375,7 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         date = "Sat, 21 Nov 2026 10:00:00 +0100"
         self.send(("From: <s@client.example>\r\nMessage-ID: %s\r\nDate: %s\r\nSubject: %s"
                    "\r\n\r\nbody\r\n.\r\n" % (mid, date, t)).encode())
-        hs = headers_of(self.up.wait_for(t)[0]["content"])
+        hs = headers_of(self.up.wait_for(t)[0].data)
         self.assertEqual([v for n, v in hs if n.lower() == "message-id"], [mid])
         self.assertEqual([v for n, v in hs if n.lower() == "date"], [date])
 
@@ -390,9 +390,9 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         self.assertEqual([r.code for r in rs], [250, 250, 250, 354, 250], rs)
         self.assertQueued(rs[4])
         got = self.up.wait_for(t)
-        rcpts = sorted(r for m in got for r in m["rcpt_tos"])
+        rcpts = sorted(r for m in got for r in m.rcpt_tos)
         self.assertEqual(rcpts, ["a@remote.example", "b@remote.example"])
-        self.assertTrue(all(m["content"].endswith(b"\r\n\r\n" + body) for m in got), got)
+        self.assertTrue(all(m.data.endswith(b"\r\n\r\n" + body) for m in got), got)
 
     def test_smuggling_end_to_end(self):
         """Each smuggling sequence: at most one message reaches the next
@@ -420,7 +420,7 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
         for name, t in tokens.items():
             with self.subTest(seq=name):
                 got = self.up.find(t)
-                self.assertLessEqual(len(got), 1, [m["content"][:300] for m in got])
+                self.assertLessEqual(len(got), 1, [m.data[:300] for m in got])
                 self.assertEqual(self.up.find("outer-" + t), [])
 
 

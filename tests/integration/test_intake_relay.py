@@ -170,8 +170,8 @@ class RelayEndToEnd(ReplyAsserts, unittest.TestCase):
                                    b"Subject: " + t.encode() + b"\r\n\r\nbody\r\n.\r\n")
                 self.assertQueued(rs[-1])
             m = up.wait_for(t)[0]
-            self.assertEqual(m["rcpt_tos"], ["%s@%s" % (t, RELAY)])
-            names = [n.lower() for n, _ in headers_of(m["content"])]
+            self.assertEqual(m.rcpt_tos, ["%s@%s" % (t, RELAY)])
+            names = [n.lower() for n, _ in headers_of(m.data)]
             self.assertEqual(names[0], "received")
             self.assertNotIn("message-id", names)
             self.assertNotIn("date", names)

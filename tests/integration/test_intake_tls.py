@@ -281,7 +281,7 @@ class IntakeTLSEndToEnd(ReplyAsserts, unittest.TestCase):
                 rs = c.transaction("%s@client.example" % t, ["%s@remote.example" % t], msg(t))
                 qid = self.assertQueued(rs[-1])
             m = up.wait_for(t)[0]
-            name, value = headers_of(m["content"])[0]
+            name, value = headers_of(m.data)[0]
             self.assertEqual(name, "Received")
             self.assertRegex(value, r"^from %s \(\[127\.0\.0\.1\]\).* by %s(?: \([^)]*\))* "
                              r"with ESMTPS id %s for <%s@remote\.example>; "
