@@ -24,6 +24,9 @@ enum ipc_type {
 
 	/* peer -> queue, first frame on queue.sock */
 	MSG_Q_HELLO = 40,    /* u32 role (enum ipc_role) */
+	/* queue -> peer, the answer to a valid HELLO: a queue worker serves
+	 * this channel (a connect alone only proves the master's socket) */
+	MSG_Q_HELLO_OK,      /* u32 role (echoed), u32 queue worker pid */
 
 	/* intake -> queue: one SMTP transaction, tied by a session id */
 	MSG_Q_BEGIN = 50,    /* u64 sid, str qid, str sender, str client ip,

@@ -139,12 +139,19 @@ static void queue_on_wake(void *arg)
 	queue_on_kick(arg);
 }
 
+/* A peer is served from its HELLO on; HELLO_OK tells it a worker is here. */
 static int queue_hello(struct queue_peer *p, struct ipc_rd *rd)
 {
+	struct ipc_wr wr;
 	uint32_t role = ipc_get_u32(rd);
 	if (ipc_rd_done(rd) < 0 || (role != ROLE_INTAKE && role != ROLE_DELIVERY))
 		return -1;
 	p->role = (int)role;
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, role);
+	ipc_put_u32(&wr, (uint32_t)getpid());
+	ipc_send_wr(p->ch, MSG_Q_HELLO_OK, &wr);
+	ipc_wr_free(&wr);
 	if (role == ROLE_DELIVERY) {
 		struct queue *q = p->q;
 		if (q->dlv != NULL) {

@@ -360,12 +360,34 @@ static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 	dlv_job_finish(ctx, job);
 }
 
+/*
+ * A queue worker serves the channel (a connect alone only reached the
+ * master's socket): now the credits, and jobs can come.
+ */
+static void dlv_on_hello_ok(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+
+	ipc_rd_init(&rd, p, len);
+	uint32_t role = ipc_get_u32(&rd);
+	uint32_t pid = ipc_get_u32(&rd);
+	if (ipc_rd_done(&rd) < 0 || role != ROLE_DELIVERY) {
+		ipc_fail(ctx->queue, "bad MSG_Q_HELLO_OK");
+		return;
+	}
+	dlv_send_ready(ctx, dlv_credits(ctx->w->cfg));
+	log_info("connected to the queue (worker pid %u)", pid);
+}
+
 static void dlv_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
 			       void *arg)
 {
 	struct dlv_ctx *ctx = arg;
 
 	switch (type) {
+	case MSG_Q_HELLO_OK:
+		dlv_on_hello_ok(ctx, p, len);
+		break;
 	case MSG_D_JOB:
 		dlv_on_job(ctx, p, len);
 		break;
@@ -433,8 +455,7 @@ static void dlv_queue_connect(void *arg)
 	ipc_put_u32(&wr, ROLE_DELIVERY);
 	ipc_send_wr(ctx->queue, MSG_Q_HELLO, &wr);
 	ipc_wr_free(&wr);
-	dlv_send_ready(ctx, dlv_credits(ctx->w->cfg));
-	log_info("connected to the queue");
+	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
 }
 
 /* ---- TLS and reload ---- */

@@ -28,8 +28,9 @@ struct intake {
 	SSL_CTX *tls;                  /* NULL: no certificate configured */
 	struct smtp_auth_db auth;
 	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
-	int queue_alive;               /* the queue has answered on this channel */
+	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
 	struct ev_timer queue_retry;
+	struct ev_timer queue_hello;   /* logs a queue worker slow to answer HELLO */
 	struct ev_timer flow_timer;    /* polls the queue channel while sessions wait */
 	struct smtp_session *sessions; /* every session, a doubly linked list */
 	size_t nsessions;
@@ -43,12 +44,13 @@ struct intake {
 /* intake_queue.c */
 void intake_queue_init(struct intake *in);
 void intake_queue_connect(struct intake *in);
+/* 1 when a queue worker answered HELLO on an open channel: mail can be taken. */
 int intake_queue_up(const struct intake *in);
 /* 1 when the channel has so much queued that clients should wait. */
 int intake_queue_busy(const struct intake *in);
-/* How long a session waits for COMMITTED/FAILED after END. */
+/* How long a session waits for COMMITTED/FAILED after END (a safety net). */
 uint64_t intake_verdict_timeout_ms(const struct intake *in);
-/* No verdict in time for s: it gets 451; a channel never answered is dropped. */
+/* No verdict in time for s: it gets 451 4.3.0, with a log line. */
 void intake_queue_late(struct intake *in, struct smtp_session *s);
 /* A session waits for the queue channel to drain (flow_timer resumes it). */
 void intake_flow_wait(struct intake *in);

@@ -1,8 +1,9 @@
 /*
- * intake_queue.c - intake's channel to the queue worker: connect and
- * say hello, route the queue's verdicts to the sessions waiting for them,
- * reconnect after a loss, and the flow control that pauses clients while
- * the channel is backed up.
+ * intake_queue.c - intake's channel to the queue worker: connect, say
+ * hello and wait for the queue's HELLO_OK before taking mail, route the
+ * queue's verdicts to the sessions waiting for them, reconnect after a
+ * loss, and the flow control that pauses clients while the channel is
+ * backed up.
  */
 #include "intake.h"
 #include "smtp_session.h"
@@ -17,16 +18,19 @@
 #define INTAKE_FLOW_POLL_MS 5
 /*
  * The queue socket is made by the master, so a connect succeeds even when
- * no queue worker accepts it. A channel that never answered gets a short
- * time for its first verdict; once the queue has answered, a long one
- * (a commit waits for fsync).
+ * no queue worker runs: the connection waits in the listener's backlog
+ * until one accepts it. Without HELLO_OK by this time we say so in the
+ * log and keep waiting; reconnecting would only leave a dead connection
+ * in that backlog each time, and a full backlog blocks connect().
  */
-#define INTAKE_VERDICT_FIRST_MS 5000
+#define INTAKE_HELLO_MS 2000
+/* Safety net for a queue worker that took the message and hangs: a commit
+ * normally takes one fsync. */
 #define INTAKE_VERDICT_MS 120000
 
 int intake_queue_up(const struct intake *in)
 {
-	return in->queue != NULL && ipc_is_open(in->queue);
+	return in->queue != NULL && ipc_is_open(in->queue) && in->queue_ready;
 }
 
 int intake_queue_busy(const struct intake *in)
@@ -42,6 +46,20 @@ static struct smtp_session *intake_session_by_sid(struct intake *in, uint64_t si
 	return NULL;
 }
 
+static void intake_on_hello_ok(struct intake *in, struct ipc_rd *rd)
+{
+	uint32_t role = ipc_get_u32(rd);
+	uint32_t pid = ipc_get_u32(rd);
+
+	if (ipc_rd_done(rd) < 0 || role != ROLE_INTAKE || in->queue_ready) {
+		ipc_fail(in->queue, "bad MSG_Q_HELLO_OK");
+		return;
+	}
+	in->queue_ready = 1;
+	ev_timer_stop(in->loop, &in->queue_hello);
+	log_info("connected to the queue worker (pid %u)", pid);
+}
+
 static void intake_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p,
 				  size_t len, void *arg)
 {
@@ -49,8 +67,15 @@ static void intake_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint
 	struct ipc_rd rd;
 	char qid[32], enhanced[16], text[256];
 
-	in->queue_alive = 1;
 	ipc_rd_init(&rd, p, len);
+	if (type == MSG_Q_HELLO_OK) {
+		intake_on_hello_ok(in, &rd);
+		return;
+	}
+	if (!in->queue_ready) {
+		ipc_fail(ch, "message from the queue before HELLO_OK");
+		return;
+	}
 	uint64_t sid = ipc_get_u64(&rd);
 	switch (type) {
 	case MSG_Q_COMMITTED: {
@@ -92,6 +117,8 @@ static void intake_on_queue_close(struct ipc_chan *ch, void *arg)
 	struct intake *in = arg;
 	(void)ch;
 
+	in->queue_ready = 0;
+	ev_timer_stop(in->loop, &in->queue_hello);
 	log_warnx("lost the queue worker; open transactions fail with 451 4.3.0");
 	/* Sessions may close while we go through them: take next first. */
 	for (struct smtp_session *s = in->sessions, *next; s != NULL; s = next) {
@@ -116,7 +143,7 @@ void intake_queue_connect(struct intake *in)
 		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
 		return;
 	}
-	in->queue_alive = 0;
+	in->queue_ready = 0;
 	in->queue = ipc_chan_new(in->loop, fd, "queue", intake_on_queue_frame,
 				 intake_on_queue_close, in);
 	if (in->queue == NULL) {
@@ -127,22 +154,28 @@ void intake_queue_connect(struct intake *in)
 	ipc_put_u32(&wr, ROLE_INTAKE);
 	ipc_send_wr(in->queue, MSG_Q_HELLO, &wr);
 	ipc_wr_free(&wr);
-	log_debug("connected to the queue");
+	ev_timer_start(in->loop, &in->queue_hello, INTAKE_HELLO_MS);
+	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
+}
+
+static void intake_queue_hello_late(void *arg)
+{
+	(void)arg;
+	log_warnx("no queue worker answers on queue.sock after %d s; mail gets 451 4.3.0 "
+		  "until one does", INTAKE_HELLO_MS / 1000);
 }
 
 uint64_t intake_verdict_timeout_ms(const struct intake *in)
 {
-	return in->queue_alive ? INTAKE_VERDICT_MS : INTAKE_VERDICT_FIRST_MS;
+	(void)in;
+	return INTAKE_VERDICT_MS;
 }
 
 void intake_queue_late(struct intake *in, struct smtp_session *s)
 {
-	if (!in->queue_alive && intake_queue_up(in)) {
-		/* Fails every open transaction, s among them, and reconnects. */
-		ipc_fail(in->queue, "no answer from the queue worker");
-		return;
-	}
-	log_warnx("no verdict from the queue in time for [%s]", s->ip);
+	(void)in;
+	log_warnx("no verdict from the queue worker within %d s for [%s]; 451 4.3.0",
+		  INTAKE_VERDICT_MS / 1000, s->ip);
 	smtp_session_queue_lost(s);
 }
 
@@ -170,6 +203,7 @@ void intake_flow_wait(struct intake *in)
 void intake_queue_init(struct intake *in)
 {
 	ev_timer_init(&in->queue_retry, intake_queue_retry, in);
+	ev_timer_init(&in->queue_hello, intake_queue_hello_late, in);
 	ev_timer_init(&in->flow_timer, intake_flow_poll, in);
 	intake_queue_connect(in);
 }

@@ -2,7 +2,8 @@
 queue hand-off failures (point 6): max-recipients 452 4.5.3,
 max-connections and max-connections-per-ip 421 4.7.0 at connect,
 smtp-timeout 421 4.4.2 then close, too many errors 421, and 451 4.3.0 with
-nothing stored when the queue worker is missing or dies mid-message.
+nothing stored when the queue worker is missing (at once: intake takes mail
+only after the queue worker's HELLO_OK) or dies mid-message.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_limits
 """
@@ -189,25 +190,37 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
 
 class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
     def transaction_fails_451(self, c, t):
-        """MAIL..end of data: some step gets 451 4.3.0, none 250 queued."""
+        """MAIL..end of data: some step gets 451 4.3.0, none 250 queued.
+        Returns the seconds from MAIL to the 451."""
+        start = time.monotonic()
         steps = [("MAIL FROM:<%s@client.example>" % t, 250),
                  ("RCPT TO:<a@remote.example>", 250), ("DATA", 354)]
         for line, ok in steps:
             x = c.cmd(line)
             if x.code != ok:
                 self.assertReply(x, 451, "4.3.0", line)
-                return
+                return time.monotonic() - start
         c.send(msg(t))
         x = c.reply()
         self.assertReply(x, 451, "4.3.0", "end of data")
+        return time.monotonic() - start
 
     def test_without_queue_worker_451(self):
+        """queue.sock accepts connections without a queue worker (the
+        master listens); intake knows from the missing HELLO_OK, so the 451
+        comes at once, right after start and later, and intake keeps its
+        one connection waiting instead of piling up new ones."""
         t = token("noqueue")
         with Relayd(conf_extra=dead_smarthost_conf(), roles="intake") as r:
-            with Client(r.port) as c:
-                self.assertReply(c.greeting(), 220)
-                c.ehlo()
-                self.transaction_fails_451(c, t)
+            for when in ("at start", "after the HELLO timeout"):
+                with Client(r.port) as c:
+                    self.assertReply(c.greeting(), 220)
+                    c.ehlo()
+                    took = self.transaction_fails_451(c, t)
+                    self.assertLess(took, 1.0, "451 after %.2f s %s" % (took, when))
+                r.wait_log(r"intake: no queue worker answers on queue\.sock", timeout=5)
+            time.sleep(1.5)  # longer than intake's reconnect timer
+            self.assertEqual(r.log().count("intake: connected to queue.sock"), 1, r.log())
             self.assertEqual(accepted_lines(r, t), [])
             self.assertNotRegex(r.log(), r"queued as")
 

@@ -31,7 +31,7 @@ import unittest
 
 from harness import Relayd
 
-MSG_Q_HELLO = 40
+MSG_Q_HELLO, MSG_Q_HELLO_OK = 40, 41
 MSG_Q_BEGIN, MSG_Q_RCPT, MSG_Q_CONTENT, MSG_Q_END, MSG_Q_ABORT, \
     MSG_Q_COMMITTED, MSG_Q_FAILED = range(50, 57)
 MSG_D_READY, MSG_D_JOB, MSG_D_CHUNK_REQ, MSG_D_CHUNK, MSG_D_RESULT, \
@@ -96,8 +96,17 @@ class QueuePeer:
     def __init__(self, state_dir, role, timeout=10.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(os.path.join(state_dir, "queue.sock"))
-        self.send(MSG_Q_HELLO, u32(role))
+        try:
+            self.sock.connect(os.path.join(state_dir, "queue.sock"))
+            self.send(MSG_Q_HELLO, u32(role))
+            # The queue worker's answer (role echoed, its pid): it serves us now.
+            f = self.expect(MSG_Q_HELLO_OK)
+            if f.u32() != role:
+                raise AssertionError("HELLO_OK for another role")
+            self.queue_pid = f.u32()
+        except BaseException:
+            self.sock.close()
+            raise
 
     def close(self):
         self.sock.close()

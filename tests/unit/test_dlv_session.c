@@ -297,6 +297,16 @@ static void expect_hello(void)
 	ipc_rd_init(&rd, p, (size_t)n);
 	ck_assert_uint_eq(ipc_get_u32(&rd), ROLE_DELIVERY);
 	free(p);
+	/* Credits come only once the queue answered. */
+	struct pollfd pfd = {.fd = qfd, .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 100), 0);
+	struct ipc_wr w;
+	ipc_wr_init(&w);
+	ipc_put_u32(&w, ROLE_DELIVERY);
+	ipc_put_u32(&w, (uint32_t)getpid());
+	ck_assert_int_eq(ipc_write_frame_blocking(qfd, MSG_Q_HELLO_OK, buf_head(&w.b),
+						  buf_avail(&w.b)), 0);
+	ipc_wr_free(&w);
 	n = read_frame(&type, &p);
 	ck_assert_uint_eq(type, MSG_D_READY);
 	ipc_rd_init(&rd, p, (size_t)n);

@@ -4,8 +4,9 @@
  * dir and speaks the frames of ipc_types.h as intake, as delivery and as
  * the master forwarding relayctl. Covers commit replies, group commit of
  * pipelined ENDs, abort and broken streams, duplicate ids, jobs against
- * credit, content pulls, results, requeue when delivery goes away, and the
- * payload round trip of every frame the queue reads or writes.
+ * credit, content pulls, results, requeue when delivery goes away, the
+ * HELLO_OK handshake, and the payload round trip of every frame the queue
+ * reads or writes.
  */
 #include "common/config.h"
 #include "common/ipc.h"
@@ -110,7 +111,8 @@ static uint8_t *expect(int fd, uint32_t want, struct ipc_rd *rd)
 	return p;
 }
 
-static int peer(uint32_t role)
+/* Connects to queue.sock and sends HELLO(role), nothing more. */
+static int peer_hello(uint32_t role)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/queue.sock", dir);
@@ -123,6 +125,34 @@ static int peer(uint32_t role)
 	send_wr(fd, MSG_Q_HELLO, &w);
 	ipc_wr_free(&w);
 	return fd;
+}
+
+/* The queue's answer to HELLO: the role echoed and the worker's pid. */
+static void expect_hello_ok(int fd, uint32_t role)
+{
+	struct ipc_rd rd;
+	uint8_t *p = expect(fd, MSG_Q_HELLO_OK, &rd);
+	ck_assert_uint_eq(ipc_get_u32(&rd), role);
+	ck_assert_uint_eq(ipc_get_u32(&rd), (uint32_t)child);
+	ck_assert_int_eq(ipc_rd_done(&rd), 0);
+	free(p);
+}
+
+/* A peer the queue has accepted, as intake and delivery see it. */
+static int peer(uint32_t role)
+{
+	int fd = peer_hello(role);
+	expect_hello_ok(fd, role);
+	return fd;
+}
+
+/* The peer's next read finds the channel closed, with no frame before. */
+static void expect_closed(int fd)
+{
+	uint32_t type = 0;
+	uint8_t *p = NULL;
+	ck_assert_msg(ipc_read_frame_blocking(fd, &type, &p) < 0, "frame %u, wanted a close", type);
+	free(p);
 }
 
 /* Streams one transaction; end 0 leaves it open. */
@@ -196,6 +226,48 @@ static int ctl(char *out, size_t outsz, int argc, const char *const *argv)
 
 static const char *const rcpts3[] = {"a@x.example", "b@y.example", "c@x.example", NULL};
 static const char body[] = "From: sender@example.com\r\nSubject: t\r\n\r\nhello\r\n";
+
+/*
+ * HELLO_OK comes only for a valid HELLO, and only once: it is how a peer
+ * learns that a queue worker, not just the master's socket, serves it.
+ */
+START_TEST(hello_ok_handshake)
+{
+	int in = peer_hello(ROLE_INTAKE);
+	int d = peer_hello(ROLE_DELIVERY);
+	expect_hello_ok(d, ROLE_DELIVERY);
+	expect_hello_ok(in, ROLE_INTAKE);
+	close(d);
+	close(in);
+	static const uint32_t bad_roles[] = {0, 3, 0xffffffffu};
+	for (size_t i = 0; i < sizeof(bad_roles) / sizeof(bad_roles[0]); i++) {
+		int fd = peer_hello(bad_roles[i]);
+		expect_closed(fd);
+		close(fd);
+	}
+	/* A second HELLO is a protocol error, not a second answer. */
+	in = peer(ROLE_INTAKE);
+	struct ipc_wr w;
+	ipc_wr_init(&w);
+	ipc_put_u32(&w, ROLE_INTAKE);
+	send_wr(in, MSG_Q_HELLO, &w);
+	ipc_wr_free(&w);
+	expect_closed(in);
+	close(in);
+	/* Before HELLO, nothing else is served. */
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/queue.sock", dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	set_timeout(fd);
+	ipc_wr_init(&w);
+	ipc_put_u32(&w, 1);
+	send_wr(fd, MSG_D_READY, &w);
+	ipc_wr_free(&w);
+	expect_closed(fd);
+	close(fd);
+}
+END_TEST
 
 START_TEST(commit_and_list)
 {
@@ -607,6 +679,7 @@ int main(void)
 	TCase *tc = tcase_create("ipc");
 	tcase_set_timeout(tc, 30);
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, hello_ok_handshake);
 	tcase_add_test(tc, commit_and_list);
 	tcase_add_test(tc, group_commit_pipelined);
 	tcase_add_test(tc, abort_and_broken_stream_leave_nothing);
