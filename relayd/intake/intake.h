@@ -42,8 +42,8 @@ struct intake {
 };
 
 /* intake_queue.c */
+/* Connects to the queue; waits a little for its answer before we serve. */
 void intake_queue_init(struct intake *in);
-void intake_queue_connect(struct intake *in);
 /* 1 when a queue worker answered HELLO on an open channel: mail can be taken. */
 int intake_queue_up(const struct intake *in);
 /* 1 when the channel has so much queued that clients should wait. */

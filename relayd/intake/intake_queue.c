@@ -12,7 +12,9 @@
 #include "common/log.h"
 #include "common/worker.h"
 
+#include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #define INTAKE_QUEUE_RETRY_MS 1000
 #define INTAKE_FLOW_POLL_MS 5
@@ -107,6 +109,8 @@ static void intake_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint
 	ipc_fail(ch, "malformed message from the queue");
 }
 
+static int intake_queue_connect(struct intake *in);
+
 static void intake_queue_retry(void *arg)
 {
 	intake_queue_connect(arg);
@@ -129,7 +133,13 @@ static void intake_on_queue_close(struct ipc_chan *ch, void *arg)
 		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
 }
 
-void intake_queue_connect(struct intake *in)
+/*
+ * Connects and says HELLO; the queue's HELLO_OK makes the channel usable.
+ * HELLO is written before the socket joins the loop (a dozen bytes into a
+ * new socket do not block), so a caller may wait for the answer at once.
+ * Returns the channel's fd, or -1 (and a retry is armed).
+ */
+static int intake_queue_connect(struct intake *in)
 {
 	struct ipc_wr wr;
 
@@ -137,25 +147,31 @@ void intake_queue_connect(struct intake *in)
 		ipc_chan_free(in->queue);
 		in->queue = NULL;
 	}
+	in->queue_ready = 0;
 	int fd = worker_connect_queue(in->w->cfg);
 	if (fd < 0) {
 		log_debug("queue not reachable yet; retrying");
-		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
-		return;
-	}
-	in->queue_ready = 0;
-	in->queue = ipc_chan_new(in->loop, fd, "queue", intake_on_queue_frame,
-				 intake_on_queue_close, in);
-	if (in->queue == NULL) {
-		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
-		return;
+		goto fail;
 	}
 	ipc_wr_init(&wr);
 	ipc_put_u32(&wr, ROLE_INTAKE);
-	ipc_send_wr(in->queue, MSG_Q_HELLO, &wr);
+	int rc = ipc_write_frame_blocking(fd, MSG_Q_HELLO, buf_head(&wr.b), buf_avail(&wr.b));
 	ipc_wr_free(&wr);
+	if (rc < 0) {
+		log_warnx("queue.sock: cannot send HELLO; retrying");
+		close(fd);
+		goto fail;
+	}
+	in->queue = ipc_chan_new(in->loop, fd, "queue", intake_on_queue_frame,
+				 intake_on_queue_close, in);
+	if (in->queue == NULL)
+		goto fail; /* the fd is closed */
 	ev_timer_start(in->loop, &in->queue_hello, INTAKE_HELLO_MS);
 	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
+	return fd;
+fail:
+	ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
+	return -1;
 }
 
 static void intake_queue_hello_late(void *arg)
@@ -205,5 +221,14 @@ void intake_queue_init(struct intake *in)
 	ev_timer_init(&in->queue_retry, intake_queue_retry, in);
 	ev_timer_init(&in->queue_hello, intake_queue_hello_late, in);
 	ev_timer_init(&in->flow_timer, intake_flow_poll, in);
-	intake_queue_connect(in);
+	int fd = intake_queue_connect(in);
+	/*
+	 * At start, the queue worker comes up alongside us. Before serving
+	 * anyone, wait (at most INTAKE_HELLO_MS) until its answer is there to
+	 * read, so that clients connecting meanwhile wait in the listen
+	 * backlog rather than get 451 for a race; the loop reads it first.
+	 */
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (fd >= 0 && poll(&pfd, 1, INTAKE_HELLO_MS) == 0)
+		log_debug("no answer from the queue worker at start; serving without it");
 }

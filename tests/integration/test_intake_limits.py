@@ -207,12 +207,13 @@ class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
 
     def test_without_queue_worker_451(self):
         """queue.sock accepts connections without a queue worker (the
-        master listens); intake knows from the missing HELLO_OK, so the 451
-        comes at once, right after start and later, and intake keeps its
-        one connection waiting instead of piling up new ones."""
+        master listens); intake knows from the missing HELLO_OK, so MAIL
+        gets 451 at once (the first client may wait for its greeting while
+        intake gives the queue 2 s at start), and intake keeps its one
+        connection waiting instead of piling up new ones."""
         t = token("noqueue")
         with Relayd(conf_extra=dead_smarthost_conf(), roles="intake") as r:
-            for when in ("at start", "after the HELLO timeout"):
+            for when in ("for the first client", "for a later one"):
                 with Client(r.port) as c:
                     self.assertReply(c.greeting(), 220)
                     c.ehlo()
