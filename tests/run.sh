@@ -10,6 +10,25 @@ PY=/usr/bin/python3
 passed=0
 failed=0
 failures=()
+# make sanitize: every process writes its sanitizer reports to files in
+# SANITIZE_LOG_DIR; each file that appears during a test fails that test.
+SAN_DIR=${SANITIZE_LOG_DIR:-}
+
+san_check() {
+	[ -n "$SAN_DIR" ] || return 0
+	local f n=0
+	mkdir -p "$SAN_DIR/seen"
+	for f in "$SAN_DIR"/*; do
+		[ -f "$f" ] || continue
+		echo "$1: sanitizer report $(basename "$f"):"
+		head -60 "$f" | sed 's/^/    /'
+		mv "$f" "$SAN_DIR/seen/$1.$(basename "$f")"
+		n=$((n + 1))
+	done
+	[ $n -eq 0 ] && return 0
+	failed=$((failed + n))
+	[ "${failures[-1]:-}" = "$1" ] || failures+=("$1")
+}
 
 for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] || continue
@@ -28,6 +47,7 @@ for t in "$BUILD"/tests/test_*; do
 		failures+=("$(basename "$t")")
 		echo "$out" | grep -vE '^[0-9]+%: Checks' | tail -20
 	fi
+	san_check "$(basename "$t")"
 done
 
 for t in tests/integration/test_*.py; do
@@ -48,7 +68,9 @@ for t in tests/integration/test_*.py; do
 		failures+=("$name")
 		echo "$out" | grep -E '^(FAIL|ERROR):|Error|assert' | head -30
 	fi
+	san_check "$name"
 done
+[ -n "$SAN_DIR" ] && echo "sanitizer reports: $(find "$SAN_DIR/seen" -type f | wc -l) (in $SAN_DIR/seen)"
 
 [ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
 echo "$passed passed, $failed failed"

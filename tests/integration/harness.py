@@ -78,6 +78,24 @@ def make_cert(directory, cn="localhost", name="cert"):
     return cert, key
 
 
+# gcc's libubsan writes to stderr even when ASan's log_path is set (make
+# sanitize): runtime errors in relayd's log or relayctl's stderr are copied to
+# SANITIZE_LOG_DIR so that tests/run.sh fails the run instead of losing them.
+_SAN_REPORT = re.compile(r"runtime error:|ERROR: \w+Sanitizer|SUMMARY: \w+Sanitizer")
+
+
+def keep_sanitizer_report(text, what):
+    """Saves text from its first sanitizer line on when make sanitize runs."""
+    d = os.environ.get("SANITIZE_LOG_DIR")
+    m = _SAN_REPORT.search(text) if d else None
+    if m is None:
+        return
+    start = text.rfind("\n", 0, m.start()) + 1
+    fd, _ = tempfile.mkstemp(prefix="harness-%s." % what, dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write(text[start:start + 20000])
+
+
 def ps_roles():
     """{pid: args} of every relayd process on the machine."""
     out = subprocess.run(["ps", "-e", "-o", "pid=,args="], capture_output=True,
@@ -159,8 +177,10 @@ class Relayd:
             time.sleep(0.05)
 
     def ctl(self, *args, timeout=10):
-        return subprocess.run([RELAYCTL, "-f", self.conf_path] + list(args),
-                              capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([RELAYCTL, "-f", self.conf_path] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
+        keep_sanitizer_report(p.stderr, "relayctl")
+        return p
 
     def pids(self):
         """{role: pid} of this instance's processes (children of our master)."""
@@ -202,6 +222,7 @@ class Relayd:
         if self._logf:
             self._logf.close()
             self._logf = None
+            keep_sanitizer_report(self.log(), "relayd")
         return rc
 
     def cleanup(self):
