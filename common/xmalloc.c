@@ -59,9 +59,11 @@ char *xstrdup(const char *s)
 
 char *xstrndup(const char *s, size_t n)
 {
-	size_t len = strnlen(s, n);
+	/* s is read only when n > 0: (NULL, 0), e.g. an empty payload, gives "". */
+	size_t len = n > 0 ? strnlen(s, n) : 0;
 	char *d = xmalloc(len + 1);
-	memcpy(d, s, len);
+	if (len > 0)
+		memcpy(d, s, len);
 	d[len] = '\0';
 	return d;
 }
