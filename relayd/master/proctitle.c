@@ -14,7 +14,9 @@ extern char **environ;
 
 static char *title_area;
 static size_t title_len;
-static char **title_environ; /* the moved environment, kept reachable */
+/* The moved environment, kept reachable: valgrind's exit-time
+ * __libc_freeres clears environ. "used" because gcc drops a never-read static. */
+static char **title_environ __attribute__((used));
 
 void proctitle_init(int argc, char **argv)
 {
