@@ -20,7 +20,11 @@ void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 /* Bytes not yet consumed. */
 static inline size_t buf_avail(const struct buf *b) { return b->len - b->off; }
-static inline uint8_t *buf_head(const struct buf *b) { return b->data + b->off; }
+/* An empty buffer may have no storage yet: NULL + 0 is UB, so no arithmetic then. */
+static inline uint8_t *buf_head(const struct buf *b)
+{
+	return b->data != NULL ? b->data + b->off : NULL;
+}
 /* Makes room for n more bytes at the tail; returns the tail. */
 uint8_t *buf_reserve(struct buf *b, size_t n);
 void buf_commit(struct buf *b, size_t n);
