@@ -21,6 +21,9 @@ enum ipc_type {
 	/* relayctl <-> master, and master <-> the worker that answers */
 	MSG_CTL_REQ = 20,    /* u32 reqid, u32 argc, argc x str */
 	MSG_CTL_REP,         /* u32 reqid, u32 exit status, str output */
+	/* Output longer than a frame: any number of PARTs (in order), then
+	 * the REP with the status and the last of the text. */
+	MSG_CTL_PART,        /* u32 reqid, bytes (<= IPC_CHUNK_SIZE) output */
 
 	/* peer -> queue, first frame on queue.sock */
 	MSG_Q_HELLO = 40,    /* u32 role (enum ipc_role) */

@@ -66,17 +66,21 @@ void worker_drop_privileges(const struct worker *w)
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text)
 {
 	struct ipc_wr wr;
+	size_t n = strlen(text);
+	/* Any length: whole chunks go ahead as PARTs, the REP carries the rest. */
+	while (n > IPC_CHUNK_SIZE) {
+		ipc_wr_init(&wr);
+		ipc_put_u32(&wr, reqid);
+		ipc_put_bytes(&wr, text, IPC_CHUNK_SIZE);
+		ipc_send_wr(w->master, MSG_CTL_PART, &wr);
+		ipc_wr_free(&wr);
+		text += IPC_CHUNK_SIZE;
+		n -= IPC_CHUNK_SIZE;
+	}
 	ipc_wr_init(&wr);
 	ipc_put_u32(&wr, reqid);
 	ipc_put_u32(&wr, (uint32_t)status);
-	/* Output larger than a frame is cut rather than breaking the channel. */
-	size_t n = strlen(text);
-	size_t max = IPC_MAX_FRAME - 64;
-	if (n > max) {
-		ipc_put_bytes(&wr, text, max);
-	} else {
-		ipc_put_str(&wr, text);
-	}
+	ipc_put_str(&wr, text);
 	ipc_send_wr(w->master, MSG_CTL_REP, &wr);
 	ipc_wr_free(&wr);
 }

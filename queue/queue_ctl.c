@@ -69,16 +69,12 @@ static int queue_ctl_commit(struct queue *q, struct buf *out)
 	return 0;
 }
 
-/* What fits in one MSG_CTL_REP frame, with room for the closing lines. */
-#define QUEUE_CTL_MAX_OUTPUT (IPC_MAX_FRAME - 4096)
-
 struct queue_list_ctx {
 	struct queue *q;
-	struct buf *out;  /* the current entry */
+	struct buf *out;
 	int json;
 	int first_rcpt;
 	size_t n;         /* entries listed */
-	size_t left_out;  /* entries that did not fit */
 };
 
 static int queue_list_rcpt(const struct queue_rcpt *r, void *arg)
@@ -107,8 +103,7 @@ static int queue_list_rcpt(const struct queue_rcpt *r, void *arg)
 	return 0;
 }
 
-/* One message with its recipients, built apart so that the listing
- * only ever holds whole entries. */
+/* One message with its recipients. */
 static int queue_list_entry(const struct queue_msg *m, struct queue_list_ctx *c)
 {
 	char when[32];
@@ -130,61 +125,36 @@ static int queue_list_entry(const struct queue_msg *m, struct queue_list_ctx *c)
 	return 0;
 }
 
-struct queue_listing {
-	struct queue_list_ctx c;
-	struct buf *all;
-	struct buf entry;
-};
-
 static int queue_list_msg(const struct queue_msg *m, void *arg)
 {
-	struct queue_listing *l = arg;
-	if (l->c.left_out > 0) {
-		l->c.left_out++;
-		return 0;
-	}
-	buf_reset(&l->entry);
-	if (queue_list_entry(m, &l->c) < 0)
+	struct queue_list_ctx *c = arg;
+	/* Any length: worker_ctl_reply sends a long listing in parts. */
+	if (c->json && c->n > 0)
+		buf_append(c->out, ",", 1);
+	if (queue_list_entry(m, c) < 0)
 		return -1;
-	/* The reply is one frame: a queue too long to list is cut between entries. */
-	if (buf_avail(l->all) + buf_avail(&l->entry) + 1 > QUEUE_CTL_MAX_OUTPUT) {
-		l->c.left_out = 1;
-		return 0;
-	}
-	if (l->c.json && l->c.n > 0)
-		buf_append(l->all, ",", 1);
-	buf_append(l->all, buf_head(&l->entry), buf_avail(&l->entry));
-	l->c.n++;
+	c->n++;
 	return 0;
 }
 
 static int queue_ctl_queue(struct queue *q, int argc, char **argv, struct buf *out)
 {
-	struct queue_listing l = {.c = {.q = q, .json = argc > 1 && !strcmp(argv[1], "--json")},
-				  .all = out};
-	int ret = 0;
-	buf_init(&l.entry);
-	l.c.out = &l.entry;
-	if (l.c.json)
+	struct queue_list_ctx c = {.q = q, .out = out,
+				   .json = argc > 1 && !strcmp(argv[1], "--json")};
+	if (c.json)
 		buf_appendf(out, "[");
-	if (queue_store_messages(q->st, queue_list_msg, &l) < 0) {
+	if (queue_store_messages(q->st, queue_list_msg, &c) < 0) {
 		buf_reset(out);
 		buf_appendf(out, "relayctl: queue error: %s\n", queue_store_errmsg(q->st));
-		ret = 1;
-	} else if (l.c.json) {
-		buf_appendf(out, "]\n");
-	} else if (l.c.n == 0) {
-		buf_appendf(out, "queue is empty\n");
-	} else {
-		buf_appendf(out, "-- %zu message(s)", l.c.n);
-		if (l.c.left_out)
-			buf_appendf(out, ", %zu more not shown", l.c.left_out);
-		buf_appendf(out, "\n");
+		return 1;
 	}
-	if (l.c.left_out)
-		log_warnx("relayctl queue: %zu message(s) did not fit in the reply", l.c.left_out);
-	buf_free(&l.entry);
-	return ret;
+	if (c.json)
+		buf_appendf(out, "]\n");
+	else if (c.n == 0)
+		buf_appendf(out, "queue is empty\n");
+	else
+		buf_appendf(out, "-- %zu message(s)\n", c.n);
+	return 0;
 }
 
 static int queue_ctl_show(struct queue *q, int argc, char **argv, struct buf *out)

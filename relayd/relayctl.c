@@ -40,6 +40,35 @@ static int relayctl_connect(const struct config *cfg)
 	return fd;
 }
 
+/* A long answer's PART frames, printed as they come, end with the REP. */
+static int relayctl_answer(int fd)
+{
+	uint32_t type;
+	uint8_t *p;
+	long n;
+	while ((n = ipc_read_frame_blocking(fd, &type, &p)) >= 0) {
+		struct ipc_rd rd;
+		size_t tn;
+		ipc_rd_init(&rd, p, (size_t)n);
+		ipc_get_u32(&rd);
+		uint32_t status = type == MSG_CTL_REP ? ipc_get_u32(&rd) : CTL_EXIT_OK;
+		const uint8_t *text = ipc_get_bytes(&rd, &tn);
+		if ((type != MSG_CTL_PART && type != MSG_CTL_REP) || ipc_rd_done(&rd) < 0) {
+			fprintf(stderr, "relayctl: malformed answer from relayd\n");
+			free(p);
+			return CTL_EXIT_FAIL;
+		}
+		/* Parts come only ahead of a successful answer's last text. */
+		fwrite(text, 1, tn, status == CTL_EXIT_OK ? stdout : stderr);
+		free(p);
+		if (type == MSG_CTL_REP)
+			return status > CTL_EXIT_USAGE ? CTL_EXIT_FAIL : (int)status;
+	}
+	fflush(stdout);
+	fprintf(stderr, "relayctl: no answer from relayd\n");
+	return CTL_EXIT_FAIL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
@@ -86,28 +115,11 @@ int main(int argc, char **argv)
 	int rc = ipc_write_frame_blocking(fd, MSG_CTL_REQ, buf_head(&wr.b), buf_avail(&wr.b));
 	ipc_wr_free(&wr);
 
-	uint32_t type;
-	uint8_t *p = NULL;
-	long n = rc < 0 ? -1 : ipc_read_frame_blocking(fd, &type, &p);
+	int status = CTL_EXIT_FAIL;
+	if (rc < 0)
+		fprintf(stderr, "relayctl: cannot send to relayd: %s\n", strerror(errno));
+	else
+		status = relayctl_answer(fd);
 	close(fd);
-	if (n < 0 || type != MSG_CTL_REP) {
-		fprintf(stderr, "relayctl: no answer from relayd\n");
-		free(p);
-		return CTL_EXIT_FAIL;
-	}
-	struct ipc_rd rd;
-	ipc_rd_init(&rd, p, (size_t)n);
-	ipc_get_u32(&rd);
-	uint32_t status = ipc_get_u32(&rd);
-	char *text = ipc_get_strdup(&rd);
-	if (ipc_rd_done(&rd) < 0 || text == NULL) {
-		fprintf(stderr, "relayctl: malformed answer from relayd\n");
-		free(text);
-		free(p);
-		return CTL_EXIT_FAIL;
-	}
-	fputs(text, status == CTL_EXIT_OK ? stdout : stderr);
-	free(text);
-	free(p);
-	return status > CTL_EXIT_USAGE ? CTL_EXIT_FAIL : (int)status;
+	return status;
 }

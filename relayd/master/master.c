@@ -115,6 +115,9 @@ static void master_on_worker(struct ipc_chan *ch, uint32_t type, const uint8_t *
 	case MSG_CTL_REP:
 		master_control_reply(mw->m, p, len);
 		break;
+	case MSG_CTL_PART:
+		master_control_part(mw->m, p, len);
+		break;
 	default:
 		ipc_fail(ch, "unexpected message from worker");
 	}

@@ -60,6 +60,8 @@ int master_control_open(struct master *m);
 void master_control_close(struct master *m);
 /* A worker answered a forwarded request. */
 void master_control_reply(struct master *m, const uint8_t *p, size_t len);
+/* A worker sent a piece of a long answer ahead of its reply. */
+void master_control_part(struct master *m, const uint8_t *p, size_t len);
 /* A worker went away: its pending requests get an error. */
 void master_control_worker_gone(struct master *m, struct master_worker *mw);
 

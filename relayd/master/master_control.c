@@ -2,7 +2,10 @@
  * master_control.c - control.sock: relayctl's requests. The master answers
  * status and reload itself and forwards the rest, per the table in
  * common/ctl.c, to the worker(s) that own the data; stats from several
- * workers are merged into one list.
+ * workers are merged into one list. A single worker's long answer comes in
+ * MSG_CTL_PART frames that go straight on to the client as they arrive, so
+ * the master never holds a whole listing in a request of its own; a slow
+ * client's unsent part waits in that client's channel buffer.
  */
 #include "master.h"
 #include "common/buf.h"
@@ -158,6 +161,14 @@ static void ctl_req_timeout(void *arg)
 	}
 }
 
+static struct master_req *ctl_req_find(struct master *m, uint32_t id)
+{
+	for (struct master_req *rq = m->reqs; rq; rq = rq->next)
+		if (rq->id == (id & ~0xffu))
+			return rq;
+	return NULL;
+}
+
 void master_control_reply(struct master *m, const uint8_t *p, size_t len)
 {
 	struct ipc_rd rd;
@@ -171,13 +182,38 @@ void master_control_reply(struct master *m, const uint8_t *p, size_t len)
 		return;
 	}
 	/* The id's low bits say which target answered. */
-	for (struct master_req *rq = m->reqs; rq; rq = rq->next) {
-		if (rq->id == (id & ~0xffu)) {
-			ctl_req_part_done(m, rq, id & 0xffu, status > 2 ? 1 : (int)status, text);
-			break;
-		}
-	}
+	struct master_req *rq = ctl_req_find(m, id);
+	if (rq != NULL)
+		ctl_req_part_done(m, rq, id & 0xffu, status > 2 ? 1 : (int)status, text);
 	free(text);
+}
+
+void master_control_part(struct master *m, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	size_t n;
+	ipc_rd_init(&rd, p, len);
+	uint32_t id = ipc_get_u32(&rd);
+	const uint8_t *text = ipc_get_bytes(&rd, &n);
+	if (ipc_rd_done(&rd) < 0) {
+		log_warnx("malformed control reply part from a worker");
+		return;
+	}
+	struct master_req *rq = ctl_req_find(m, id);
+	/* Late (after a timeout), or the client left: nobody to show it to. */
+	if (rq == NULL || !(rq->waiting & id & 0xffu) || rq->client == NULL)
+		return;
+	/* Merged answers are a few short lines each, never sent in parts. */
+	if (rq->cmd->targets & (rq->cmd->targets - 1)) {
+		log_warnx("control reply part for a merged command ignored");
+		return;
+	}
+	struct ipc_wr wr;
+	ipc_wr_init(&wr);
+	ipc_put_u32(&wr, rq->client_reqid);
+	ipc_put_bytes(&wr, text, n);
+	ipc_send_wr(rq->client->ch, MSG_CTL_PART, &wr);
+	ipc_wr_free(&wr);
 }
 
 void master_control_worker_gone(struct master *m, struct master_worker *mw)
