@@ -125,7 +125,11 @@ $PY "$T/rude.py" >"$T/rude.log" 2>&1 &
 pids+=($!)
 wait_for 60 test -e "$T/rude.done"
 
-ctl() { echo "\$ relayctl $*" >>"$T/ctl.log"; "$BIN/relayctl" -f "$T/relayd.conf" "$@" >>"$T/ctl.log" 2>&1; }
+ctl() {	# relayctl under memcheck too
+	echo "\$ relayctl $*" >>"$T/ctl.log"
+	valgrind --leak-check=full --errors-for-leak-kinds=definite --log-file="$T/vgctl.%p" \
+		"$BIN/relayctl" -f "$T/relayd.conf" "$@" >>"$T/ctl.log" 2>&1
+}
 # 4 to the smarthost and the bounce for refused@, 1 to the MX.
 wait_for 120 grep -q 'sink=5 mx=1' "$T/counts" || cat "$T/counts"
 ctl status; ctl queue; ctl queue --json; ctl stats; ctl stats --json
@@ -146,11 +150,11 @@ echo "relayd (under valgrind) exited $?"
 sleep 1
 
 rc=0
-for f in "$T"/vg.*; do
+for f in "$T"/vg.* "$T"/vgctl.*; do
 	role=$(sed -n 's/^==[0-9]*== Command: //p' "$f" | head -1)
 	errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$f" | tail -1)
 	lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$f" | tail -1)
-	echo "$(basename "$f"): errors=${errs:-?} definitely_lost=${lost:-0} $role"
+	echo "$(basename "$f"): errors=${errs:-?} definitely_lost=${lost:-0} $role" | cut -c1-150
 	[ "${errs:-1}" = 0 ] && [ "${lost:-0}" = 0 ] || rc=1
 done
 echo "logs in $T (relayd.log, ctl.log, swaks.log, vg.*)"
