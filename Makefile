@@ -105,7 +105,7 @@ fuzz: deps
 		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS)) \
 			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
 		mkdir -p build/fuzz/$$n.corpus; \
-		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/$$n.corpus || exit 1; \
+		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/$$n.corpus || exit 1; \
 	done
 
 install: all
