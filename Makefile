@@ -62,7 +62,7 @@ unit-bins: $(UNIT_BIN)
 
 # deps: install what is missing (root), or say what to install.
 deps:
-	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST); do \
+	@missing=$$(for p in $(DEB_BUILD) $(DEB_TEST) $(DEB_EXTRA); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -97,7 +97,9 @@ run: deps
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 30
-fuzz: deps
+# libFuzzer comes with clang's runtime.
+fuzz:
+	@$(MAKE) -s deps DEB_EXTRA="clang libclang-rt-14-dev"
 	@command -v clang >/dev/null || (echo "fuzz needs clang"; exit 1)
 	@mkdir -p build/fuzz
 	@for f in $(FUZZ_SRC); do \
