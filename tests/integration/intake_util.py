@@ -268,7 +268,20 @@ def msg(subject, body="hello\r\n", headers="", extra=b""):
 
 
 class ReplyAsserts:
-    """Mixin for unittest.TestCase."""
+    """Mixin for unittest.TestCase whose relayd is self.r."""
+
+    def client(self):
+        """A raw client to self.r's first port, closed at cleanup."""
+        c = Client(self.r.port)
+        self.addCleanup(c.close)
+        return c
+
+    def session(self):
+        """A connection past the greeting and EHLO."""
+        c = self.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        return c
 
     def assertReply(self, r, code, enh=None, msg=None):
         """code exact; enh: an exact enhanced code, a tuple of allowed ones,

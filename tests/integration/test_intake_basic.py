@@ -25,18 +25,6 @@ class IntakeVerbs(ReplyAsserts, unittest.TestCase):
     def tearDownClass(cls):
         cls.r.cleanup()
 
-    def client(self):
-        c = Client(self.r.port)
-        self.addCleanup(c.close)
-        return c
-
-    def session(self):
-        """A connection past the greeting and EHLO."""
-        c = self.client()
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
-
     # --- greeting, EHLO, HELO -------------------------------------------------
 
     def test_greeting_names_host(self):

@@ -70,13 +70,6 @@ class IntakeDataLimits(ReplyAsserts, unittest.TestCase):
     def tearDownClass(cls):
         cls.r.cleanup()
 
-    def session(self):
-        c = Client(self.r.port)
-        self.addCleanup(c.close)
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
-
     def start_data(self, c, sender):
         self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
         self.assertReply(c.cmd("RCPT TO:<rcpt@remote.example>"), 250, "2.1.5")
@@ -303,13 +296,6 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
     def tearDownClass(cls):
         cls.r.cleanup()
         cls.up.__exit__(None, None, None)
-
-    def session(self):
-        c = Client(self.r.port)
-        self.addCleanup(c.close)
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
 
     def send(self, data, sender=None, rcpts=("rcpt@remote.example",)):
         c = self.session()

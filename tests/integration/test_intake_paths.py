@@ -63,13 +63,6 @@ class IntakePaths(ReplyAsserts, unittest.TestCase):
     def tearDownClass(cls):
         cls.r.cleanup()
 
-    def session(self):
-        c = Client(self.r.port)
-        self.addCleanup(c.close)
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
-
     def test_domain_helper(self):
         for n in (1, 63, 64, 200, 255, 256):
             self.assertEqual(len(domain_of(n)), n)

@@ -91,13 +91,6 @@ class RelayFromOutsider(ReplyAsserts, unittest.TestCase):
     def tearDownClass(cls):
         cls.r.cleanup()
 
-    def session(self):
-        c = Client(self.r.port)
-        self.addCleanup(c.close)
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
-
     def test_outside_domain_denied_relay_domain_accepted(self):
         t = token("out")
         c = self.session()

@@ -72,12 +72,6 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
-    def session(self):
-        c = self.client()
-        self.assertReply(c.greeting(), 220)
-        self.assertReply(c.ehlo(), 250)
-        return c
-
     def test_ehlo_offers_starttls_then_auth(self):
         c = self.client()
         c.greeting()
