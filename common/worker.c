@@ -39,7 +39,8 @@ int worker_connect_queue(const struct config *cfg)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	worker_state_path(cfg, "queue.sock", sun.sun_path, sizeof(sun.sun_path));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full backlog (no queue worker accepting) is EAGAIN, not a stall. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
