@@ -143,6 +143,22 @@ int ipc_send_wr(struct ipc_chan *ch, uint32_t type, struct ipc_wr *w)
 	return ipc_send(ch, type, buf_head(&w->b), buf_avail(&w->b));
 }
 
+int ipc_send_wr_bytes(struct ipc_chan *ch, uint32_t type, struct ipc_wr *head, const void *p,
+		      size_t n)
+{
+	size_t hlen = buf_avail(&head->b);
+	if (ch == NULL || ch->closed)
+		return -1;
+	if (n > IPC_MAX_FRAME || hlen + 4 + n > IPC_MAX_FRAME)
+		fatal("ipc_send_wr_bytes: frame of %zu bytes", hlen + 4 + n);
+	uint32_t hdr[3] = {type, (uint32_t)(hlen + 4 + n), (uint32_t)n};
+	conn_write(ch->c, hdr, 2 * sizeof(uint32_t));
+	conn_write(ch->c, buf_head(&head->b), hlen);
+	conn_write(ch->c, &hdr[2], sizeof(uint32_t));
+	conn_write(ch->c, p, n);
+	return 0;
+}
+
 static int write_all(int fd, const void *p, size_t n)
 {
 	const uint8_t *q = p;

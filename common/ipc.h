@@ -67,6 +67,13 @@ void ipc_put_i64(struct ipc_wr *w, int64_t v);
 void ipc_put_str(struct ipc_wr *w, const char *s); /* NULL is sent as "" */
 void ipc_put_bytes(struct ipc_wr *w, const void *p, size_t n);
 int ipc_send_wr(struct ipc_chan *ch, uint32_t type, struct ipc_wr *w);
+/*
+ * Sends the fields in head followed by one byte field (p, n), as
+ * ipc_put_bytes would write it, without first copying p into head: the
+ * message content path.
+ */
+int ipc_send_wr_bytes(struct ipc_chan *ch, uint32_t type, struct ipc_wr *head, const void *p,
+		      size_t n);
 
 /* Payload reader. */
 struct ipc_rd {

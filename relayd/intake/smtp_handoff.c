@@ -74,8 +74,7 @@ static void smtp_send_content(struct smtp_session *s, const uint8_t *p, size_t n
 		size_t piece = n < IPC_CHUNK_SIZE ? n : IPC_CHUNK_SIZE;
 		buf_reset(&wr.b);
 		ipc_put_u64(&wr, tx->sid);
-		ipc_put_bytes(&wr, p, piece);
-		ipc_send_wr(s->in->queue, MSG_Q_CONTENT, &wr);
+		ipc_send_wr_bytes(s->in->queue, MSG_Q_CONTENT, &wr, p, piece);
 		tx->sent += piece;
 		p += piece;
 		n -= piece;

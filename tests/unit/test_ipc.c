@@ -620,6 +620,42 @@ START_TEST(test_chan_send)
 }
 END_TEST
 
+/* A frame sent with its byte field apart is the frame ipc_put_bytes builds. */
+START_TEST(test_chan_send_wr_bytes)
+{
+	static const size_t sizes[] = {0, 1, 4096, IPC_CHUNK_SIZE};
+	struct chan_test t;
+	ct_init(&t);
+	uint8_t *data = malloc(IPC_CHUNK_SIZE);
+	for (size_t i = 0; i < IPC_CHUNK_SIZE; i++)
+		data[i] = (uint8_t)(i * 7);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct ipc_wr head, whole;
+		ipc_wr_init(&head);
+		ipc_put_u64(&head, 1000 + k);
+		ck_assert_int_eq(ipc_send_wr_bytes(t.ch, 51, &head, data, sizes[k]), 0);
+		ipc_wr_init(&whole);
+		ipc_put_u64(&whole, 1000 + k);
+		ipc_put_bytes(&whole, data, sizes[k]);
+		struct ev_timer stop;
+		ev_timer_init(&stop, break_cb, t.loop);
+		ev_timer_start(t.loop, &stop, 20);
+		ck_assert_int_eq(ev_run(t.loop), 0);
+		uint32_t type;
+		uint8_t *p;
+		long n = ipc_read_frame_blocking(t.peer, &type, &p);
+		ck_assert_uint_eq(type, 51);
+		ck_assert_int_eq(n, (long)buf_avail(&whole.b));
+		ck_assert_mem_eq(p, buf_head(&whole.b), (size_t)n);
+		free(p);
+		ipc_wr_free(&head);
+		ipc_wr_free(&whole);
+	}
+	free(data);
+	ct_free(&t);
+}
+END_TEST
+
 /* The blocking helpers refuse an oversized frame in both directions. */
 START_TEST(test_blocking_oversized)
 {
@@ -670,6 +706,7 @@ static Suite *ipc_suite(void)
 	tcase_add_test(tc, test_chan_peer_closes);
 	tcase_add_test(tc, test_chan_free_in_frame);
 	tcase_add_test(tc, test_chan_send);
+	tcase_add_test(tc, test_chan_send_wr_bytes);
 	tcase_add_test(tc, test_blocking_oversized);
 	suite_add_tcase(s, tc);
 	return s;
