@@ -6,9 +6,11 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +385,24 @@ out:
 	conn_release(c);
 }
 
+/*
+ * The name a verifying client checks: a host name is also sent as SNI; an
+ * address is checked against the certificate's IP entries and never sent
+ * as SNI (RFC 6066 allows only host names there).
+ */
+static void conn_tls_peer_name(SSL *ssl, const char *name)
+{
+	struct in6_addr a;
+	if (name == NULL || *name == '\0')
+		return;
+	if (inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+		return;
+	}
+	SSL_set_tlsext_host_name(ssl, name);
+	SSL_set1_host(ssl, name);
+}
+
 int conn_starttls(struct conn *c, SSL_CTX *ctx, int server, const char *sni,
 		  conn_event_cb on_tls)
 {
@@ -397,10 +417,7 @@ int conn_starttls(struct conn *c, SSL_CTX *ctx, int server, const char *sni,
 		SSL_set_accept_state(c->ssl);
 	else {
 		SSL_set_connect_state(c->ssl);
-		if (sni && *sni) {
-			SSL_set_tlsext_host_name(c->ssl, sni);
-			SSL_set1_host(c->ssl, sni);
-		}
+		conn_tls_peer_name(c->ssl, sni);
 	}
 	c->on_tls = on_tls;
 	c->handshaking = 1;

@@ -69,7 +69,9 @@ void conn_pause_read(struct conn *c, int paused);
 /*
  * Starts TLS. Unread input is thrown away first: bytes a client pipelined
  * after STARTTLS must never be answered inside TLS (CVE-2011-0411).
- * sni: server name for a client, or NULL. on_tls or on_close follows.
+ * sni: for a client, the peer's name (sent as SNI and checked when the
+ * context verifies) or its address (checked against the certificate's IP
+ * entries), or NULL. on_tls or on_close follows.
  */
 int conn_starttls(struct conn *c, SSL_CTX *ctx, int server, const char *sni,
 		  conn_event_cb on_tls);

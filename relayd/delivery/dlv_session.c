@@ -452,12 +452,6 @@ static void smtpc_host_fail_reply(struct dlv_session *s, enum smtpc_cmd cmd, con
 
 /* ---- TLS ---- */
 
-static int smtpc_is_ip(const char *name)
-{
-	struct in6_addr a;
-	return inet_pton(AF_INET, name, &a) == 1 || inet_pton(AF_INET6, name, &a) == 1;
-}
-
 static void smtpc_on_tls(struct conn *c, void *arg)
 {
 	struct dlv_session *s = arg;
@@ -488,7 +482,8 @@ out:
 static void smtpc_start_tls(struct dlv_session *s)
 {
 	char err[256];
-	/* SNI and verify use the name that was looked up: the MX host, or the [host]. */
+	/* SNI and verify use the name that was looked up: the MX host, or the [host]
+	 * (an address literal is checked against the certificate's IP entries). */
 	const char *sni = s->plan->hosts[s->host_idx].name;
 	SSL_CTX *ctx = dlv_tls_ctx(s->ctx, s->hop.tls, err, sizeof(err));
 
@@ -500,7 +495,7 @@ static void smtpc_start_tls(struct dlv_session *s)
 	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_TLS_TIMEOUT));
 	struct conn *c = s->c;
 	conn_hold(c);
-	int r = conn_starttls(c, ctx, 0, smtpc_is_ip(sni) ? NULL : sni, smtpc_on_tls);
+	int r = conn_starttls(c, ctx, 0, sni, smtpc_on_tls);
 	int freed = conn_release(c);
 	if (r < 0 && !freed && s->c == c)
 		smtpc_host_fail(s, SF_TLS, "4.7.5", "cannot start TLS with %s", s->peer);

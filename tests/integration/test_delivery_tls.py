@@ -69,6 +69,25 @@ class TLSDelivery(DeliveryCase):
         self.assertIn("TLS handshake with mx2.ex.test[127.0.0.3] failed", m.group(3))
         self.assertEqual(mx1.messages + mx2.messages, [])
 
+    def test_verify_to_an_address_literal_checks_the_certificate_ip(self):
+        # make_cert names 127.0.0.1 among its IP entries, not 127.0.0.6.
+        dns = self.dns(EX_MX, EX_HOSTS)
+        cert, key = self.cert("smarthost.test")
+        good_port, bad_port = free_port("127.0.0.1"), free_port("127.0.0.6")
+        good = self.mx("127.0.0.1", port=good_port, tls_cert=(cert, key))
+        bad = self.mx("127.0.0.6", port=bad_port, tls_cert=(cert, key))
+        r = self.relayd(dns, "tls-ca-file %s\nroute ok.test [127.0.0.1]:%d tls=verify\n"
+                        "route ko.test [127.0.0.6]:%d tls=verify\n" % (cert, good_port, bad_port),
+                        base="retry-min 1s\n")
+        qid = self.send(r, "s@snd.test", ["a@ok.test"])
+        self.wait_status(r, qid, "a@ok.test", "sent")
+        self.assertTrue(good.wait_messages(1)[0].tls)
+        qid = self.send(r, "s@snd.test", ["b@ko.test"])
+        m = self.wait_status(r, qid, "b@ko.test", "deferred")
+        self.assertEqual(m.group(2), "4.7.5")
+        self.assertIn("TLS handshake with 127.0.0.6[127.0.0.6] failed", m.group(3))
+        self.assertEqual(bad.messages, [])
+
     def test_smarthost_with_auth_over_starttls(self):
         dns = self.dns(EX_MX, EX_HOSTS)
         port = free_port("127.0.0.6")
