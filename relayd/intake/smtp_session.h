@@ -12,6 +12,7 @@
 #include "smtp_data.h"
 #include "smtp_reply.h"
 #include "smtp_sasl.h"
+#include "common/qid.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/event.h"
@@ -40,7 +41,7 @@ enum smtp_auth_step { SA_NONE, SA_PLAIN, SA_LOGIN_USER, SA_LOGIN_PASS };
 /* One mail transaction: MAIL, RCPTs, and its content on the way. */
 struct smtp_tx {
 	uint64_t sid;
-	char qid[17];
+	char qid[QID_LEN];
 	char sender[SMTP_PATH_MAX + 1];
 	unsigned body_flags;          /* BODY_8BITMIME, BODY_SMTPUTF8 */
 	char **rcpts;

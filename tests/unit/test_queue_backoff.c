@@ -9,7 +9,6 @@
 #include "common/log.h"
 
 #include <check.h>
-#include "common/qid.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,17 +316,6 @@ START_TEST(deferred_while_held_stays_held)
 }
 END_TEST
 
-START_TEST(qid_format)
-{
-	char a[QUEUE_QID_MAX], b[QUEUE_QID_MAX];
-	qid_new(a);
-	qid_new(b);
-	ck_assert_int_eq(strlen(a), 16);
-	ck_assert_int_eq(strspn(a, "0123456789ABCDEF"), 16);
-	ck_assert_str_ne(a, b);
-}
-END_TEST
-
 int main(void)
 {
 	log_init("test", 1, 0);
@@ -343,7 +331,6 @@ int main(void)
 	tcase_add_test(tc, no_bounce_for_null_sender);
 	tcase_add_test(tc, one_delay_notice);
 	tcase_add_test(tc, deferred_while_held_stays_held);
-	tcase_add_test(tc, qid_format);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
