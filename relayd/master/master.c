@@ -82,13 +82,14 @@ static void master_exec_role(struct master *m, struct master_worker *mw, int fd)
 	char title[64];
 	sigset_t none;
 
+	log_close();
 	master_child_fds(m, mw, fd);
+	log_init(mw->role, m->foreground, log_verbose());
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGCHLD, SIG_DFL);
 	snprintf(title, sizeof(title), "relayd: %s", mw->role);
 	proctitle_set(title);
-	log_set_ident(mw->role);
 	struct worker w;
 	memset(&w, 0, sizeof(w));
 	w.role = mw->role;
