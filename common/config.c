@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@ struct cfg_state {
 	struct config *cfg;
 	const char *path;
 	FILE *errs;
+	const struct cfg_files *given;         /* a worker's files; NULL: read them */
 	unsigned line;
 	int nerr;
 	int first;                             /* first line of this directive */
@@ -112,16 +114,20 @@ static void cfg_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* 0 if path can be opened for reading (as the user relayd starts as). */
-static int cfg_check_readable(struct cfg_state *st, const char *what, const char *path)
+/*
+ * The content of a file the config names: the master reads it now (as the
+ * user relayd starts as); a worker looks it up among the files it was given.
+ * NULL: unreadable (errno set), or not given to this worker's role.
+ */
+static const struct cfg_file *cfg_file(struct cfg_state *st, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		cfg_err(st, "%s: cannot read %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	close(fd);
-	return 0;
+	const struct cfg_file *f = cfg_files_find(&st->cfg->files, path);
+	if (f != NULL)
+		return f;
+	if (st->given == NULL)
+		return cfg_files_read(&st->cfg->files, path);
+	f = cfg_files_find(st->given, path);
+	return f ? cfg_files_add(&st->cfg->files, f->path, f->data, f->len) : NULL;
 }
 
 /* Parsers shared by several directives (the field is d->off). */
@@ -192,8 +198,10 @@ static void cfg_set_file(struct cfg_state *st, const struct cfg_directive *d, in
 {
 	char **field = cfg_field(st, d);
 	(void)argc;
-	if (cfg_check_readable(st, d->name, argv[0]) < 0)
+	if (cfg_file(st, argv[0]) == NULL && st->given == NULL) {
+		cfg_err(st, "%s: cannot read %s: %s", d->name, argv[0], strerror(errno));
 		return;
+	}
 	free(*field);
 	*field = xstrdup(argv[0]);
 }
@@ -317,6 +325,20 @@ static void cfg_user(struct cfg_state *st, const struct cfg_directive *d, int ar
 	st->cfg->user = xstrdup(argv[0]);
 }
 
+static void cfg_control_group(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			      char **argv)
+{
+	(void)argc;
+	struct group *gr = getgrnam(argv[0]);
+	if (gr == NULL) {
+		cfg_err(st, "%s: unknown group \"%s\"", d->name, argv[0]);
+		return;
+	}
+	st->cfg->control_gid = gr->gr_gid;
+	free(st->cfg->control_group);
+	st->cfg->control_group = xstrdup(argv[0]);
+}
+
 static void cfg_mynetworks(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			   char **argv)
 {
@@ -400,6 +422,8 @@ static void cfg_hop_free(struct cfg_nexthop *hop)
 {
 	free(hop->auth_file);
 	free(hop->auth_user);
+	if (hop->auth_pass)
+		explicit_bzero(hop->auth_pass, strlen(hop->auth_pass));
 	free(hop->auth_pass);
 	hop->auth_file = hop->auth_user = hop->auth_pass = NULL;
 }
@@ -408,23 +432,27 @@ static void cfg_hop_free(struct cfg_nexthop *hop)
 static int cfg_read_auth(struct cfg_state *st, const char *name, struct cfg_nexthop *hop,
 			 const char *file)
 {
-	char *line = NULL, *user = NULL, *pass = NULL;
-	size_t cap = 0;
-	int ret = -1;
-	FILE *f = fopen(file, "re");
+	char *user = NULL, *pass = NULL, *save = NULL;
+	const struct cfg_file *f = cfg_file(st, file);
 
+	if (f == NULL && st->given != NULL) {
+		/* A worker without the credentials: its role does not send them. */
+		hop->auth_file = xstrdup(file);
+		return 0;
+	}
 	if (f == NULL) {
 		cfg_err(st, "%s: auth=%s: cannot open: %s", name, file, strerror(errno));
 		return -1;
 	}
-	while (getline(&line, &cap, f) > 0) {
-		char *p = line + strspn(line, " \t");
+	char *text = xstrdup(f->data);
+	for (char *p = strtok_r(text, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+		p += strspn(p, " \t");
 		size_t n = strlen(p);
 		while (n > 0 && isspace((unsigned char)p[n - 1]))
 			p[--n] = '\0';
 		if (n == 0)
 			continue;
-		if (user != NULL)
+		if (user != NULL || strlen(p) != n)
 			goto malformed;
 		size_t ulen = strcspn(p, " \t");
 		char *rest = p + ulen + strspn(p + ulen, " \t");
@@ -433,26 +461,23 @@ static int cfg_read_auth(struct cfg_state *st, const char *name, struct cfg_next
 		user = xstrndup(p, ulen);
 		pass = xstrdup(rest);
 	}
-	if (ferror(f)) {
-		cfg_err(st, "%s: auth=%s: cannot read: %s", name, file, strerror(errno));
-		goto fail;
-	}
-	if (user == NULL)
+	if (user == NULL || strlen(f->data) != f->len)
 		goto malformed;
 	hop->auth_file = xstrdup(file);
 	hop->auth_user = user;
 	hop->auth_pass = pass;
-	user = pass = NULL;
-	ret = 0;
-	goto fail;
+	explicit_bzero(text, f->len);
+	free(text);
+	return 0;
 malformed:
 	cfg_err(st, "%s: auth=%s: expected one line \"username password\"", name, file);
-fail:
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
 	free(user);
 	free(pass);
-	free(line);
-	fclose(f);
-	return ret;
+	explicit_bzero(text, f->len);
+	free(text);
+	return -1;
 }
 
 /* NEXTHOP [tls=POLICY] [auth=FILE] of smarthost and route. */
@@ -555,6 +580,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"listen", 1, 2, cfg_listen, 0, 0, 0},
 	{"state-dir", 1, 1, cfg_state_dir, 0, 0, 0},
 	{"user", 1, 1, cfg_user, 0, 0, 0},
+	{"control-group", 1, 1, cfg_control_group, 0, 0, 0},
 	{"mynetworks", 1, -1, cfg_mynetworks, 0, 0, 0},
 	{"relay-domains", 1, -1, cfg_relay_domains, 0, 0, 0},
 	{"tls-cert", 1, 1, cfg_set_file, CFG_OFF(tls_cert), 0, 0},
@@ -642,6 +668,7 @@ void config_free(struct config *cfg)
 	free(cfg->listens);
 	free(cfg->state_dir);
 	free(cfg->user);
+	free(cfg->control_group);
 	free(cfg->mynetworks);
 	for (size_t i = 0; i < cfg->nrelay_domains; i++)
 		free(cfg->relay_domains[i]);
@@ -659,6 +686,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->routes);
 	free(cfg->tls_ca_file);
+	cfg_files_free(&cfg->files);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -732,12 +760,15 @@ static void cfg_finish(struct cfg_state *st)
 		cfg_err(st, "tls-key without tls-cert");
 	}
 	/* Loaded now, so that `relayd -n` finds what the workers would. */
-	if (cfg->tls_cert && cfg->tls_key)
-		cfg_check_tls(st, cert, tls_server_ctx(cfg->tls_cert, cfg->tls_key, err,
+	const struct cfg_file *cf = cfg->tls_cert ? config_file(cfg, cfg->tls_cert) : NULL;
+	const struct cfg_file *kf = cfg->tls_key ? config_file(cfg, cfg->tls_key) : NULL;
+	const struct cfg_file *caf = cfg->tls_ca_file ? config_file(cfg, cfg->tls_ca_file) : NULL;
+	if (cf && kf)
+		cfg_check_tls(st, cert, tls_server_ctx(cf->data, cf->len, kf->data, kf->len, err,
 						    sizeof(err)), err);
-	if (cfg->tls_ca_file)
+	if (caf)
 		cfg_check_tls(st, cfg_seen(st, "tls-ca-file"),
-			      tls_client_ctx(1, cfg->tls_ca_file, err, sizeof(err)), err);
+			      tls_client_ctx(1, caf->data, caf->len, err, sizeof(err)), err);
 	if (st->smtps_line && !cert) {
 		st->line = st->smtps_line;
 		cfg_err(st, "listen: smtps needs tls-cert and tls-key");
@@ -750,12 +781,10 @@ static void cfg_finish(struct cfg_state *st)
 	}
 }
 
-int config_load(const char *path, struct config *cfg, FILE *errs)
+int config_load_given(const char *path, const struct cfg_files *given, struct config *cfg,
+		      FILE *errs)
 {
 	struct cfg_state st;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
 
 	config_defaults(cfg);
 	cfg->path = xstrdup(path);
@@ -763,21 +792,36 @@ int config_load(const char *path, struct config *cfg, FILE *errs)
 	st.cfg = cfg;
 	st.path = path;
 	st.errs = errs;
-	FILE *f = fopen(path, "re");
+	st.given = given;
+	const struct cfg_file *f = cfg_file(&st, path);
 	if (f == NULL) {
-		cfg_err(&st, "cannot open: %s", strerror(errno));
+		cfg_err(&st, "cannot open: %s", given ? "not handed to this process" : strerror(errno));
 		return st.nerr;
 	}
-	while ((n = getline(&line, &cap, f)) > 0) {
+	/* Lines are parsed in place, so from a copy: f stays as read. */
+	char *text = xmalloc(f->len + 1), *p = text, *end = text + f->len;
+	memcpy(text, f->data, f->len + 1);
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+		char saved = p[n];
+		p[n] = '\0';
 		st.line++;
-		cfg_line(&st, line, (size_t)n);
+		cfg_line(&st, p, n);
+		p[n] = saved;
+		p += n;
 	}
-	if (ferror(f)) {
-		st.line = 0;
-		cfg_err(&st, "cannot read: %s", strerror(errno));
-	}
-	free(line);
-	fclose(f);
+	free(text);
 	cfg_finish(&st);
 	return st.nerr;
+}
+
+int config_load(const char *path, struct config *cfg, FILE *errs)
+{
+	return config_load_given(path, NULL, cfg, errs);
+}
+
+const struct cfg_file *config_file(const struct config *cfg, const char *path)
+{
+	return cfg_files_find(&cfg->files, path);
 }

@@ -1,10 +1,13 @@
 /*
  * config.h - relayd's configuration: every directive of the interface
- * contract, parsed from one file into one struct that the master and the
- * workers share (workers inherit it at fork and reread it on reload).
+ * contract, parsed from one file into one struct. The master loads it with
+ * the files it names; each worker gets the config text and its role's files
+ * from the master (config_load_given), at start and on reload.
  */
 #ifndef RELAYD_CONFIG_H
 #define RELAYD_CONFIG_H
+
+#include "config_files.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +69,8 @@ struct config {
 	size_t nlistens;
 	char *state_dir;
 	char *user;
+	char *control_group;         /* may run relayctl's mutating commands */
+	unsigned control_gid;
 	struct cfg_cidr *mynetworks;
 	size_t nmynetworks;
 	char **relay_domains; /* lower case */
@@ -93,6 +98,7 @@ struct config {
 	unsigned delay_warning;      /* 0: off */
 	unsigned concurrency_per_destination;
 	unsigned delivery_concurrency;
+	struct cfg_files files;      /* the contents of the files named above */
 };
 
 /* Fills cfg with the defaults of the interface contract. */
@@ -105,6 +111,15 @@ void config_defaults(struct config *cfg);
  * made absolute against the current directory; auth= files are read now.
  */
 int config_load(const char *path, struct config *cfg, FILE *errs);
+/*
+ * The same from files already read (a worker's part, from the master):
+ * nothing is read from disk; a file not in given is one this process does
+ * not hold, and the directive naming it is taken without its content.
+ */
+int config_load_given(const char *path, const struct cfg_files *given, struct config *cfg,
+		      FILE *errs);
+/* The content of a file the config names, if this process holds it. */
+const struct cfg_file *config_file(const struct config *cfg, const char *path);
 void config_free(struct config *cfg);
 
 /* Shared value parsers (also used by tests): 0 on success, -1 on error. */

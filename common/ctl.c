@@ -8,16 +8,16 @@
 #include <string.h>
 
 static const struct ctl_command ctl_commands[] = {
-	{"status", 0, 0, CTL_MASTER, "status"},
-	{"reload", 0, 0, CTL_MASTER, "reload"},
-	{"queue", 0, 1, CTL_QUEUE, "queue [--json]"},
-	{"show", 1, 1, CTL_QUEUE, "show QID"},
-	{"flush", 0, 1, CTL_QUEUE, "flush [QID]"},
-	{"hold", 1, 1, CTL_QUEUE, "hold QID"},
-	{"release", 1, 1, CTL_QUEUE, "release QID"},
-	{"delete", 1, 1, CTL_QUEUE, "delete QID|all"},
-	{"stats", 0, 1, CTL_INTAKE | CTL_QUEUE | CTL_DELIVERY, "stats [--json]"},
-	{"route", 1, 1, CTL_DELIVERY, "route ADDRESS"},
+	{"status", 0, 0, CTL_MASTER, 0, "status"},
+	{"reload", 0, 0, CTL_MASTER, 1, "reload"},
+	{"queue", 0, 1, CTL_QUEUE, 0, "queue [--json]"},
+	{"show", 1, 1, CTL_QUEUE, 0, "show QID"},
+	{"flush", 0, 1, CTL_QUEUE, 1, "flush [QID]"},
+	{"hold", 1, 1, CTL_QUEUE, 1, "hold QID"},
+	{"release", 1, 1, CTL_QUEUE, 1, "release QID"},
+	{"delete", 1, 1, CTL_QUEUE, 1, "delete QID|all"},
+	{"stats", 0, 1, CTL_INTAKE | CTL_QUEUE | CTL_DELIVERY, 0, "stats [--json]"},
+	{"route", 1, 1, CTL_DELIVERY, 0, "route ADDRESS"},
 };
 
 const struct ctl_command *ctl_command_find(const char *name)

@@ -17,6 +17,7 @@ struct ctl_command {
 	const char *name;
 	int min_args, max_args; /* after the command name */
 	unsigned targets;       /* more than one: answers are merged (stats) */
+	int mutates;            /* only root and control-group may run it */
 	const char *usage;
 };
 

@@ -4,7 +4,8 @@
  * sees the whole protocol in one place.
  *
  * Channels:
- *   master <-> worker   socketpair made by the master at fork
+ *   master <-> worker   socketpair made by the master at fork; the worker's
+ *                       end is descriptor 3 of the program it execs
  *   relayctl <-> master STATE_DIR/control.sock
  *   intake  <-> queue   STATE_DIR/queue.sock (listening socket made by the
  *   delivery <-> queue  master, so it survives a queue restart)
@@ -16,7 +17,18 @@ enum ipc_type {
 	/* master <-> worker */
 	MSG_HEALTH = 1,      /* m->w: u32 token */
 	MSG_HEALTH_OK,       /* w->m: u32 token */
-	MSG_RELOAD,          /* m->w: (empty) reread the config file */
+	/* The configuration, from the master that read it: the config text
+	 * and the files this role may hold, in FILE pieces, then START (at
+	 * the worker's start) or PREPARE (reload). A reload is two-phase:
+	 * every worker answers PREPARE with READY or REFUSED, then the master
+	 * sends COMMIT to all or ABORT to all. */
+	MSG_CFG_FILE,        /* m->w: str path, u32 first (0/1), bytes piece */
+	MSG_CFG_START,       /* m->w: str config path, u32 nfds passed */
+	MSG_CFG_PREPARE,     /* m->w: str config path */
+	MSG_CFG_READY,       /* w->m: (empty) new config parsed and usable */
+	MSG_CFG_REFUSED,     /* w->m: str reason */
+	MSG_CFG_COMMIT,      /* m->w: (empty) take the prepared config */
+	MSG_CFG_ABORT,       /* m->w: (empty) drop the prepared config */
 
 	/* relayctl <-> master, and master <-> the worker that answers */
 	MSG_CTL_REQ = 20,    /* u32 reqid, u32 argc, argc x str */

@@ -23,12 +23,6 @@ void log_init(const char *ident, int foreground, int verbose)
 		openlog("relayd", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
-void log_close(void)
-{
-	if (!log_foreground)
-		closelog();
-}
-
 void log_set_ident(const char *ident)
 {
 	snprintf(log_ident, sizeof(log_ident), "%s", ident);

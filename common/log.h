@@ -10,12 +10,6 @@
 /* ident: process role ("master", "intake", ...); foreground: stderr. */
 void log_init(const char *ident, int foreground, int verbose);
 void log_set_ident(const char *ident);
-/*
- * Closes the syslog connection. A forked child calls it before closing the
- * descriptors it inherited, then log_init: syslog() must never write to a
- * descriptor number that now belongs to something else (the epoll fd).
- */
-void log_close(void);
 int log_verbose(void);
 /* level: a syslog level. qid may be NULL. */
 void log_msg(int level, const char *qid, const char *fmt, ...)

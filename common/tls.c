@@ -4,6 +4,7 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 
 static void tls_err(char *err, size_t errsz, const char *what)
@@ -13,7 +14,38 @@ static void tls_err(char *err, size_t errsz, const char *what)
 	ERR_clear_error();
 }
 
-SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errsz)
+/* The certificate, then its chain, from PEM text. */
+static int tls_use_chain(SSL_CTX *ctx, const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x = bio ? PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL) : NULL;
+	int ok = x != NULL && SSL_CTX_use_certificate(ctx, x) == 1;
+	X509_free(x);
+	while (ok && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		/* add0 takes x only when it succeeds. */
+		ok = SSL_CTX_add0_chain_cert(ctx, x) == 1;
+		if (!ok)
+			X509_free(x);
+	}
+	BIO_free(bio);
+	/* The end of the text reads as a "no start line" error: not one. */
+	if (ok)
+		ERR_clear_error();
+	return ok ? 0 : -1;
+}
+
+static int tls_use_key(SSL_CTX *ctx, const char *pem, size_t len)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	int ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	return ok ? 0 : -1;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert_pem, size_t cert_len, const char *key_pem,
+			size_t key_len, char *err, size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
@@ -23,12 +55,12 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, 
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		tls_err(err, errsz, cert_file);
+	if (tls_use_chain(ctx, cert_pem, cert_len) < 0) {
+		tls_err(err, errsz, "tls-cert");
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		tls_err(err, errsz, key_file);
+	if (tls_use_key(ctx, key_pem, key_len) < 0) {
+		tls_err(err, errsz, "tls-key");
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -41,7 +73,25 @@ fail:
 	return NULL;
 }
 
-SSL_CTX *tls_client_ctx(int verify, const char *ca_file, char *err, size_t errsz)
+/* Every certificate in the PEM text into the context's trust store. */
+static int tls_load_cas(SSL_CTX *ctx, const char *pem, size_t len)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	X509 *x;
+	int n = 0;
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(store, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(bio);
+	if (n > 0)
+		ERR_clear_error();
+	return n > 0 ? 0 : -1;
+}
+
+SSL_CTX *tls_client_ctx(int verify, const char *ca_pem, size_t ca_len, char *err, size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL) {
@@ -51,10 +101,10 @@ SSL_CTX *tls_client_ctx(int verify, const char *ca_file, char *err, size_t errsz
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (verify) {
-		int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-				 : SSL_CTX_set_default_verify_paths(ctx);
-		if (ok != 1) {
-			tls_err(err, errsz, ca_file ? ca_file : "system CA store");
+		int ok = ca_pem ? tls_load_cas(ctx, ca_pem, ca_len) == 0
+				: SSL_CTX_set_default_verify_paths(ctx) == 1;
+		if (!ok) {
+			tls_err(err, errsz, ca_pem ? "tls-ca-file: no usable certificate" : "system CA store");
 			SSL_CTX_free(ctx);
 			return NULL;
 		}

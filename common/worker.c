@@ -18,14 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define CTL_MAX_ARGS 16
-
-/* Configs replaced by reload stay allocated: sessions may still point into them. */
-static struct config **worker_old_cfgs;
-static size_t worker_nold_cfgs;
 
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz)
 {
@@ -52,7 +49,8 @@ int worker_connect_queue(const struct config *cfg)
 	return fd;
 }
 
-void worker_drop_privileges(const struct worker *w)
+/* When started as root with `user` set: become that user. */
+static void worker_drop_privileges(const struct worker *w)
 {
 	const struct config *cfg = w->cfg;
 	if (getuid() != 0 || cfg->user == NULL)
@@ -94,24 +92,104 @@ static void worker_stop(struct worker *w)
 		ev_break(w->loop);
 }
 
-static void worker_reload(struct worker *w)
+/* A FILE piece: str path, u32 first, bytes. */
+static int worker_cfg_piece(struct worker *w, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	size_t n;
+	ipc_rd_init(&rd, p, len);
+	char *path = ipc_get_strdup(&rd);
+	uint32_t first = ipc_get_u32(&rd);
+	const uint8_t *piece = ipc_get_bytes(&rd, &n);
+	int ok = ipc_rd_done(&rd) == 0;
+	if (ok)
+		cfg_files_append(&w->incoming, path, first != 0, piece, n);
+	free(path);
+	return ok ? 0 : -1;
+}
+
+/* The config text and files received so far, parsed; NULL with err. */
+static struct config *worker_cfg_parse(struct worker *w, const char *path, char *err,
+				       size_t errsz)
 {
 	struct config *ncfg = xcalloc(1, sizeof(*ncfg));
-	if (config_load(w->cfg->path, ncfg, stderr) != 0) {
-		log_warnx("reload: config has errors, keeping the old one");
+	char *text = NULL;
+	size_t textsz = 0;
+	FILE *errs = open_memstream(&text, &textsz);
+	int nerr = config_load_given(path, &w->incoming, ncfg, errs);
+	if (errs)
+		fclose(errs);
+	cfg_files_free(&w->incoming);
+	if (nerr != 0) {
+		snprintf(err, errsz, "%s", text && *text ? text : "config has errors");
+		err[strcspn(err, "\n")] = '\0';
 		config_free(ncfg);
 		free(ncfg);
+		ncfg = NULL;
+	}
+	free(text);
+	return ncfg;
+}
+
+static void worker_cfg_drop_pending(struct worker *w)
+{
+	if (w->pending == NULL)
+		return;
+	config_free(w->pending);
+	free(w->pending);
+	w->pending = NULL;
+}
+
+/* Reload, phase one: parse and let the role build its part, or refuse. */
+static void worker_cfg_prepare(struct worker *w, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	char path[4096], err[512] = "";
+	ipc_rd_init(&rd, p, len);
+	ipc_get_str(&rd, path, sizeof(path));
+	if (ipc_rd_done(&rd) < 0) {
+		ipc_fail(w->master, "bad PREPARE from the master");
 		return;
 	}
-	struct config *old = xmalloc(sizeof(*old));
-	*old = *w->cfg;
-	*w->cfg = *ncfg;
-	free(ncfg);
-	worker_old_cfgs = xreallocarray(worker_old_cfgs, worker_nold_cfgs + 1, sizeof(*worker_old_cfgs));
-	worker_old_cfgs[worker_nold_cfgs++] = old;
+	worker_cfg_drop_pending(w);
+	w->pending = worker_cfg_parse(w, path, err, sizeof(err));
+	if (w->pending != NULL && w->on_prepare &&
+	    w->on_prepare(w, w->pending, err, sizeof(err)) < 0)
+		worker_cfg_drop_pending(w);
+	if (w->pending == NULL) {
+		log_warnx("reload refused: %s", err);
+		struct ipc_wr wr;
+		ipc_wr_init(&wr);
+		ipc_put_str(&wr, err);
+		ipc_send_wr(w->master, MSG_CFG_REFUSED, &wr);
+		ipc_wr_free(&wr);
+		return;
+	}
+	ipc_send(w->master, MSG_CFG_READY, NULL, 0);
+}
+
+/* Reload, phase two: every worker is ready; the old config goes. */
+static void worker_cfg_commit(struct worker *w)
+{
+	if (w->pending == NULL) {
+		ipc_fail(w->master, "COMMIT without a prepared config");
+		return;
+	}
+	config_free(w->cfg);
+	*w->cfg = *w->pending;
+	free(w->pending);
+	w->pending = NULL;
 	log_info("configuration reloaded");
 	if (w->on_reload)
 		w->on_reload(w);
+}
+
+static void worker_cfg_abort(struct worker *w)
+{
+	if (w->pending != NULL && w->on_abort)
+		w->on_abort(w);
+	worker_cfg_drop_pending(w);
+	log_info("reload aborted; the running configuration stays");
 }
 
 static void worker_ctl(struct worker *w, const uint8_t *p, size_t len)
@@ -145,8 +223,18 @@ static void worker_on_master(struct ipc_chan *ch, uint32_t type, const uint8_t *
 	case MSG_HEALTH:
 		ipc_send(ch, MSG_HEALTH_OK, p, len);
 		break;
-	case MSG_RELOAD:
-		worker_reload(w);
+	case MSG_CFG_FILE:
+		if (worker_cfg_piece(w, p, len) < 0)
+			ipc_fail(ch, "bad config piece from the master");
+		break;
+	case MSG_CFG_PREPARE:
+		worker_cfg_prepare(w, p, len);
+		break;
+	case MSG_CFG_COMMIT:
+		worker_cfg_commit(w);
+		break;
+	case MSG_CFG_ABORT:
+		worker_cfg_abort(w);
 		break;
 	case MSG_CTL_REQ:
 		worker_ctl(w, p, len);
@@ -171,31 +259,68 @@ static void worker_on_signal(int signo, void *arg)
 		worker_stop(w);
 }
 
+/*
+ * Before the loop: FILE pieces, then START with the config path and the
+ * number of descriptors passed. The master checked this config before it
+ * sent it: a worker that cannot use it is an impossible state.
+ */
+static void worker_cfg_start(struct worker *w)
+{
+	char path[4096], err[512];
+	for (;;) {
+		uint32_t type;
+		uint8_t *p = NULL;
+		long len = ipc_read_frame_blocking(WORKER_MASTER_FD, &type, &p);
+		if (len < 0)
+			fatal("no configuration from the master");
+		if (type == MSG_CFG_FILE && worker_cfg_piece(w, p, (size_t)len) == 0) {
+			free(p);
+			continue;
+		}
+		struct ipc_rd rd;
+		ipc_rd_init(&rd, p, (size_t)len);
+		ipc_get_str(&rd, path, sizeof(path));
+		uint32_t nfds = ipc_get_u32(&rd);
+		int bad = type != MSG_CFG_START || ipc_rd_done(&rd) < 0 || nfds > 1024;
+		free(p);
+		if (bad)
+			fatal("unexpected message from the master before START");
+		w->nfds = nfds;
+		break;
+	}
+	w->fds = xcalloc(w->nfds ? w->nfds : 1, sizeof(*w->fds));
+	for (size_t i = 0; i < w->nfds; i++)
+		w->fds[i] = WORKER_FIRST_FD + (int)i;
+	w->cfg = worker_cfg_parse(w, path, err, sizeof(err));
+	if (w->cfg == NULL)
+		fatal("the master's configuration does not load here: %s", err);
+}
+
 void worker_run(struct worker *w, void (*role_main)(struct worker *w))
 {
+	worker_cfg_start(w);
+	/* Nothing the workers write is for other users: queue.db, its WAL. */
+	umask(077);
+	worker_drop_privileges(w);
 	w->loop = ev_loop_new();
 	w->started = ev_wallclock();
 	ev_signal_add(w->loop, SIGTERM, worker_on_signal, w);
 	ev_signal_add(w->loop, SIGINT, worker_on_signal, w);
 	/* Reload comes from the master as a message, not as a signal. */
 	signal(SIGHUP, SIG_IGN);
-	w->master = ipc_chan_new(w->loop, w->master_fd, "master", worker_on_master,
+	w->master = ipc_chan_new(w->loop, WORKER_MASTER_FD, "master", worker_on_master,
 				 worker_master_gone, w);
 	if (w->master == NULL)
 		fatal("cannot watch the master channel");
-	if (!w->late_drop)
-		worker_drop_privileges(w);
 	role_main(w);
 	ipc_chan_free(w->master);
 	w->master = NULL;
 	ev_loop_free(w->loop);
-	for (size_t i = 0; i < worker_nold_cfgs; i++) {
-		config_free(worker_old_cfgs[i]);
-		free(worker_old_cfgs[i]);
-	}
-	free(worker_old_cfgs);
+	worker_cfg_drop_pending(w);
+	cfg_files_free(&w->incoming);
 	config_free(w->cfg);
+	free(w->cfg);
+	free(w->fds);
 	log_info("exiting");
 	exit(0);
 }
-

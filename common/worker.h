@@ -3,8 +3,12 @@
  * its channel to the master (health, reload, stop, relayctl requests), and
  * the descriptors the master made for it before the fork.
  *
- * A role's entry point (intake_main, queue_main, delivery_main) fills in
- * the hooks, sets up its own state on w->loop, calls ev_run(w->loop) itself
+ * A worker is a program of its own: the master forks and execs relayd
+ * with `-W ROLE`, the channel to the master on WORKER_MASTER_FD and the
+ * descriptors the role needs from WORKER_FIRST_FD on. The worker gets its
+ * configuration (text and the files its role may hold) from the master,
+ * drops privileges, and runs the role's entry point, which fills in the
+ * hooks, sets up its own state on w->loop, calls ev_run(w->loop) itself
  * and returns when the loop ends (on_stop calls ev_break once the role has
  * finished what it must); the process then exits.
  */
@@ -22,42 +26,41 @@ struct worker;
 
 typedef void (*worker_ctl_fn)(struct worker *w, uint32_t reqid, int argc, char **argv);
 typedef void (*worker_fn)(struct worker *w);
+/* Builds what the role needs from ncfg, kept aside until commit or abort. */
+typedef int (*worker_prepare_fn)(struct worker *w, const struct config *ncfg, char *err,
+				 size_t errsz);
+
+#define WORKER_MASTER_FD 3
+#define WORKER_FIRST_FD 4
 
 struct worker {
 	const char *role;        /* "intake", "queue", "delivery" */
 	struct ev_loop *loop;
 	struct config *cfg;      /* replaced in place on reload */
 	struct ipc_chan *master;
-	int master_fd;           /* the master's end, wrapped by worker_run */
-	int *listen_fds;         /* intake: one per cfg->listens entry */
-	size_t nlisten_fds;
-	int queue_listen_fd;     /* queue: the listening STATE_DIR/queue.sock */
+	int *fds;                /* passed by the master: intake's listening */
+	size_t nfds;             /* sockets, the queue's queue.sock */
 	int64_t started;         /* unix seconds */
-	int late_drop;           /* the role calls worker_drop_privileges itself */
 	worker_ctl_fn on_ctl;    /* a relayctl command for this worker */
-	worker_fn on_reload;     /* after cfg was reread */
+	worker_prepare_fn on_prepare; /* reload, phase one (optional) */
+	worker_fn on_reload;     /* reload committed: cfg is the new one */
+	worker_fn on_abort;      /* reload refused somewhere: drop what was prepared */
 	worker_fn on_stop;       /* SIGTERM from the master; default: ev_break */
 	void *ctx;               /* the role's own state */
+	struct config *pending;  /* parsed by PREPARE, waiting for COMMIT */
+	struct cfg_files incoming; /* FILE pieces received so far */
 };
 
-/* Runs a worker role in this (forked) process; does not return. */
-void worker_run(struct worker *w, void (*role_main)(struct worker *w)) __attribute__((noreturn));
 /*
- * When started as root with `user` set: become that user. worker_run does
- * it before the role starts, unless late_drop is set, for a role that must
- * first read files only root may read (intake's TLS key).
+ * The program of a worker (relayd -W ROLE): takes the configuration from
+ * the master, drops privileges, runs role_main; does not return.
  */
-void worker_drop_privileges(const struct worker *w);
+void worker_run(struct worker *w, void (*role_main)(struct worker *w)) __attribute__((noreturn));
 /* Answers a relayctl request: status 0 ok, 1 failed; text is the output. */
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text);
 /* A connected non-blocking socket to queue.sock, or -1 (EAGAIN: backlog full). */
 int worker_connect_queue(const struct config *cfg);
 /* "STATE_DIR/name" into dst. */
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz);
-
-/* The roles. */
-void intake_main(struct worker *w);
-void queue_main(struct worker *w);
-void delivery_main(struct worker *w);
 
 #endif

@@ -9,6 +9,7 @@
 #include "queue/queue.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
+#include "common/peercred.h"
 #include "common/worker.h"
 #include "common/xmalloc.h"
 
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Retries come up to 5% early: a small spread, never past retry-max. */
@@ -215,6 +217,14 @@ static void queue_on_accept(int fd, uint32_t events, void *arg)
 				log_warnx("queue.sock: accept: %s", strerror(errno));
 			return;
 		}
+		/* Only relayd's workers, which all run as our uid, may queue or take mail. */
+		struct peercred pc;
+		if (peercred_get(s, &pc) < 0 || pc.uid != geteuid()) {
+			log_warnx("queue.sock: refused pid %d, uid %u: not a relayd worker",
+				  (int)pc.pid, (unsigned)pc.uid);
+			close(s);
+			continue;
+		}
 		struct queue_peer *p = xcalloc(1, sizeof(*p));
 		p->q = q;
 		p->ch = ipc_chan_new(q->w->loop, s, "queue peer", queue_on_frame,
@@ -245,6 +255,18 @@ static void queue_on_reload(struct worker *w)
 	queue_kick(q);
 }
 
+/* Mail is readable by relayd alone, also in files an older relayd made. */
+static void queue_private_files(const char *db)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	char path[4200];
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", db, suffixes[i]);
+		if (chmod(path, 0600) < 0 && errno != ENOENT)
+			log_warnx("chmod 0600 %s: %s", path, strerror(errno));
+	}
+}
+
 void queue_main(struct worker *w)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
@@ -253,7 +275,9 @@ void queue_main(struct worker *w)
 
 	q->w = w;
 	q->now = queue_wallclock;
-	q->listen_fd = w->queue_listen_fd;
+	if (w->nfds != 1)
+		fatal("queue: expected queue.sock from the master, got %zu descriptors", w->nfds);
+	q->listen_fd = w->fds[0];
 	q->waiting_tail = &q->waiting;
 	w->ctx = q;
 	queue_policy_load(q);
@@ -261,6 +285,7 @@ void queue_main(struct worker *w)
 	ev_timer_init(&q->wake, queue_on_wake, q);
 
 	worker_state_path(w->cfg, "queue.db", path, sizeof(path));
+	queue_private_files(path);
 	q->st = queue_store_open(path);
 	if (q->st == NULL)
 		fatal("cannot open the queue %s", path);

@@ -112,4 +112,7 @@ void queue_dlv_resync(struct queue *q);
 /* queue_ctl.c */
 void queue_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);
 
+/* The role's entry point (see common/worker.h). */
+void queue_main(struct worker *w);
+
 #endif

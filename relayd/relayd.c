@@ -21,12 +21,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
-	const char *roles = NULL;
+	const char *roles = NULL, *worker = NULL;
 	int foreground = 0, check_only = 0, verbose = 0, ch;
 
 	proctitle_init(argc, argv);
 	/* -X ROLES runs only some workers: for tests of one worker. */
-	while ((ch = getopt(argc, argv, "f:dnvX:")) != -1) {
+	/* -W ROLE: a worker, exec'd by the master (master_exec_role). */
+	while ((ch = getopt(argc, argv, "f:dnvX:W:")) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;
@@ -43,12 +44,19 @@ int main(int argc, char **argv)
 		case 'X':
 			roles = optarg;
 			break;
+		case 'W':
+			worker = optarg;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (optind != argc)
 		usage();
+	if (worker != NULL) {
+		log_init(worker, foreground, verbose);
+		master_worker_main(worker);
+	}
 
 	struct config cfg;
 	int errors = config_load(path, &cfg, stderr);
@@ -64,12 +72,19 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	/* Checked before daemon(): the reason reaches the terminal. */
+	char err[512];
+	if (master_state_dir(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "relayd: %s; not starting\n", err);
+		config_free(&cfg);
+		return 1;
+	}
 	if (!foreground && daemon(1, 0) < 0) {
 		perror("relayd: daemon");
 		return 1;
 	}
 	log_init("master", foreground, verbose);
-	int rc = master_run(&cfg, foreground, roles);
+	int rc = master_run(&cfg, foreground, verbose, roles);
 	config_free(&cfg);
 	return rc;
 }

@@ -108,6 +108,8 @@ struct dlv_outcome {
 };
 
 /* dlv_main.c */
+/* The role's entry point (see common/worker.h). */
+void delivery_main(struct worker *w);
 void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		      const struct dlv_outcome *o);
 /* Gives every undecided recipient the same outcome. */

@@ -465,8 +465,11 @@ SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, siz
 	int verify = policy == TLS_POLICY_VERIFY;
 	SSL_CTX **slot = verify ? &ctx->tls_verify_ctx : &ctx->tls_ctx;
 
+	const struct config *cfg = ctx->w->cfg;
+	const struct cfg_file *ca = cfg->tls_ca_file ? config_file(cfg, cfg->tls_ca_file) : NULL;
+
 	if (*slot == NULL)
-		*slot = tls_client_ctx(verify, ctx->w->cfg->tls_ca_file, err, errsz);
+		*slot = tls_client_ctx(verify, ca ? ca->data : NULL, ca ? ca->len : 0, err, errsz);
 	return *slot;
 }
 

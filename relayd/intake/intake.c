@@ -97,34 +97,53 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 	}
 }
 
-/* TLS context and auth-users from the current config. */
-static void intake_load_settings(struct intake *in)
+/*
+ * Reload, phase one: the TLS context and auth-users of ncfg, set aside
+ * until the commit. A certificate that does not load refuses the reload,
+ * so that a bad file never leaves intake without TLS or AUTH.
+ */
+static int intake_prepare(struct worker *w, const struct config *ncfg, char *err, size_t errsz)
 {
-	const struct config *cfg = in->w->cfg;
-	char err[256];
+	struct intake *in = w->ctx;
+	const struct cfg_file *cf = ncfg->tls_cert ? config_file(ncfg, ncfg->tls_cert) : NULL;
+	const struct cfg_file *kf = ncfg->tls_key ? config_file(ncfg, ncfg->tls_key) : NULL;
+	const struct cfg_file *uf = ncfg->auth_users ? config_file(ncfg, ncfg->auth_users) : NULL;
 
-	if (cfg->tls_cert != NULL && cfg->tls_key != NULL) {
-		SSL_CTX *ctx = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
-		if (ctx == NULL)
-			log_warnx("TLS disabled: %s", err);
-		/* Sessions in TLS hold their own reference to the old context. */
-		if (ctx != NULL || in->tls == NULL) {
-			SSL_CTX_free(in->tls);
-			in->tls = ctx;
-		}
-	} else {
-		SSL_CTX_free(in->tls);
-		in->tls = NULL;
+	SSL_CTX_free(in->next_tls);
+	in->next_tls = NULL;
+	smtp_auth_free(&in->next_auth);
+	if ((ncfg->tls_cert && (cf == NULL || kf == NULL)) || (ncfg->auth_users && uf == NULL)) {
+		snprintf(err, errsz, "intake was not handed its TLS or auth-users files");
+		return -1;
 	}
-	if (cfg->auth_users != NULL)
-		smtp_auth_load(&in->auth, cfg->auth_users);
-	else
-		smtp_auth_free(&in->auth);
+	if (cf && kf) {
+		in->next_tls = tls_server_ctx(cf->data, cf->len, kf->data, kf->len, err, errsz);
+		if (in->next_tls == NULL)
+			return -1;
+	}
+	if (uf)
+		smtp_auth_load(&in->next_auth, ncfg->auth_users, uf->data);
+	return 0;
 }
 
+/* Reload, phase two; sessions in TLS hold their own reference to the old context. */
 static void intake_on_reload(struct worker *w)
 {
-	intake_load_settings(w->ctx);
+	struct intake *in = w->ctx;
+	SSL_CTX_free(in->tls);
+	in->tls = in->next_tls;
+	in->next_tls = NULL;
+	smtp_auth_free(&in->auth);
+	in->auth = in->next_auth;
+	memset(&in->next_auth, 0, sizeof(in->next_auth));
+}
+
+static void intake_on_abort(struct worker *w)
+{
+	struct intake *in = w->ctx;
+	SSL_CTX_free(in->next_tls);
+	in->next_tls = NULL;
+	smtp_auth_free(&in->next_auth);
 }
 
 static void intake_on_stop(struct worker *w)
@@ -164,15 +183,19 @@ void intake_main(struct worker *w)
 	in->loop = w->loop;
 	w->ctx = in;
 	w->on_ctl = intake_on_ctl;
+	w->on_prepare = intake_prepare;
 	w->on_reload = intake_on_reload;
+	w->on_abort = intake_on_abort;
 	w->on_stop = intake_on_stop;
-	intake_load_settings(in);
-	worker_drop_privileges(w);
+	char err[256];
+	if (intake_prepare(w, cfg, err, sizeof(err)) < 0)
+		fatal("intake: %s", err);
+	intake_on_reload(w);
 
-	struct intake_listener *ls = xcalloc(w->nlisten_fds ? w->nlisten_fds : 1, sizeof(*ls));
-	for (size_t i = 0; i < w->nlisten_fds && i < cfg->nlistens; i++) {
+	struct intake_listener *ls = xcalloc(w->nfds ? w->nfds : 1, sizeof(*ls));
+	for (size_t i = 0; i < w->nfds && i < cfg->nlistens; i++) {
 		ls[i].in = in;
-		ls[i].fd = w->listen_fds[i];
+		ls[i].fd = w->fds[i];
 		ls[i].mode = cfg->listens[i].mode;
 		int fl = fcntl(ls[i].fd, F_GETFL);
 		if (fl < 0 || fcntl(ls[i].fd, F_SETFL, fl | O_NONBLOCK) < 0 ||

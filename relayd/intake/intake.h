@@ -8,12 +8,12 @@
 
 #include "smtp_auth.h"
 #include "common/event.h"
+#include "common/worker.h"
 
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct worker;
 struct ipc_chan;
 struct smtp_session;
 
@@ -27,6 +27,8 @@ struct intake {
 	struct ev_loop *loop;
 	SSL_CTX *tls;                  /* NULL: no certificate configured */
 	struct smtp_auth_db auth;
+	SSL_CTX *next_tls;             /* built by a reload's PREPARE, until COMMIT */
+	struct smtp_auth_db next_auth;
 	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
 	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
 	struct ev_timer queue_retry;
@@ -40,6 +42,9 @@ struct intake {
 		uint64_t connections, received, rejected;
 	} stats;
 };
+
+/* The role's entry point (see common/worker.h). */
+void intake_main(struct worker *w);
 
 /* intake_queue.c */
 /* Connects to the queue; waits a little for its answer before we serve. */

@@ -6,7 +6,6 @@
 #include "common/xmalloc.h"
 
 #include <crypt.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,26 +21,23 @@ void smtp_auth_free(struct smtp_auth_db *db)
 	db->n = 0;
 }
 
-int smtp_auth_load(struct smtp_auth_db *db, const char *path)
+void smtp_auth_load(struct smtp_auth_db *db, const char *name, const char *text)
 {
-	char *line = NULL;
-	size_t cap = 0;
 	unsigned lineno = 0;
+	char *copy = xstrdup(text), *save = NULL;
 
 	smtp_auth_free(db);
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		log_warnx("auth-users %s: %s", path, strerror(errno));
-		return -1;
-	}
-	while (getline(&line, &cap, f) > 0) {
+	for (char *line = copy; *line; line = save) {
+		size_t n = strcspn(line, "\n");
+		save = line + n + (line[n] != '\0');
+		line[n] = '\0';
 		lineno++;
-		line[strcspn(line, "\r\n")] = '\0';
+		line[strcspn(line, "\r")] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		char *colon = strchr(line, ':');
 		if (colon == NULL || colon == line || colon[1] == '\0') {
-			log_warnx("auth-users %s:%u: expected user:hash", path, lineno);
+			log_warnx("auth-users %s:%u: expected user:hash", name, lineno);
 			continue;
 		}
 		*colon = '\0';
@@ -50,10 +46,9 @@ int smtp_auth_load(struct smtp_auth_db *db, const char *path)
 		db->users[db->n].hash = xstrdup(colon + 1);
 		db->n++;
 	}
-	free(line);
-	fclose(f);
-	log_debug("auth-users %s: %zu users", path, db->n);
-	return 0;
+	explicit_bzero(copy, strlen(text));
+	free(copy);
+	log_debug("auth-users %s: %zu users", name, db->n);
 }
 
 /* Compares without an early exit, so timing says nothing about the hash. */

@@ -1,6 +1,7 @@
 /*
  * smtp_auth.h - the auth-users table: "user:hash" lines, the hash in
- * crypt(3) form (`openssl passwd -6`), loaded at start and on reload.
+ * crypt(3) form (`openssl passwd -6`), loaded at start and on reload
+ * from the file's content as the master hands it over.
  */
 #ifndef RELAYD_SMTP_AUTH_H
 #define RELAYD_SMTP_AUTH_H
@@ -17,8 +18,11 @@ struct smtp_auth_db {
 	size_t n;
 };
 
-/* Replaces db with the file's users; on error db is left empty and -1 returned. */
-int smtp_auth_load(struct smtp_auth_db *db, const char *path);
+/*
+ * Replaces db with the users in text, the content of the file name (for
+ * log lines; the master read it). Malformed lines are logged and skipped.
+ */
+void smtp_auth_load(struct smtp_auth_db *db, const char *name, const char *text);
 void smtp_auth_free(struct smtp_auth_db *db);
 /* 1 when user exists and pass matches its hash. */
 int smtp_auth_check(const struct smtp_auth_db *db, const char *user, const char *pass);

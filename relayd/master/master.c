@@ -1,8 +1,11 @@
 /*
- * master.c - forks and supervises the workers. A worker that dies is
- * restarted at once, or after a growing pause when it keeps dying soon
- * after start. SIGTERM stops everything within 5 seconds; SIGHUP rereads
- * the config and tells the workers to do the same.
+ * master.c - the composition root: which roles relayd runs, what each is
+ * given, and their supervision. Each worker is this program exec'd again
+ * (`relayd -W ROLE`): a fresh address space that holds nothing of the
+ * master's but the descriptors and the configuration part handed to it. A
+ * worker that dies is restarted at once, or after a growing pause when it
+ * keeps dying soon after start. SIGTERM stops everything within 5 seconds;
+ * SIGHUP reloads (master_config.c).
  */
 #include "master.h"
 #include "proctitle.h"
@@ -11,16 +14,18 @@
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "queue/queue.h"
+#include "relayd/delivery/dlv.h"
+#include "relayd/intake/intake.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -31,78 +36,91 @@
 #define MASTER_QUICK_DEATH_S 10
 #define MASTER_RESTART_MAX_MS 30000
 
+/* The roles, and the descriptors the master passes to each. */
+enum master_fds { FDS_NONE, FDS_LISTEN, FDS_QUEUE };
+
 static const struct {
 	const char *role;
 	void (*main)(struct worker *w);
 	unsigned ctl_target;
+	enum master_fds fds;
 } master_roles[MASTER_NWORKERS] = {
 	/* The queue first: the others connect to it. */
-	{"queue", queue_main, CTL_QUEUE},
-	{"intake", intake_main, CTL_INTAKE},
-	{"delivery", delivery_main, CTL_DELIVERY},
+	{"queue", queue_main, CTL_QUEUE, FDS_QUEUE},
+	{"intake", intake_main, CTL_INTAKE, FDS_LISTEN},
+	{"delivery", delivery_main, CTL_DELIVERY, FDS_NONE},
 };
 
 static void master_start_worker(struct master *m, struct master_worker *mw);
 
-/* In the child: keep only the descriptors this role needs. */
-static void master_child_fds(struct master *m, struct master_worker *mw, int keep_fd)
+/* The descriptors a role gets, from WORKER_FIRST_FD on, in order. */
+static size_t master_role_fds(const struct master *m, const struct master_worker *mw,
+			      const int **fds)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL)
-		fatal("opendir /proc/self/fd: %s", strerror(errno));
-	int dfd = dirfd(d);
-	/* Tools like valgrind keep descriptors above the limit they report. */
-	struct rlimit rl;
-	int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (int)rl.rlim_cur : 1024;
-	struct dirent *de;
-	int *close_list = NULL;
-	size_t nclose = 0;
-	while ((de = readdir(d)) != NULL) {
-		int fd = atoi(de->d_name);
-		if (de->d_name[0] == '.' || fd <= 2 || fd >= maxfd || fd == dfd || fd == keep_fd)
-			continue;
-		if (strcmp(mw->role, "queue") == 0 && fd == m->queue_fd)
-			continue;
-		int is_listen = 0;
-		for (size_t i = 0; i < m->nlisten_fds; i++)
-			is_listen |= (fd == m->listen_fds[i]);
-		if (is_listen && strcmp(mw->role, "intake") == 0)
-			continue;
-		close_list = xreallocarray(close_list, nclose + 1, sizeof(int));
-		close_list[nclose++] = fd;
+	switch (master_roles[mw - m->workers].fds) {
+	case FDS_LISTEN:
+		*fds = m->listen_fds;
+		return m->nlisten_fds;
+	case FDS_QUEUE:
+		*fds = &m->queue_fd;
+		return 1;
+	case FDS_NONE:
+		break;
 	}
-	closedir(d);
-	for (size_t i = 0; i < nclose; i++)
-		close(close_list[i]);
-	free(close_list);
+	*fds = NULL;
+	return 0;
 }
 
-static void master_exec_role(struct master *m, struct master_worker *mw, int fd)
+/*
+ * In the child: the channel becomes WORKER_MASTER_FD, the role's sockets
+ * follow it, everything else is closed, and relayd starts anew as the
+ * worker. Copies above the targets first, so that no dup2 overwrites a
+ * descriptor still to be moved.
+ */
+static void master_exec_role(struct master *m, struct master_worker *mw, int chan_fd)
 {
-	char title[64];
+	const int *fds;
+	size_t n = master_role_fds(m, mw, &fds);
+	int top = WORKER_FIRST_FD + (int)n;
+	int tmp_chan = fcntl(chan_fd, F_DUPFD, top);
+	int *tmp = xcalloc(n ? n : 1, sizeof(int));
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = fcntl(fds[i], F_DUPFD, top);
+	if (tmp_chan < 0 || dup2(tmp_chan, WORKER_MASTER_FD) < 0)
+		_exit(127);
+	for (size_t i = 0; i < n; i++)
+		if (tmp[i] < 0 || dup2(tmp[i], WORKER_FIRST_FD + (int)i) < 0)
+			_exit(127);
+	close_range((unsigned)top, ~0u, 0);
 	sigset_t none;
-
-	log_close();
-	master_child_fds(m, mw, fd);
-	log_init(mw->role, m->foreground, log_verbose());
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGCHLD, SIG_DFL);
-	snprintf(title, sizeof(title), "relayd: %s", mw->role);
-	proctitle_set(title);
+	char *argv[] = {"relayd", "-W", (char *)mw->role, NULL, NULL, NULL};
+	int argc = 3;
+	if (m->foreground)
+		argv[argc++] = "-d";
+	if (m->verbose)
+		argv[argc++] = "-v";
+	execv(m->exe, argv);
+	_exit(127);
+}
+
+void master_worker_main(const char *role)
+{
 	struct worker w;
-	memset(&w, 0, sizeof(w));
-	w.role = mw->role;
-	w.cfg = m->cfg;
-	w.master_fd = fd;
-	w.queue_listen_fd = strcmp(mw->role, "queue") == 0 ? m->queue_fd : -1;
-	if (strcmp(mw->role, "intake") == 0) {
-		w.listen_fds = m->listen_fds;
-		w.nlisten_fds = m->nlisten_fds;
-		/* Intake reads the TLS key and auth-users before it drops. */
-		w.late_drop = 1;
+	char title[64];
+
+	for (int i = 0; i < MASTER_NWORKERS; i++) {
+		if (strcmp(master_roles[i].role, role) != 0)
+			continue;
+		memset(&w, 0, sizeof(w));
+		w.role = master_roles[i].role;
+		snprintf(title, sizeof(title), "relayd: %s", w.role);
+		proctitle_set(title);
+		worker_run(&w, master_roles[i].main);
 	}
-	worker_run(&w, mw->main);
+	fatal("-W %s: no such role", role);
 }
 
 static void master_on_worker(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
@@ -113,6 +131,17 @@ static void master_on_worker(struct ipc_chan *ch, uint32_t type, const uint8_t *
 	case MSG_HEALTH_OK:
 		mw->health_missed = 0;
 		break;
+	case MSG_CFG_READY:
+		master_reload_answer(mw, 1, NULL);
+		break;
+	case MSG_CFG_REFUSED: {
+		struct ipc_rd rd;
+		char reason[512];
+		ipc_rd_init(&rd, p, len);
+		ipc_get_str(&rd, reason, sizeof(reason));
+		master_reload_answer(mw, 0, ipc_rd_done(&rd) == 0 ? reason : "(unreadable)");
+		break;
+	}
 	case MSG_CTL_REP:
 		master_control_reply(mw->m, p, len);
 		break;
@@ -130,6 +159,7 @@ static void master_worker_chan_closed(struct ipc_chan *ch, void *arg)
 	struct master_worker *mw = arg;
 	(void)ch;
 	master_control_worker_gone(mw->m, mw);
+	master_reload_worker_gone(mw);
 }
 
 static void master_restart_cb(void *arg)
@@ -164,6 +194,8 @@ static void master_start_worker(struct master *m, struct master_worker *mw)
 	ipc_chan_free(mw->chan);
 	mw->chan = ipc_chan_new(m->loop, sv[0], mw->role, master_on_worker,
 				master_worker_chan_closed, mw);
+	const int *fds;
+	master_config_send(mw, m->cfg, MSG_CFG_START, (uint32_t)master_role_fds(m, mw, &fds));
 	log_info("started %s worker, pid %d", mw->role, (int)pid);
 }
 
@@ -194,6 +226,7 @@ static void master_reaped(struct master *m, struct master_worker *mw, int status
 	ipc_chan_free(mw->chan);
 	mw->chan = NULL;
 	master_control_worker_gone(m, mw);
+	master_reload_worker_gone(mw);
 	if (m->stopping) {
 		log_info("%s worker %s", mw->role, how);
 		return;
@@ -243,6 +276,7 @@ static void master_stop(struct master *m)
 		return;
 	m->stopping = 1;
 	log_info("stopping");
+	master_reload_cancel(m);
 	for (int i = 0; i < MASTER_NWORKERS; i++) {
 		struct master_worker *mw = &m->workers[i];
 		ev_timer_stop(m->loop, &mw->restart);
@@ -256,24 +290,6 @@ static void master_stop(struct master *m)
 	ev_timer_start(m->loop, &m->stop_timer, MASTER_STOP_GRACE_MS);
 }
 
-int master_reload(struct master *m)
-{
-	struct config ncfg;
-	if (config_load(m->cfg->path, &ncfg, stderr) != 0) {
-		log_errx("reload: %s has errors; keeping the running configuration", m->cfg->path);
-		config_free(&ncfg);
-		return -1;
-	}
-	/* Sockets stay as they are: listen changes need a restart. */
-	config_free(m->cfg);
-	*m->cfg = ncfg;
-	log_info("reloading configuration");
-	for (int i = 0; i < MASTER_NWORKERS; i++)
-		if (m->workers[i].pid != 0)
-			ipc_send(m->workers[i].chan, MSG_RELOAD, NULL, 0);
-	return 0;
-}
-
 static void master_on_signal(int signo, void *arg)
 {
 	struct master *m = arg;
@@ -282,7 +298,7 @@ static void master_on_signal(int signo, void *arg)
 		master_sigchld(m);
 		break;
 	case SIGHUP:
-		master_reload(m);
+		master_reload(m, 0);
 		break;
 	default:
 		master_stop(m);
@@ -316,7 +332,6 @@ static int master_roles_enable(struct master *m, const char *roles)
 		struct master_worker *mw = &m->workers[i];
 		mw->m = m;
 		mw->role = master_roles[i].role;
-		mw->main = master_roles[i].main;
 		mw->ctl_target = master_roles[i].ctl_target;
 		mw->enabled = roles == NULL;
 		ev_timer_init(&mw->restart, master_restart_cb, mw);
@@ -350,23 +365,7 @@ static int master_role_enabled(const struct master *m, const char *role)
 	return 0;
 }
 
-static int master_state_dir(const struct config *cfg)
-{
-	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) {
-		log_errx("state-dir %s: %s", cfg->state_dir, strerror(errno));
-		return -1;
-	}
-	if (getuid() == 0 && cfg->user) {
-		struct passwd *pw = getpwnam(cfg->user);
-		if (pw == NULL || chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
-			log_errx("state-dir %s: cannot hand it to %s", cfg->state_dir, cfg->user);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int master_run(struct config *cfg, int foreground, const char *roles)
+int master_run(struct config *cfg, int foreground, int verbose, const char *roles)
 {
 	struct master m;
 	char path[512];
@@ -375,12 +374,17 @@ int master_run(struct config *cfg, int foreground, const char *roles)
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.foreground = foreground;
+	m.verbose = verbose;
 	m.queue_fd = m.control_fd = -1;
 	m.started = ev_wallclock();
 	if (master_roles_enable(&m, roles) < 0)
 		return 2;
-	if (master_state_dir(cfg) < 0)
+	ssize_t n = readlink("/proc/self/exe", m.exe, sizeof(m.exe) - 1);
+	if (n <= 0 || (size_t)n >= sizeof(m.exe) - 1) {
+		log_errx("cannot find this program (/proc/self/exe)");
 		return 1;
+	}
+	m.exe[n] = '\0';
 	m.loop = ev_loop_new();
 	ev_timer_init(&m.stop_timer, master_stop_grace_over, &m);
 	ev_timer_init(&m.health_timer, master_health, &m);

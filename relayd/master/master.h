@@ -13,13 +13,13 @@
 
 struct ipc_chan;
 struct master_req;
+struct master_reload;
 
 struct master;
 
 struct master_worker {
 	struct master *m;
 	const char *role;
-	void (*main)(struct worker *w);
 	unsigned ctl_target;         /* enum ctl_target bit */
 	int enabled;                 /* -X can leave a role out */
 	pid_t pid;                   /* 0: not running */
@@ -47,13 +47,29 @@ struct master {
 	struct ev_timer health_timer;
 	struct master_req *reqs;
 	uint32_t next_reqid;
+	struct master_reload *reload; /* the reload in progress, or NULL */
+	char exe[4096];               /* this program, exec'd for each worker */
+	int verbose;
 };
 
 /* roles: NULL for all, or "intake,queue". Returns the exit status. */
-int master_run(struct config *cfg, int foreground, const char *roles);
+int master_run(struct config *cfg, int foreground, int verbose, const char *roles);
+/* relayd -W ROLE: the program of one worker; does not return. */
+void master_worker_main(const char *role) __attribute__((noreturn));
 
-/* Rereads the config; workers follow. -1 (old config kept) on errors. */
-int master_reload(struct master *m);
+/* master_config.c */
+/* The config text and the role's files, then a frame of type (START: with nfds). */
+void master_config_send(struct master_worker *mw, const struct config *cfg, uint32_t type,
+			uint32_t nfds);
+/*
+ * Rereads the config and its files and runs the two-phase reload; the
+ * outcome goes to the relayctl request ctl_id (0: none, e.g. SIGHUP).
+ */
+int master_reload(struct master *m, uint32_t ctl_id);
+/* A worker's READY (ready 1) or REFUSED answer to PREPARE. */
+void master_reload_answer(struct master_worker *mw, int ready, const char *reason);
+void master_reload_worker_gone(struct master_worker *mw);
+void master_reload_cancel(struct master *m);
 
 /* master_control.c */
 int master_control_open(struct master *m);
@@ -64,6 +80,12 @@ void master_control_reply(struct master *m, const uint8_t *p, size_t len);
 void master_control_part(struct master *m, const uint8_t *p, size_t len);
 /* A worker went away: its pending requests get an error. */
 void master_control_worker_gone(struct master *m, struct master_worker *mw);
+/* The master's own answer to a request it kept waiting (reload). */
+void master_control_done(struct master *m, uint32_t id, int status, const char *text);
+
+/* master_statedir.c */
+/* Makes, hands over and checks state-dir; -1 with the reason in err. */
+int master_state_dir(const struct config *cfg, char *err, size_t errsz);
 
 /* master_sockets.c */
 int master_listen_open(struct master *m);

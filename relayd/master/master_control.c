@@ -1,6 +1,7 @@
 /*
  * master_control.c - control.sock: relayctl's requests. The master answers
- * status and reload itself and forwards the rest, per the table in
+ * status and reload itself (reload once the workers have answered) and
+ * forwards the rest, per the table in
  * common/ctl.c, to the worker(s) that own the data; stats from several
  * workers are merged into one list. A single worker's long answer comes in
  * MSG_CTL_PART frames that go straight on to the client as they arrive, so
@@ -13,6 +14,7 @@
 #include "common/ipc.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
+#include "common/peercred.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
@@ -29,6 +31,7 @@
 struct master_client {
 	struct master *m;
 	struct ipc_chan *ch;
+	struct peercred cred;
 };
 
 struct master_req {
@@ -258,23 +261,46 @@ static void ctl_status(struct master *m, struct buf *out)
 	}
 }
 
-/* The master's own commands, by name. */
-static int ctl_master_cmd(struct master *m, const char *name, struct buf *out)
+/* status: answered at once. */
+static void ctl_cmd_status(struct master *m, struct master_req *rq)
 {
-	if (strcmp(name, "status") == 0) {
-		ctl_status(m, out);
-		return CTL_EXIT_OK;
-	}
-	if (strcmp(name, "reload") == 0) {
-		if (master_reload(m) < 0) {
-			buf_appendf(out, "relayd: %s has errors; the running configuration stays\n",
-				    m->cfg->path);
-			return CTL_EXIT_FAIL;
+	ctl_status(m, &rq->out);
+	rq->status = CTL_EXIT_OK;
+	ctl_req_finish(m, rq);
+}
+
+/* reload: answered when every worker took the new config, or none did. */
+static void ctl_cmd_reload(struct master *m, struct master_req *rq)
+{
+	rq->waiting = CTL_MASTER;
+	ev_timer_start(m->loop, &rq->timer, CTL_TIMEOUT_MS);
+	master_reload(m, rq->id | CTL_MASTER);
+}
+
+/* The master's own commands. */
+static const struct {
+	const char *name;
+	void (*run)(struct master *m, struct master_req *rq);
+} ctl_master_cmds[] = {
+	{"status", ctl_cmd_status},
+	{"reload", ctl_cmd_reload},
+};
+
+static void ctl_master_cmd(struct master *m, struct master_req *rq)
+{
+	for (size_t i = 0; i < sizeof(ctl_master_cmds) / sizeof(ctl_master_cmds[0]); i++)
+		if (strcmp(ctl_master_cmds[i].name, rq->cmd->name) == 0) {
+			ctl_master_cmds[i].run(m, rq);
+			return;
 		}
-		buf_appendf(out, "configuration reloaded\n");
-		return CTL_EXIT_OK;
-	}
-	fatal("ctl: master command %s not handled", name);
+	fatal("ctl: master command %s not handled", rq->cmd->name);
+}
+
+void master_control_done(struct master *m, uint32_t id, int status, const char *text)
+{
+	struct master_req *rq = ctl_req_find(m, id);
+	if (rq != NULL)
+		ctl_req_part_done(m, rq, id & 0xffu, status, text);
 }
 
 static void ctl_forward(struct master *m, struct master_req *rq, int argc, char **argv)
@@ -307,6 +333,13 @@ static void ctl_forward(struct master *m, struct master_req *rq, int argc, char 
 	}
 }
 
+/* Commands that change the queue or the config: root and control-group. */
+static int ctl_may_mutate(const struct master *m, const struct peercred *pc)
+{
+	return pc->uid == 0 ||
+	       (m->cfg->control_group && peercred_in_group(pc, (gid_t)m->cfg->control_gid));
+}
+
 static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
 {
 	struct master *m = cl->m;
@@ -332,6 +365,16 @@ static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
 		ctl_send(cl, reqid, CTL_EXIT_USAGE, ctl_usage());
 		goto out;
 	}
+	if (cmd->mutates && !ctl_may_mutate(m, &cl->cred)) {
+		char msg[256];
+		log_warnx("control: refused \"%s\" to uid %u (root or control-group only)",
+			  cmd->name, (unsigned)cl->cred.uid);
+		snprintf(msg, sizeof(msg), "relayd: permission denied: %s is for root%s%s\n",
+			 cmd->name, m->cfg->control_group ? " and group " : "",
+			 m->cfg->control_group ? m->cfg->control_group : "");
+		ctl_send(cl, reqid, CTL_EXIT_FAIL, msg);
+		goto out;
+	}
 	struct master_req *rq = xcalloc(1, sizeof(*rq));
 	rq->m = m;
 	rq->id = (++m->next_reqid) << 8;
@@ -344,8 +387,7 @@ static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
 	rq->next = m->reqs;
 	m->reqs = rq;
 	if (cmd->targets == CTL_MASTER) {
-		rq->status = ctl_master_cmd(m, cmd->name, &rq->out);
-		ctl_req_finish(m, rq);
+		ctl_master_cmd(m, rq);
 		goto out;
 	}
 	ctl_forward(m, rq, (int)argc, argv);
@@ -390,6 +432,12 @@ static void ctl_accept(int fd, uint32_t events, void *arg)
 		return;
 	}
 	struct master_client *cl = xcalloc(1, sizeof(*cl));
+	if (peercred_get(cfd, &cl->cred) < 0) {
+		log_warnx("control: peer credentials: %s", strerror(errno));
+		close(cfd);
+		free(cl);
+		return;
+	}
 	cl->m = m;
 	cl->ch = ipc_chan_new(m->loop, cfd, "relayctl", ctl_on_frame, ctl_on_close, cl);
 	if (cl->ch == NULL)
@@ -400,7 +448,9 @@ int master_control_open(struct master *m)
 {
 	char path[512];
 	worker_state_path(m->cfg, "control.sock", path, sizeof(path));
-	m->control_fd = master_unix_listen(path, 0660);
+	/* Who may connect is the state dir's mode (0700, or 0750 for control-group);
+	 * what each peer may do is decided per command from its credentials. */
+	m->control_fd = master_unix_listen(path, 0666);
 	if (m->control_fd < 0) {
 		log_errx("%s: %s", path, strerror(errno));
 		return -1;

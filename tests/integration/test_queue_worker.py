@@ -663,7 +663,7 @@ class TestDiskFull(unittest.TestCase):
         self.addCleanup(shutil.rmtree, r.dir, True)
         self.addCleanup(subprocess.run, ["umount", r.state_dir], timeout=10)
         self.addCleanup(r.stop)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", r.state_dir],
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", r.state_dir],
                        check=True, timeout=10)
         r.start()
         wait_for(lambda: os.path.exists(os.path.join(r.state_dir, "queue.sock")),

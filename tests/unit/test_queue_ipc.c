@@ -13,6 +13,7 @@
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/worker.h"
+#include "queue/queue.h"
 
 #include <check.h>
 #include <signal.h>
@@ -40,6 +41,25 @@ static void set_timeout(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+/* The worker's configuration, as the master sends it: text, then START. */
+static void send_config(int fd)
+{
+	char text[256];
+	struct ipc_wr wr;
+	int n = snprintf(text, sizeof(text), "hostname relay.test\nstate-dir %s\n", dir);
+	ipc_wr_init(&wr);
+	ipc_put_str(&wr, "test.conf");
+	ipc_put_u32(&wr, 1);
+	ipc_put_bytes(&wr, text, (size_t)n);
+	ck_assert_int_eq(ipc_write_frame_blocking(fd, MSG_CFG_FILE, buf_head(&wr.b), buf_avail(&wr.b)), 0);
+	ipc_wr_free(&wr);
+	ipc_wr_init(&wr);
+	ipc_put_str(&wr, "test.conf");
+	ipc_put_u32(&wr, 1);
+	ck_assert_int_eq(ipc_write_frame_blocking(fd, MSG_CFG_START, buf_head(&wr.b), buf_avail(&wr.b)), 0);
+	ipc_wr_free(&wr);
+}
+
 static void start_worker(void)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -53,16 +73,11 @@ static void start_worker(void)
 	child = fork();
 	ck_assert_int_ge(child, 0);
 	if (child == 0) {
-		static struct config cfg;
+		/* As the master hands them over: the channel, then queue.sock. */
 		static struct worker w;
-		close(sp[0]);
-		config_defaults(&cfg);
-		cfg.state_dir = strdup(dir);
-		snprintf(cfg.hostname, sizeof(cfg.hostname), "relay.test");
+		if (dup2(sp[1], WORKER_MASTER_FD) < 0 || dup2(lfd, WORKER_FIRST_FD) < 0)
+			_exit(3);
 		w.role = "queue";
-		w.cfg = &cfg;
-		w.master_fd = sp[1];
-		w.queue_listen_fd = lfd;
 		log_init("queue", 1, 1);
 		worker_run(&w, queue_main);
 	}
@@ -70,6 +85,7 @@ static void start_worker(void)
 	close(lfd);
 	master_fd = sp[0];
 	set_timeout(master_fd);
+	send_config(master_fd);
 }
 
 static void setup(void)

@@ -1,0 +1,316 @@
+"""Privilege separation as shipped (issue 9, points 1-3): each worker is a
+fresh program holding only its part of the configuration; a reload with
+`user nobody` and root-only secret files takes effect in every process or
+in none; the state dir, the queue files and the two sockets keep other
+local users out.
+
+Secrets are looked for in the workers' memory itself (/proc/PID/mem, as
+root): a password that the delivery worker holds must not be found in
+intake or the queue, the server key not in delivery or the queue."""
+import grp
+import os
+import pwd
+import re
+import secrets
+import smtplib
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import RELAYD, RELAYCTL, Relayd, free_port
+from intake_util import (USERS, Upstream, auth_users_file, cert, plain_ir, token)
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    return pred()
+
+
+def memory_has(pid, needle):
+    """True when bytes needle are anywhere in the readable memory of pid."""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if not perms.startswith("r") or line.rstrip().endswith(("[vvar]", "[vsyscall]")):
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+def relayd_as_nobody(conf_extra):
+    """A started Relayd whose state dir nobody can reach (the harness's temp
+    dir is 0700); the caller cleans it up."""
+    r = Relayd(conf_extra=conf_extra, start=False)
+    os.chmod(r.dir, 0o755)
+    try:
+        r.start()
+    except BaseException:
+        r.cleanup()
+        raise
+    return r
+
+
+def root_only(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def key_marker(key_path):
+    """A line of the key's base64 body: present wherever the key is held."""
+    with open(key_path) as f:
+        lines = [l.strip() for l in f if l.strip() and not l.startswith("-----")]
+    return lines[len(lines) // 2].encode()
+
+
+def relay_ok(port, rcpt="someone@example.org"):
+    """The RCPT reply code for an outside recipient from 127.0.0.1."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail("sender@client.test")
+        return c.rcpt(rcpt)
+
+
+def auth_code(port, user, password):
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.starttls()
+        c.ehlo("client.test")
+        return c.docmd("AUTH", "PLAIN " + plain_ir(user, password))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: user nobody, /proc/PID/mem, chown")
+class PrivsepTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = self.enterContext(tempfile.TemporaryDirectory())
+        c, k = cert()
+        self.key = root_only(os.path.join(self.tmp, "server.key"), read(k))
+        self.cert = c
+        self.users = root_only(os.path.join(self.tmp, "users"), read(auth_users_file()))
+        self.smart_pass = "SmartPass-" + secrets.token_hex(12)
+        self.smart_auth = root_only(os.path.join(self.tmp, "smart.auth"),
+                                    "relayuser %s\n" % self.smart_pass)
+
+    def conf(self, mynetworks="127.0.0.1/32", extra=""):
+        return ("user nobody\nmynetworks %s\ntls-cert %s\ntls-key %s\nauth-users %s\n"
+                "smarthost [127.0.0.1]:%d tls=may auth=%s\nretry-min 1h\n%s"
+                % (mynetworks, self.cert, self.key, self.users, free_port(), self.smart_auth, extra))
+
+    def start(self, **kw):
+        r = relayd_as_nobody(self.conf(**kw))
+        self.addCleanup(r.cleanup)
+        pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+        self.assertTrue(pids, "relayd did not start its workers:\n" + r.log())
+        return r, pids
+
+    def rewrite_conf(self, r, **kw):
+        base = r.conf.split("user nobody")[0]
+        with open(r.conf_path, "w") as f:
+            f.write(base + self.conf(**kw))
+
+    def test_each_worker_holds_only_its_part(self):
+        r, pids = self.start()
+        # Sanity: the scan finds what a process does hold.
+        self.assertTrue(memory_has(pids["delivery"], self.smart_pass.encode()),
+                        "delivery should hold the smarthost password")
+        self.assertTrue(memory_has(pids["intake"], key_marker(self.key)),
+                        "intake should hold the server key")
+        for role in ("intake", "queue"):
+            self.assertFalse(memory_has(pids[role], self.smart_pass.encode()),
+                             "%s holds the smarthost password" % role)
+        for role in ("delivery", "queue"):
+            self.assertFalse(memory_has(pids[role], key_marker(self.key)),
+                             "%s holds the server TLS key" % role)
+        alice_hash = read(self.users).split("alice:")[1].split("\n")[0].encode()
+        for role in ("delivery", "queue"):
+            self.assertFalse(memory_has(pids[role], alice_hash), "%s holds auth-users" % role)
+
+    def test_workers_are_fresh_programs_as_nobody(self):
+        r, pids = self.start()
+        master_maps = read("/proc/%d/maps" % pids["master"])
+        aslr = read("/proc/sys/kernel/randomize_va_space").strip() != "0"
+        for role in ("intake", "queue", "delivery"):
+            pid = pids[role]
+            status = read("/proc/%d/status" % pid)
+            uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+            self.assertEqual(set(int(u) for u in uids), {NOBODY.pw_uid}, role)
+            self.assertEqual(os.path.realpath("/proc/%d/exe" % pid), os.path.realpath(RELAYD))
+            if aslr:
+                # exec'd, not only forked: a layout of its own.
+                self.assertNotEqual(read("/proc/%d/maps" % pid).split("\n")[0],
+                                    master_maps.split("\n")[0], role)
+            # Nothing of the master's but what the role was handed.
+            fds = os.listdir("/proc/%d/fd" % pid)
+            targets = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in fds]
+            self.assertFalse(any("control.sock" in t for t in targets), role)
+
+    def test_reload_as_nobody_with_root_only_files_takes_effect(self):
+        r, pids = self.start()
+        self.assertEqual(relay_ok(r.port)[0], 250)
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
+        mark = len(r.log())
+        self.rewrite_conf(r, mynetworks="192.0.2.0/24")
+        p = r.ctl("reload")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.strip(), "configuration reloaded")
+        for role in ("intake", "queue", "delivery"):
+            r.wait_log(r"%s: configuration reloaded" % role, start=mark)
+        code, text = relay_ok(r.port)
+        self.assertEqual((code, text.split()[0]), (554, b"5.7.1"))
+        # The root-only auth-users was handed over again: AUTH still works.
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
+        self.assertEqual(auth_code(r.port, "alice", "wrong")[0], 535)
+        self.assertEqual(r.pids(), pids, "a reload restarts no worker")
+
+    def test_refused_reload_changes_nothing_anywhere(self):
+        r, pids = self.start()
+        mark = len(r.log())
+        self.rewrite_conf(r, mynetworks="192.0.2.0/24")
+        with open(self.key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+        p = r.ctl("reload")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stderr, r"reload refused: .*TLS.*the running configuration stays")
+        self.assertNotRegex(r.log()[mark:], r"(intake|queue|delivery): configuration reloaded")
+        # The old mynetworks and the old auth table are in force.
+        self.assertEqual(relay_ok(r.port)[0], 250)
+        self.assertEqual(auth_code(r.port, "bob", USERS["bob"])[0], 235)
+
+    def test_unchangeable_setting_refuses_the_whole_reload(self):
+        r, pids = self.start()
+        mark = len(r.log())
+        self.rewrite_conf(r, mynetworks="192.0.2.0/24")
+        with open(r.conf_path, "a") as f:
+            f.write("user daemon\n")
+        p = r.ctl("reload")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("reload refused: user changed (restart relayd for that)", p.stderr)
+        self.assertEqual(relay_ok(r.port)[0], 250)
+        self.assertNotRegex(r.log()[mark:], r"configuration reloaded")
+
+    def test_sighup_reload(self):
+        r, pids = self.start()
+        mark = len(r.log())
+        self.rewrite_conf(r, mynetworks="192.0.2.0/24")
+        os.kill(pids["master"], 1)
+        r.wait_log(r"master: configuration reloaded", start=mark)
+        self.assertEqual(relay_ok(r.port)[0], 554)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: user nobody, chown")
+class LocalSecurityTest(unittest.TestCase):
+    def test_state_dir_and_queue_files_are_private(self):
+        with Upstream() as up, relayd_as_nobody("user nobody\n" + up.conf()) as r:
+            wait_for(lambda: len(r.pids()) == 4)
+            t = token()
+            with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as c:
+                c.sendmail("a@client.test", ["b@example.org"], "Subject: %s\r\n\r\nx\r\n" % t)
+            up.wait_for(t)
+            st = os.stat(r.state_dir)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+            self.assertEqual(st.st_uid, NOBODY.pw_uid)
+            files = [f for f in os.listdir(r.state_dir) if f.startswith("queue.db")]
+            self.assertIn("queue.db-wal", files)
+            for f in files:
+                st = os.stat(os.path.join(r.state_dir, f))
+                self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, f)
+                self.assertEqual(st.st_uid, NOBODY.pw_uid, f)
+            # Another local user cannot read the queue.
+            daemon = pwd.getpwnam("daemon")
+            p = subprocess.run(["cat", os.path.join(r.state_dir, "queue.db-wal")],
+                               capture_output=True, timeout=10,
+                               preexec_fn=lambda: (os.setgid(daemon.pw_gid), os.setuid(daemon.pw_uid)))
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"Permission denied", p.stderr)
+
+    def refused_start(self, prepare):
+        r = Relayd(start=False)
+        self.addCleanup(r.cleanup)
+        prepare(r.state_dir)
+        p = subprocess.run([RELAYD, "-d", "-f", r.conf_path], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        return p.stderr
+
+    def test_refuses_state_dir_writable_by_others(self):
+        err = self.refused_start(lambda d: os.chmod(d, 0o777))
+        self.assertRegex(err, r"state-dir \S+ is writable by others \(mode 0777\); make it 0700; not starting")
+
+    def test_refuses_state_dir_of_another_user(self):
+        err = self.refused_start(lambda d: os.chown(d, pwd.getpwnam("daemon").pw_uid, -1))
+        self.assertRegex(err, r"state-dir \S+ belongs to uid %d" % pwd.getpwnam("daemon").pw_uid)
+
+    def test_queue_sock_takes_only_workers(self):
+        with relayd_as_nobody("user nobody\n") as r:
+            wait_for(lambda: len(r.pids()) == 4)
+            mark = len(r.log())
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(os.path.join(r.state_dir, "queue.sock"))
+            # HELLO as intake (MSG_Q_HELLO = 40, u32 role 1): no HELLO_OK, closed.
+            s.sendall(struct.pack("=II", 40, 4) + struct.pack("=I", 1))
+            try:
+                got = s.recv(64)
+            except ConnectionResetError:
+                got = b""  # closed with our HELLO unread: also a refusal
+            self.assertEqual(got, b"", "queue.sock answered a stranger")
+            s.close()
+            r.wait_log(r"queue.sock: refused pid %d, uid 0: not a relayd worker" % os.getpid(),
+                       start=mark)
+
+    def ctl_as(self, r, uid, gid, groups, *args):
+        def drop():
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+        return subprocess.run([RELAYCTL, "-f", r.conf_path] + list(args), capture_output=True,
+                              text=True, timeout=20, preexec_fn=drop)
+
+    def test_control_sock_read_only_unless_root_or_control_group(self):
+        mail = grp.getgrnam("mail")
+        with relayd_as_nobody("user nobody\ncontrol-group mail\n") as r:
+            wait_for(lambda: len(r.pids()) == 4)
+            st = os.stat(r.state_dir)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o750)
+            self.assertEqual(st.st_gid, mail.gr_gid)
+            plain = (NOBODY.pw_uid, NOBODY.pw_gid, [])
+            p = self.ctl_as(r, *plain, "status")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("intake", p.stdout)
+            self.assertEqual(self.ctl_as(r, *plain, "queue").returncode, 0)
+            for cmd in (["flush"], ["delete", "all"], ["reload"]):
+                p = self.ctl_as(r, *plain, *cmd)
+                self.assertEqual(p.returncode, 1, cmd)
+                self.assertIn("permission denied: %s is for root and group mail" % cmd[0], p.stderr)
+            member = (NOBODY.pw_uid, NOBODY.pw_gid, [mail.gr_gid])
+            p = self.ctl_as(r, *member, "flush")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(r.ctl("flush").returncode, 0)
+            r.wait_log(r"control: refused \"flush\" to uid %d" % NOBODY.pw_uid)
+
+
+if __name__ == "__main__":
+    unittest.main()
