@@ -64,20 +64,59 @@ void queue_policy_load(struct queue *q)
 	q->pol.hostname = cfg->hostname;
 }
 
+/*
+ * The longest a write transaction stays open. An END commits at once (group
+ * commit); content of a message still streaming, in-flight marks of the
+ * scheduler and deletions after an ABORT have nothing to wait for, and must
+ * not hold the write lock and the WAL until the next END comes.
+ */
+#define QUEUE_TXN_MAX_MS 20
+
 int queue_txn(struct queue *q)
 {
 	if (queue_store_in_txn(q->st))
 		return 0;
 	/* Counted even when BEGIN fails: writers of this attempt are told apart. */
 	q->gen++;
+	if (!ev_timer_pending(&q->txn_timer))
+		ev_timer_start(q->w->loop, &q->txn_timer, QUEUE_TXN_MAX_MS);
 	return queue_store_begin(q->st);
 }
+
+static void queue_on_txn_timer(void *arg)
+{
+	struct queue *q = arg;
+	if (queue_store_in_txn(q->st))
+		queue_commit(q);
+}
+
+/*
+ * How long the queue hands out no job after a lost transaction (disk full,
+ * I/O error): retry-min, within these bounds. Handing the same mail out
+ * again at once would deliver it again and again, each result failing to
+ * commit, and flood the log.
+ */
+#define QUEUE_TROUBLE_MIN_S 5
+#define QUEUE_TROUBLE_MAX_S 60
 
 /* What the failed transaction held is gone: tell its senders, and bring
  * the in-flight marks back in line with the jobs in memory. */
 static void queue_txn_lost(struct queue *q, int rc)
 {
-	log_warnx("queue.db: transaction rolled back (%s)", sqlite3_errstr(rc));
+	int64_t now = q->now();
+	int64_t hold = q->pol.retry_min < QUEUE_TROUBLE_MIN_S ? QUEUE_TROUBLE_MIN_S
+		       : q->pol.retry_min > QUEUE_TROUBLE_MAX_S ? QUEUE_TROUBLE_MAX_S
+								: q->pol.retry_min;
+	/* One line per interval, however often it fails within it. */
+	if (now - q->trouble_logged >= hold) {
+		log_warnx("queue.db: transaction rolled back (%s); no deliveries for %llds%s",
+			  sqlite3_errstr(rc), (long long)hold,
+			  q->trouble_quiet ? " (it failed again since the last report)" : "");
+		q->trouble_logged = now;
+		q->trouble_quiet = 0;
+	} else
+		q->trouble_quiet++;
+	q->trouble_until = now + hold;
 	queue_in_rolled_back(q, rc);
 	queue_dlv_resync(q);
 }
@@ -118,7 +157,9 @@ static void queue_arm_wake(struct queue *q)
 	ev_timer_stop(q->w->loop, &q->wake);
 	if (q->dlv == NULL || q->credits == 0)
 		return; /* READY or a new delivery peer kicks us */
-	if (queue_store_next_due(q->st, &when) != 1)
+	if (q->trouble_until > now)
+		when = q->trouble_until;
+	else if (queue_store_next_due(q->st, &when) != 1)
 		return;
 	uint64_t ms = when <= now ? 0 : (uint64_t)(when - now) * 1000;
 	ev_timer_start(q->w->loop, &q->wake, ms > QUEUE_WAKE_MAX_MS ? QUEUE_WAKE_MAX_MS : ms);
@@ -131,7 +172,7 @@ static void queue_on_kick(void *arg)
 		queue_commit(q);
 	/* Nothing is handed out while an END waits in an open transaction:
 	 * delivery must never see a message before it is durable. */
-	if (q->waiting == NULL)
+	if (q->waiting == NULL && q->trouble_until <= q->now())
 		queue_dlv_schedule(q);
 	queue_arm_wake(q);
 }
@@ -283,6 +324,7 @@ void queue_main(struct worker *w)
 	queue_policy_load(q);
 	ev_timer_init(&q->kick, queue_on_kick, q);
 	ev_timer_init(&q->wake, queue_on_wake, q);
+	ev_timer_init(&q->txn_timer, queue_on_txn_timer, q);
 
 	worker_state_path(w->cfg, "queue.db", path, sizeof(path));
 	queue_private_files(path);
@@ -307,6 +349,7 @@ void queue_main(struct worker *w)
 		ipc_fail(q->peers->ch, "queue stopping");
 	ev_timer_stop(w->loop, &q->kick);
 	ev_timer_stop(w->loop, &q->wake);
+	ev_timer_stop(w->loop, &q->txn_timer);
 	queue_store_close(q->st);
 	free(q);
 	w->ctx = NULL;

@@ -75,6 +75,10 @@ struct queue {
 	struct queue_sess **waiting_tail; /* in arrival order */
 	struct ev_timer kick;         /* 0 ms: commit, then schedule */
 	struct ev_timer wake;         /* the earliest next attempt */
+	struct ev_timer txn_timer;    /* commits a transaction nothing else commits */
+	int64_t trouble_until;        /* after a lost transaction: no jobs before then */
+	int64_t trouble_logged;       /* when "rolled back" was last logged */
+	unsigned long trouble_quiet;  /* rollbacks not logged since */
 };
 
 /* queue.c */
