@@ -31,8 +31,8 @@ static const char queue_schema_v1[] =
 	" last_enh TEXT NOT NULL DEFAULT '', relay TEXT NOT NULL DEFAULT '',"
 	" warned INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX recipients_qid ON recipients (qid);"
-	"CREATE INDEX recipients_due ON recipients (next_attempt) WHERE state IN (1, 3);"
-	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = 2;"
+	"CREATE INDEX recipients_due ON recipients (next_attempt) WHERE state IN " RS_SQL_DUE ";"
+	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = " RS_SQL(RS_INFLIGHT) ";"
 	"PRAGMA user_version = 1;";
 
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \
@@ -58,23 +58,23 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_MSG_ADD] = "INSERT INTO messages (qid, sender, arrival, client, helo, auth_user,"
 		      " body_flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state) VALUES (?1, ?2, ?3, 0)",
+	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state) VALUES (?1, ?2, ?3, " RS_SQL(RS_NEW) ")",
 	[Q_CHUNK_ADD] = "INSERT INTO chunks (qid, seq, data) VALUES (?1, ?2, ?3)",
 	[Q_MSG_COMPLETE] = "UPDATE messages SET complete = 1, size = ?2, nchunks = ?3"
 			   " WHERE qid = ?1 AND complete = 0",
-	[Q_RCPT_READY] = "UPDATE recipients SET state = 1, next_attempt = ?2"
-			 " WHERE qid = ?1 AND state = 0",
+	[Q_RCPT_READY] = "UPDATE recipients SET state = " RS_SQL(RS_QUEUED) ", next_attempt = ?2"
+			 " WHERE qid = ?1 AND state = " RS_SQL(RS_NEW),
 	[Q_MSG_DEL] = "DELETE FROM messages WHERE qid = ?1",
 	[Q_CHUNK_DEL] = "DELETE FROM chunks WHERE qid = ?1",
 	[Q_RCPT_DEL_MSG] = "DELETE FROM recipients WHERE qid = ?1",
 	[Q_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE qid = ?1",
 	[Q_CHUNK_GET] = "SELECT data FROM chunks WHERE qid = ?1 AND seq = ?2",
-	[Q_NEXT_DUE] = "SELECT next_attempt FROM recipients WHERE state IN (1, 3)"
+	[Q_NEXT_DUE] = "SELECT next_attempt FROM recipients WHERE state IN " RS_SQL_DUE
 		       " ORDER BY next_attempt LIMIT 1",
-	[Q_FIRST_DUE] = "SELECT " RCPT_COLS " FROM recipients WHERE state IN (1, 3)"
+	[Q_FIRST_DUE] = "SELECT " RCPT_COLS " FROM recipients WHERE state IN " RS_SQL_DUE
 			" AND next_attempt <= ?1 ORDER BY next_attempt LIMIT 1",
 	[Q_DUE_GROUP] = "SELECT " RCPT_COLS " FROM recipients WHERE qid = ?1 AND domain = ?2"
-			" AND state IN (1, 3) AND next_attempt <= ?3 ORDER BY id",
+			" AND state IN " RS_SQL_DUE " AND next_attempt <= ?3 ORDER BY id",
 	[Q_RCPTS_OF] = "SELECT " RCPT_COLS " FROM recipients WHERE qid = ?1 ORDER BY id",
 	[Q_MSGS] = "SELECT " MSG_COLS " FROM messages WHERE complete = 1 ORDER BY arrival, qid",
 	[Q_RCPT_GET] = "SELECT " RCPT_COLS " FROM recipients WHERE id = ?1",
@@ -83,16 +83,16 @@ static const char *const queue_sql[Q_NSTMT] = {
 			  " last_error = ?5, last_enh = ?6, relay = ?7 WHERE id = ?1",
 	[Q_RCPT_DEL] = "DELETE FROM recipients WHERE id = ?1",
 	[Q_RCPT_WARNED] = "UPDATE recipients SET warned = 1 WHERE qid = ?1",
-	[Q_PENDING] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state <> 5",
+	[Q_PENDING] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state <> " RS_SQL(RS_FAILED),
 	[Q_MSG_HOLD] = "UPDATE messages SET hold = ?2 WHERE qid = ?1 AND complete = 1",
-	[Q_RCPT_HOLD] = "UPDATE recipients SET state = 4 WHERE qid = ?1 AND state IN (1, 3)",
-	[Q_RCPT_RELEASE] = "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN 3 ELSE 1 END"
-			   " WHERE qid = ?1 AND state = 4",
-	[Q_FLUSH_ONE] = "UPDATE recipients SET next_attempt = ?2 WHERE qid = ?1 AND state IN (1, 3)",
-	[Q_FLUSH_ALL] = "UPDATE recipients SET next_attempt = ?1 WHERE state IN (1, 3)"
+	[Q_RCPT_HOLD] = "UPDATE recipients SET state = " RS_SQL(RS_HOLD) " WHERE qid = ?1 AND state IN " RS_SQL_DUE,
+	[Q_RCPT_RELEASE] = "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN " RS_SQL(RS_DEFERRED) " ELSE " RS_SQL(RS_QUEUED) " END"
+			   " WHERE qid = ?1 AND state = " RS_SQL(RS_HOLD),
+	[Q_FLUSH_ONE] = "UPDATE recipients SET next_attempt = ?2 WHERE qid = ?1 AND state IN " RS_SQL_DUE,
+	[Q_FLUSH_ALL] = "UPDATE recipients SET next_attempt = ?1 WHERE state IN " RS_SQL_DUE
 			" AND next_attempt > ?1",
 	[Q_COUNT] = "SELECT count(*) FROM messages WHERE complete = 1",
-	[Q_REQUEUE] = "UPDATE recipients SET state = 1, next_attempt = ?1 WHERE state = 2",
+	[Q_REQUEUE] = "UPDATE recipients SET state = " RS_SQL(RS_QUEUED) ", next_attempt = ?1 WHERE state = " RS_SQL(RS_INFLIGHT),
 	[Q_INCOMPLETE_CHUNKS] = "DELETE FROM chunks WHERE qid NOT IN"
 				" (SELECT qid FROM messages WHERE complete = 1)",
 	[Q_INCOMPLETE_RCPTS] = "DELETE FROM recipients WHERE qid NOT IN"

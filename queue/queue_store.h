@@ -22,15 +22,23 @@
 #define QUEUE_QID_MAX 33
 #define QUEUE_ADDR_MAX 512
 
-/* Recipient states (stored as integers; the names are what relayctl shows). */
-enum queue_rstate {
-	RS_NEW = 0,      /* message still streaming in: not schedulable */
-	RS_QUEUED = 1,   /* due at next_attempt */
-	RS_INFLIGHT = 2, /* handed to delivery */
-	RS_DEFERRED = 3, /* failed temporarily, due at next_attempt */
-	RS_HOLD = 4,     /* the message is on hold */
-	RS_FAILED = 5,   /* given up: waits for the message's bounce report */
-};
+/*
+ * Recipient states, stored as integers (the names are what relayctl shows).
+ * Macros with literal numbers rather than an enum, so that the SQL of
+ * queue_store.c is written with them (RS_SQL(RS_QUEUED) is "1"): a state
+ * renumbered here changes the C code and every statement together. The
+ * numbers are in queue.db: changing one needs a schema version.
+ */
+#define RS_NEW 0      /* message still streaming in: not schedulable */
+#define RS_QUEUED 1   /* due at next_attempt */
+#define RS_INFLIGHT 2 /* handed to delivery */
+#define RS_DEFERRED 3 /* failed temporarily, due at next_attempt */
+#define RS_HOLD 4     /* the message is on hold */
+#define RS_FAILED 5   /* given up: waits for the message's bounce report */
+#define RS_SQL_(v) #v
+#define RS_SQL(v) RS_SQL_(v)
+/* The states that wait for their next attempt, as an SQL list. */
+#define RS_SQL_DUE "(" RS_SQL(RS_QUEUED) ", " RS_SQL(RS_DEFERRED) ")"
 const char *queue_rstate_name(int state);
 
 struct queue_msg {
