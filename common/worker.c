@@ -6,6 +6,7 @@
 #include "worker.h"
 #include "event.h"
 #include "ipc.h"
+#include "ipc_dispatch.h"
 #include "ipc_types.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -93,8 +94,9 @@ static void worker_stop(struct worker *w)
 }
 
 /* A FILE piece: str path, u32 first, bytes. */
-static int worker_cfg_piece(struct worker *w, const uint8_t *p, size_t len)
+static int worker_msg_file(void *arg, const uint8_t *p, size_t len)
 {
+	struct worker *w = arg;
 	struct ipc_rd rd;
 	size_t n;
 	ipc_rd_init(&rd, p, len);
@@ -141,16 +143,15 @@ static void worker_cfg_drop_pending(struct worker *w)
 }
 
 /* Reload, phase one: parse and let the role build its part, or refuse. */
-static void worker_cfg_prepare(struct worker *w, const uint8_t *p, size_t len)
+static int worker_msg_prepare(void *arg, const uint8_t *p, size_t len)
 {
+	struct worker *w = arg;
 	struct ipc_rd rd;
 	char path[4096], err[512] = "";
 	ipc_rd_init(&rd, p, len);
 	ipc_get_str(&rd, path, sizeof(path));
-	if (ipc_rd_done(&rd) < 0) {
-		ipc_fail(w->master, "bad PREPARE from the master");
-		return;
-	}
+	if (ipc_rd_done(&rd) < 0)
+		return -1;
 	worker_cfg_drop_pending(w);
 	w->pending = worker_cfg_parse(w, path, err, sizeof(err));
 	if (w->pending != NULL && w->on_prepare &&
@@ -163,18 +164,20 @@ static void worker_cfg_prepare(struct worker *w, const uint8_t *p, size_t len)
 		ipc_put_str(&wr, err);
 		ipc_send_wr(w->master, MSG_CFG_REFUSED, &wr);
 		ipc_wr_free(&wr);
-		return;
+		return 0;
 	}
 	ipc_send(w->master, MSG_CFG_READY, NULL, 0);
+	return 0;
 }
 
 /* Reload, phase two: every worker is ready; the old config goes. */
-static void worker_cfg_commit(struct worker *w)
+static int worker_msg_commit(void *arg, const uint8_t *p, size_t len)
 {
-	if (w->pending == NULL) {
-		ipc_fail(w->master, "COMMIT without a prepared config");
-		return;
-	}
+	struct worker *w = arg;
+	(void)p;
+	/* COMMIT without a prepared config: a master out of step. */
+	if (w->pending == NULL || len != 0)
+		return -1;
 	config_free(w->cfg);
 	*w->cfg = *w->pending;
 	free(w->pending);
@@ -182,66 +185,67 @@ static void worker_cfg_commit(struct worker *w)
 	log_info("configuration reloaded");
 	if (w->on_reload)
 		w->on_reload(w);
+	return 0;
 }
 
-static void worker_cfg_abort(struct worker *w)
+static int worker_msg_abort(void *arg, const uint8_t *p, size_t len)
 {
+	struct worker *w = arg;
+	(void)p;
+	if (len != 0)
+		return -1;
 	if (w->pending != NULL && w->on_abort)
 		w->on_abort(w);
 	worker_cfg_drop_pending(w);
 	log_info("reload aborted; the running configuration stays");
+	return 0;
 }
 
-static void worker_ctl(struct worker *w, const uint8_t *p, size_t len)
+static int worker_msg_health(void *arg, const uint8_t *p, size_t len)
 {
+	struct worker *w = arg;
+	ipc_send(w->master, MSG_HEALTH_OK, p, len);
+	return 0;
+}
+
+static int worker_msg_ctl(void *arg, const uint8_t *p, size_t len)
+{
+	struct worker *w = arg;
 	struct ipc_rd rd;
 	char *argv[CTL_MAX_ARGS + 1] = {0};
+	int rc = 0;
 	ipc_rd_init(&rd, p, len);
 	uint32_t reqid = ipc_get_u32(&rd);
 	uint32_t argc = ipc_get_u32(&rd);
-	if (argc == 0 || argc > CTL_MAX_ARGS) {
-		ipc_fail(w->master, "bad control request");
-		return;
-	}
+	if (argc == 0 || argc > CTL_MAX_ARGS)
+		return -1;
 	for (uint32_t i = 0; i < argc; i++)
 		argv[i] = ipc_get_strdup(&rd);
 	if (ipc_rd_done(&rd) < 0)
-		ipc_fail(w->master, "bad control request");
+		rc = -1;
 	else if (w->on_ctl)
 		w->on_ctl(w, reqid, (int)argc, argv);
 	else
 		worker_ctl_reply(w, reqid, 1, "command not supported by this worker\n");
 	for (uint32_t i = 0; i < argc; i++)
 		free(argv[i]);
+	return rc;
 }
+
+/* What the master may send a worker. */
+static const struct ipc_handler worker_handlers[] = {
+	{MSG_HEALTH, worker_msg_health},
+	{MSG_CFG_FILE, worker_msg_file},
+	{MSG_CFG_PREPARE, worker_msg_prepare},
+	{MSG_CFG_COMMIT, worker_msg_commit},
+	{MSG_CFG_ABORT, worker_msg_abort},
+	{MSG_CTL_REQ, worker_msg_ctl},
+};
 
 static void worker_on_master(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
 			     void *arg)
 {
-	struct worker *w = arg;
-	switch (type) {
-	case MSG_HEALTH:
-		ipc_send(ch, MSG_HEALTH_OK, p, len);
-		break;
-	case MSG_CFG_FILE:
-		if (worker_cfg_piece(w, p, len) < 0)
-			ipc_fail(ch, "bad config piece from the master");
-		break;
-	case MSG_CFG_PREPARE:
-		worker_cfg_prepare(w, p, len);
-		break;
-	case MSG_CFG_COMMIT:
-		worker_cfg_commit(w);
-		break;
-	case MSG_CFG_ABORT:
-		worker_cfg_abort(w);
-		break;
-	case MSG_CTL_REQ:
-		worker_ctl(w, p, len);
-		break;
-	default:
-		ipc_fail(ch, "unexpected message from master");
-	}
+	IPC_DISPATCH(worker_handlers, ch, arg, type, p, len);
 }
 
 static void worker_master_gone(struct ipc_chan *ch, void *arg)
@@ -273,7 +277,7 @@ static void worker_cfg_start(struct worker *w)
 		long len = ipc_read_frame_blocking(WORKER_MASTER_FD, &type, &p);
 		if (len < 0)
 			fatal("no configuration from the master");
-		if (type == MSG_CFG_FILE && worker_cfg_piece(w, p, (size_t)len) == 0) {
+		if (type == MSG_CFG_FILE && worker_msg_file(w, p, (size_t)len) == 0) {
 			free(p);
 			continue;
 		}

@@ -11,6 +11,7 @@
 #include "proctitle.h"
 #include "common/ctl.h"
 #include "common/ipc.h"
+#include "common/ipc_dispatch.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -123,34 +124,63 @@ void master_worker_main(const char *role)
 	fatal("-W %s: no such role", role);
 }
 
+static int master_msg_health_ok(void *arg, const uint8_t *p, size_t len)
+{
+	struct master_worker *mw = arg;
+	(void)p;
+	(void)len;
+	mw->health_missed = 0;
+	return 0;
+}
+
+static int master_msg_cfg_ready(void *arg, const uint8_t *p, size_t len)
+{
+	(void)p;
+	if (len != 0)
+		return -1;
+	master_reload_answer(arg, 1, NULL);
+	return 0;
+}
+
+static int master_msg_cfg_refused(void *arg, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	char reason[512];
+	ipc_rd_init(&rd, p, len);
+	ipc_get_str(&rd, reason, sizeof(reason));
+	if (ipc_rd_done(&rd) < 0)
+		return -1;
+	master_reload_answer(arg, 0, reason);
+	return 0;
+}
+
+static int master_msg_ctl_rep(void *arg, const uint8_t *p, size_t len)
+{
+	struct master_worker *mw = arg;
+	master_control_reply(mw->m, p, len);
+	return 0;
+}
+
+static int master_msg_ctl_part(void *arg, const uint8_t *p, size_t len)
+{
+	struct master_worker *mw = arg;
+	master_control_part(mw->m, p, len);
+	return 0;
+}
+
+/* What a worker may send the master. */
+static const struct ipc_handler master_handlers[] = {
+	{MSG_HEALTH_OK, master_msg_health_ok},
+	{MSG_CFG_READY, master_msg_cfg_ready},
+	{MSG_CFG_REFUSED, master_msg_cfg_refused},
+	{MSG_CTL_REP, master_msg_ctl_rep},
+	{MSG_CTL_PART, master_msg_ctl_part},
+};
+
 static void master_on_worker(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
 			     void *arg)
 {
-	struct master_worker *mw = arg;
-	switch (type) {
-	case MSG_HEALTH_OK:
-		mw->health_missed = 0;
-		break;
-	case MSG_CFG_READY:
-		master_reload_answer(mw, 1, NULL);
-		break;
-	case MSG_CFG_REFUSED: {
-		struct ipc_rd rd;
-		char reason[512];
-		ipc_rd_init(&rd, p, len);
-		ipc_get_str(&rd, reason, sizeof(reason));
-		master_reload_answer(mw, 0, ipc_rd_done(&rd) == 0 ? reason : "(unreadable)");
-		break;
-	}
-	case MSG_CTL_REP:
-		master_control_reply(mw->m, p, len);
-		break;
-	case MSG_CTL_PART:
-		master_control_part(mw->m, p, len);
-		break;
-	default:
-		ipc_fail(ch, "unexpected message from worker");
-	}
+	IPC_DISPATCH(master_handlers, ch, arg, type, p, len);
 }
 
 /* The channel closes before or after SIGCHLD; the pid is what counts. */

@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/ctl.h"
 #include "common/ipc.h"
+#include "common/ipc_dispatch.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/peercred.h"
@@ -340,24 +341,24 @@ static int ctl_may_mutate(const struct master *m, const struct peercred *pc)
 	       (m->cfg->control_group && peercred_in_group(pc, (gid_t)m->cfg->control_gid));
 }
 
-static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
+static int ctl_msg_req(void *arg, const uint8_t *p, size_t len)
 {
+	struct master_client *cl = arg;
 	struct master *m = cl->m;
 	struct ipc_rd rd;
 	char *argv[CTL_MAX_ARGS + 1] = {0};
 	uint32_t argc;
+	int rc = 0;
 
 	ipc_rd_init(&rd, p, len);
 	uint32_t reqid = ipc_get_u32(&rd);
 	argc = ipc_get_u32(&rd);
-	if (argc == 0 || argc > CTL_MAX_ARGS) {
-		ipc_fail(cl->ch, "bad control request");
-		return;
-	}
+	if (argc == 0 || argc > CTL_MAX_ARGS)
+		return -1;
 	for (uint32_t i = 0; i < argc; i++)
 		argv[i] = ipc_get_strdup(&rd);
 	if (ipc_rd_done(&rd) < 0) {
-		ipc_fail(cl->ch, "bad control request");
+		rc = -1;
 		goto out;
 	}
 	const struct ctl_command *cmd;
@@ -398,17 +399,18 @@ static void ctl_request(struct master_client *cl, const uint8_t *p, size_t len)
 out:
 	for (uint32_t i = 0; i < argc; i++)
 		free(argv[i]);
+	return rc;
 }
+
+/* What relayctl may send. */
+static const struct ipc_handler ctl_handlers[] = {
+	{MSG_CTL_REQ, ctl_msg_req},
+};
 
 static void ctl_on_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
 			 void *arg)
 {
-	struct master_client *cl = arg;
-	if (type != MSG_CTL_REQ) {
-		ipc_fail(ch, "unexpected message on control socket");
-		return;
-	}
-	ctl_request(cl, p, len);
+	IPC_DISPATCH(ctl_handlers, ch, arg, type, p, len);
 }
 
 static void ctl_on_close(struct ipc_chan *ch, void *arg)
