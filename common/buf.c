@@ -4,6 +4,7 @@
  */
 #include "buf.h"
 #include "xmalloc.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

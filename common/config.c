@@ -7,6 +7,7 @@
 #include "config.h"
 #include "tls.h"
 #include "xmalloc.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -1,11 +1,12 @@
 /*
- * log.c - one logging path for every process. Lines go to stderr with the
+ * log.c - one logging path for every process, and fatal(). Lines go to stderr with the
  * role as prefix when in the foreground, to syslog (facility mail) otherwise.
  */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,4 +67,16 @@ void log_msg(int level, const char *qid, const char *fmt, ...)
 	}
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void fatal(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_CRIT, NULL, "fatal: %s", msg);
+	abort();
 }

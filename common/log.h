@@ -15,6 +15,9 @@ int log_verbose(void);
 void log_msg(int level, const char *qid, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* An impossible state or a resource we cannot live without: logged, then abort(). */
+void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
 #define log_info(...) log_msg(LOG_INFO, NULL, __VA_ARGS__)
 #define log_warnx(...) log_msg(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_errx(...) log_msg(LOG_ERR, NULL, __VA_ARGS__)

@@ -3,6 +3,7 @@
  */
 #include "qid.h"
 #include "xmalloc.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,25 +1,12 @@
 /*
- * xmalloc.c - allocation wrappers that abort on exhaustion, and fatal().
+ * xmalloc.c - allocation wrappers that abort on exhaustion.
  */
 #include "xmalloc.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void fatal(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_msg(LOG_CRIT, NULL, "fatal: %s", msg);
-	abort();
-}
 
 void *xmalloc(size_t n)
 {

@@ -15,7 +15,5 @@ void *xreallocarray(void *p, size_t nmemb, size_t n);
 char *xstrdup(const char *s);
 /* xstrndup: at most n bytes of s, NUL-terminated; s may be NULL when n is 0. */
 char *xstrndup(const char *s, size_t n);
-/* fatal: an impossible state or a resource we cannot live without. */
-void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 #endif

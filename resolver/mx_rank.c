@@ -6,6 +6,7 @@
  */
 #include "resolver/resolver.h"
 #include "common/xmalloc.h"
+#include "common/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -4,6 +4,7 @@
  */
 #include "smtp_reply.h"
 #include "common/xmalloc.h"
+#include "common/log.h"
 
 #include <stdio.h>
 
