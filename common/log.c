@@ -1,6 +1,7 @@
 /*
- * log.c - one logging path for every process, and fatal(). Lines go to stderr with the
- * role as prefix when in the foreground, to syslog (facility mail) otherwise.
+ * log.c - one logging path for every process, and fatal(). Lines go to
+ * stderr with the role as prefix when in the foreground, to syslog
+ * (facility mail) otherwise.
  */
 #include "log.h"
 
