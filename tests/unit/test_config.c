@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -294,6 +295,7 @@ START_TEST(test_strings)
 	ck_assert_int_eq(load("hostname MX1.Example.ORG\n"
 			      "state-dir /tmp/relayd-state\n"
 			      "user nobody\n"
+			      "control-group mail\n"
 			      "tls-cert @CERT@\n"
 			      "tls-key @KEY@\n"
 			      "auth-users @PEM@\n"
@@ -304,7 +306,14 @@ START_TEST(test_strings)
 	ck_assert_str_eq(cfg.hostname, "mx1.example.org");
 	ck_assert_str_eq(cfg.state_dir, "/tmp/relayd-state");
 	ck_assert_str_eq(cfg.user, "nobody");
+	ck_assert_str_eq(cfg.control_group, "mail");
+	ck_assert_uint_eq(cfg.control_gid, getgrnam("mail")->gr_gid);
 	ck_assert_str_eq(cfg.tls_cert, cert);
+	/* The files it names are held, as read, to be handed to the workers. */
+	ck_assert_ptr_nonnull(config_file(&cfg, cert));
+	ck_assert_ptr_nonnull(config_file(&cfg, key));
+	ck_assert_ptr_nonnull(strstr(config_file(&cfg, key)->data, "PRIVATE KEY"));
+	ck_assert_ptr_nonnull(config_file(&cfg, path));
 	ck_assert_str_eq(cfg.tls_key, key);
 	ck_assert_str_eq(cfg.auth_users, pem);
 	ck_assert_str_eq(cfg.tls_ca_file, cert);
@@ -468,6 +477,9 @@ static const struct bad_config {
 	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
 	 1, "too long for a Unix socket path"},
 	{"user no-such-user-here\n", 1, "unknown user \"no-such-user-here\""},
+	{"control-group no-such-group-here\n", 1, "control-group: unknown group \"no-such-group-here\""},
+	{"control-group\n", 1, "control-group: expected 1 argument"},
+	{"control-group mail adm\n", 1, "control-group: expected 1 argument"},
 	{"mynetworks\n", 1, "mynetworks: expected at least 1 argument"},
 	{"mynetworks 10.0.0.0/8 10.0.0.0/33\n", 1, "\"10.0.0.0/33\" is not a network"},
 	{"mynetworks ::1/129\n", 1, "is not a network"},
