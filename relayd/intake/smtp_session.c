@@ -124,16 +124,32 @@ static void smtp_greeting(struct smtp_session *s)
 
 /* The verbs. */
 
-static void smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
+/*
+ * The name goes into Received: and the queue as given, so only a valid
+ * one is taken (what follows it on the line is ignored). 0, or -1 after
+ * a 501.
+ */
+static int smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
 {
+	char name[sizeof(s->helo)];
 	size_t n = strcspn(args, " ");
-	if (n >= sizeof(s->helo))
-		n = sizeof(s->helo) - 1;
-	memcpy(s->helo, args, n);
-	s->helo[n] = '\0';
+
+	if (n >= sizeof(name)) {
+		smtp_reply(s, SR_BAD_HELO, NULL);
+		return -1;
+	}
+	memcpy(name, args, n);
+	name[n] = '\0';
+	if (!smtp_helo_valid(name)) {
+		log_info("invalid HELO/EHLO name from [%s]: %s", s->ip, name);
+		smtp_reply(s, SR_BAD_HELO, NULL);
+		return -1;
+	}
+	memcpy(s->helo, name, n + 1);
 	smtp_tx_reset(s);
 	s->state = SS_HELO;
 	s->esmtp = esmtp ? 1 : 0;
+	return 0;
 }
 
 static void smtp_ehlo(struct smtp_session *s, const char *args)
@@ -143,7 +159,8 @@ static void smtp_ehlo(struct smtp_session *s, const char *args)
 	char size[32];
 	size_t n = 0;
 
-	smtp_helo_common(s, args, 1);
+	if (smtp_helo_common(s, args, 1) < 0)
+		return;
 	kw[n++] = "PIPELINING";
 	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cfg->max_message_size);
 	kw[n++] = size;
@@ -161,7 +178,8 @@ static void smtp_ehlo(struct smtp_session *s, const char *args)
 
 static void smtp_helo(struct smtp_session *s, const char *args)
 {
-	smtp_helo_common(s, args, 0);
+	if (smtp_helo_common(s, args, 0) < 0)
+		return;
 	conn_printf(s->c, "250 %s\r\n", smtp_cfg(s)->hostname);
 }
 
