@@ -16,6 +16,8 @@
 struct worker;
 struct ipc_chan;
 struct smtp_session;
+struct intake_hasher;
+struct intake_anvil;
 
 /* Flow control toward the queue: stop reading clients above HIGH queued
  * octets, resume below LOW. */
@@ -27,6 +29,8 @@ struct intake {
 	struct ev_loop *loop;
 	SSL_CTX *tls;                  /* NULL: no certificate configured */
 	struct smtp_auth_db auth;
+	struct intake_hasher *hasher;  /* made at the first AUTH (smtp_session.c) */
+	struct intake_anvil *anvil;    /* failed AUTH per client address, likewise */
 	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
 	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
 	struct ev_timer queue_retry;

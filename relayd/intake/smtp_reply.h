@@ -60,6 +60,7 @@ enum smtp_reply_id {
 	SR_AUTH_TOO_MANY,
 	SR_BAD_HELO,
 	SR_AUTH_THROTTLED,
+	SR_AUTH_TEMPFAIL,
 	SR_COUNT
 };
 
