@@ -146,7 +146,7 @@ class Window(AuthSession, unittest.TestCase):
 
 
 # Slow hashes make the cost of a check visible next to the network's noise.
-SLOW_ROUNDS = 400000
+SLOW_ROUNDS = 800000
 
 
 class SlowHash(AuthSession, unittest.TestCase):
