@@ -10,9 +10,9 @@ SAN     ?=
 
 PKGS    := libcares openssl sqlite3
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
+CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 

@@ -26,6 +26,8 @@
 
 #define CFG_MAX_ARGS 256
 #define CFG_MAX_DIRECTIVES 64
+/* auth-fail-limit's window when the line gives none. */
+#define CFG_AUTH_FAIL_WINDOW (10 * 60)
 
 struct cfg_directive;
 
@@ -573,6 +575,24 @@ static void cfg_outbound(struct cfg_state *st, const struct cfg_directive *d, in
 	st->cfg->outbound_tls = (enum tls_policy)policy;
 }
 
+/* N [WINDOW]: the number in d's range, the window a duration of 1s..1d. */
+static void cfg_auth_fail_limit(struct cfg_state *st, const struct cfg_directive *d, int argc,
+				char **argv)
+{
+	unsigned n, window = CFG_AUTH_FAIL_WINDOW;
+
+	if (cfg_number(st, d, argv[0], &n) < 0)
+		return;
+	if (argc > 1 && (config_parse_duration(argv[1], &window) < 0 || window < 1 ||
+			 window > 86400)) {
+		cfg_err(st, "%s: \"%s\" is not a window from 1s to 1d (like 10m)", d->name,
+			argv[1]);
+		return;
+	}
+	st->cfg->auth_fail_limit = n;
+	st->cfg->auth_fail_window = window;
+}
+
 #define CFG_OFF(f) offsetof(struct config, f)
 #define DAY 86400ull
 
@@ -593,6 +613,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"max-connections-per-ip", 1, 1, cfg_set_number, CFG_OFF(max_connections_per_ip), 1,
 	 100000},
 	{"smtp-timeout", 1, 1, cfg_set_duration, CFG_OFF(smtp_timeout), 1, DAY},
+	{"auth-fail-limit", 1, 2, cfg_auth_fail_limit, 0, 0, 100000},
 	{"dns-server", 1, -1, cfg_dns_server, 0, 0, 0},
 	{"delivery-port", 1, 1, cfg_delivery_port, 0, 1, 65535},
 	{"smarthost", 1, 3, cfg_smarthost, 0, 0, 0},
@@ -653,6 +674,8 @@ void config_defaults(struct config *cfg)
 	cfg->max_connections = 1000;
 	cfg->max_connections_per_ip = 50;
 	cfg->smtp_timeout = 5 * 60;
+	cfg->auth_fail_limit = 10;
+	cfg->auth_fail_window = CFG_AUTH_FAIL_WINDOW;
 	cfg->delivery_port = 25;
 	cfg->outbound_tls = TLS_POLICY_MAY;
 	cfg->retry_min = 5 * 60;

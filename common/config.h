@@ -83,6 +83,8 @@ struct config {
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
 	unsigned smtp_timeout;       /* seconds */
+	unsigned auth_fail_limit;    /* failed AUTH per client address per window; 0: off */
+	unsigned auth_fail_window;   /* seconds */
 	struct cfg_dns_server *dns_servers;
 	size_t ndns_servers;         /* 0: /etc/resolv.conf */
 	uint16_t delivery_port;

@@ -1,9 +1,11 @@
 /*
  * log.c - one logging path for every process, and fatal(). Lines go to
  * stderr with the role as prefix when in the foreground, to syslog
- * (facility mail) otherwise.
+ * (facility mail) otherwise. Control characters and ill-formed UTF-8 in a
+ * message are replaced.
  */
 #include "log.h"
+#include "printable.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +45,12 @@ void log_msg(int level, const char *qid, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * Here rather than at each call site (as Postfix's msg_output does):
+	 * client names, AUTH identities, addresses and remote replies can
+	 * never forge a line or drive the reader's terminal.
+	 */
+	printable(msg, '?');
 
 	if (!log_foreground) {
 		if (qid)

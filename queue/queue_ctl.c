@@ -1,11 +1,13 @@
 /*
  * queue_ctl.c - the relayctl commands the queue answers (queue, show,
  * flush, hold, release, delete, stats), one table row each. Commands that
- * change the queue commit before they answer.
+ * change the queue commit before they answer. What they print is safe for
+ * a terminal, and --json is valid UTF-8 whatever bytes were stored.
  */
 #include "queue/queue.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
+#include "common/printable.h"
 #include "common/worker.h"
 
 #include <stdio.h>
@@ -20,21 +22,6 @@ static void queue_ctl_time(int64_t t, char *dst, size_t dstsz)
 	struct tm tm;
 	gmtime_r(&tt, &tm);
 	strftime(dst, dstsz, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void queue_json_str(struct buf *out, const char *s)
-{
-	buf_append(out, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			buf_appendf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			buf_appendf(out, "\\u%04x", c);
-		else
-			buf_append(out, s, 1);
-	}
-	buf_append(out, "\"", 1);
 }
 
 static int queue_no_such(struct buf *out, const char *qid)
@@ -83,13 +70,13 @@ static int queue_list_rcpt(const struct queue_rcpt *r, void *arg)
 	char next[32];
 	if (c->json) {
 		buf_appendf(c->out, "%s{\"address\":", c->first_rcpt ? "" : ",");
-		queue_json_str(c->out, r->address);
+		printable_json(c->out, r->address);
 		buf_appendf(c->out, ",\"state\":\"%s\",\"attempts\":%u,\"next_attempt\":%lld,"
 			    "\"last_error\":", queue_rstate_name(r->state), r->attempts,
 			    (long long)r->next_attempt);
-		queue_json_str(c->out, r->last_error);
+		printable_json(c->out, r->last_error);
 		buf_appendf(c->out, ",\"last_enh\":");
-		queue_json_str(c->out, r->last_enh);
+		printable_json(c->out, r->last_enh);
 		buf_appendf(c->out, "}");
 		c->first_rcpt = 0;
 		return 0;
@@ -110,7 +97,7 @@ static int queue_list_entry(const struct queue_msg *m, struct queue_list_ctx *c)
 	if (c->json) {
 		buf_appendf(c->out, "{\"qid\":\"%s\",\"arrival\":%lld,\"size\":%llu,\"sender\":",
 			    m->qid, (long long)m->arrival, (unsigned long long)m->size);
-		queue_json_str(c->out, m->sender);
+		printable_json(c->out, m->sender);
 		buf_appendf(c->out, ",\"hold\":%s,\"recipients\":[", m->hold ? "true" : "false");
 		c->first_rcpt = 1;
 	} else {
@@ -302,6 +289,9 @@ void queue_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
 	if (status == 2)
 		buf_appendf(&out, "relayctl: usage error\n");
 	buf_append(&out, "", 1);
+	/* Senders, HELO names, headers and remote replies are outsiders' bytes;
+	 * JSON output is escaped already and passes unchanged. */
+	printable_except((char *)buf_head(&out), '?', "\n\t");
 	worker_ctl_reply(w, reqid, status, (const char *)buf_head(&out));
 	buf_free(&out);
 }

@@ -16,6 +16,8 @@
 
 struct ipc_chan;
 struct smtp_session;
+struct intake_hasher;
+struct intake_anvil;
 
 /* Flow control toward the queue: stop reading clients above HIGH queued
  * octets, resume below LOW. */
@@ -29,6 +31,8 @@ struct intake {
 	struct smtp_auth_db auth;
 	SSL_CTX *next_tls;             /* built by a reload's PREPARE, until COMMIT */
 	struct smtp_auth_db next_auth;
+	struct intake_hasher *hasher;  /* made at the first AUTH (smtp_session.c) */
+	struct intake_anvil *anvil;    /* failed AUTH per client address, likewise */
 	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
 	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
 	struct ev_timer queue_retry;

@@ -1,5 +1,6 @@
 /*
- * smtp_auth.c - checking AUTH credentials against crypt(3) hashes.
+ * smtp_auth.c - the auth-users table and checking a password against a
+ * crypt(3) hash (done off the event loop, by intake_hasher.c).
  */
 #include "smtp_auth.h"
 #include "common/log.h"
@@ -17,7 +18,9 @@ void smtp_auth_free(struct smtp_auth_db *db)
 		free(db->users[i].hash);
 	}
 	free(db->users);
+	free(db->dummy);
 	db->users = NULL;
+	db->dummy = NULL;
 	db->n = 0;
 }
 
@@ -61,18 +64,43 @@ static int same_string(const char *a, const char *b)
 	return diff == 0;
 }
 
-int smtp_auth_check(const struct smtp_auth_db *db, const char *user, const char *pass)
+int smtp_auth_match(const char *pass, const char *hash, struct crypt_data *cd)
 {
-	/* crypt_data is large; intake is single-threaded. */
-	static struct crypt_data cd;
+	const char *h = crypt_r(pass, hash, cd);
+	/* libxcrypt returns "*0"-style failure tokens, never the hash. */
+	return h != NULL && h[0] != '*' && same_string(h, hash);
+}
 
-	for (size_t i = 0; i < db->n; i++) {
-		if (strcmp(db->users[i].name, user) != 0)
-			continue;
-		memset(&cd, 0, sizeof(cd));
-		const char *h = crypt_r(pass, db->users[i].hash, &cd);
-		/* libxcrypt returns "*0"-style failure tokens, never the hash. */
-		return h != NULL && h[0] != '*' && same_string(h, db->users[i].hash);
+/*
+ * A hash nobody's password gives, of the same kind and cost as the first
+ * usable user's: crypt(3) with a whole hash as setting keeps its method,
+ * rounds and salt.
+ */
+static char *smtp_auth_make_dummy(const struct smtp_auth_db *db)
+{
+	static const char fallback[] = "$6$relayd.dummy.sal$LnvLaTAVb1334RR5cj.ilv86O0NeuLfoXA"
+				       "hG4sIjlwvn345EM4brLW5HWg/HYlUnRLWyJyu5CQz8uW8qV0rLq1";
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	char *dummy = NULL;
+
+	for (size_t i = 0; i < db->n && dummy == NULL; i++) {
+		const char *h = crypt_r("relayd: no such user", db->users[i].hash, cd);
+		if (h != NULL && h[0] != '*')
+			dummy = xstrdup(h);
 	}
-	return 0;
+	free(cd);
+	return dummy != NULL ? dummy : xstrdup(fallback);
+}
+
+const char *smtp_auth_hash(struct smtp_auth_db *db, const char *user, int *known)
+{
+	for (size_t i = 0; i < db->n; i++)
+		if (strcmp(db->users[i].name, user) == 0) {
+			*known = 1;
+			return db->users[i].hash;
+		}
+	*known = 0;
+	if (db->dummy == NULL)
+		db->dummy = smtp_auth_make_dummy(db);
+	return db->dummy;
 }

@@ -16,6 +16,7 @@ struct smtp_auth_user {
 struct smtp_auth_db {
 	struct smtp_auth_user *users;
 	size_t n;
+	char *dummy; /* made on first need: see smtp_auth_hash */
 };
 
 /*
@@ -23,8 +24,17 @@ struct smtp_auth_db {
  * log lines; the master read it). Malformed lines are logged and skipped.
  */
 void smtp_auth_load(struct smtp_auth_db *db, const char *name, const char *text);
+
+struct crypt_data;
+
 void smtp_auth_free(struct smtp_auth_db *db);
-/* 1 when user exists and pass matches its hash. */
-int smtp_auth_check(const struct smtp_auth_db *db, const char *user, const char *pass);
+/*
+ * The hash to check user's password against, *known 1; for an unknown
+ * user a dummy of the same kind and cost, *known 0, so that the check
+ * takes as long and tells nothing.
+ */
+const char *smtp_auth_hash(struct smtp_auth_db *db, const char *user, int *known);
+/* 1 when pass gives hash (crypt_r, compared in constant time). Thread-safe. */
+int smtp_auth_match(const char *pass, const char *hash, struct crypt_data *cd);
 
 #endif

@@ -4,6 +4,7 @@
  * parsing so nothing is copied past the RFC limits.
  */
 #include "smtp_path.h"
+#include "common/printable.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -22,46 +23,12 @@ static int cur_peek(const struct path_cur *c)
 	return c->i < c->n ? c->p[c->i] : -1;
 }
 
-size_t smtp_utf8_seq(const unsigned char *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	unsigned char c = p[0];
-	size_t len;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0; /* overlong */
-		if (c == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		if (c == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else
-		return 0;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t k = 2; k < len; k++)
-		if (p[k] < 0x80 || p[k] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* Consumes one non-ASCII UTF-8 character; 0 if there is none. */
 static int cur_utf8(struct path_cur *c)
 {
 	if (c->i >= c->n || c->p[c->i] < 0x80)
 		return 0;
-	size_t k = smtp_utf8_seq(c->p + c->i, c->n - c->i);
+	size_t k = printable_utf8_len(c->p + c->i, c->n - c->i);
 	if (k == 0)
 		return 0;
 	if (!(c->flags & SMTP_PATH_UTF8))
@@ -168,6 +135,31 @@ static int path_literal(struct path_cur *c)
 	if (strncasecmp(text, "IPv6:", 5) == 0)
 		return inet_pton(AF_INET6, text + 5, bin) == 1 ? 0 : -1;
 	return inet_pton(AF_INET, text, bin) == 1 ? 0 : -1;
+}
+
+int smtp_helo_valid(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+
+	if (n == 0 || n > SMTP_DOMAIN_MAX)
+		return 0;
+	if (s[0] == '[') {
+		struct path_cur c = {.p = (const unsigned char *)s, .n = n};
+		return path_literal(&c) == 0 && c.i == n;
+	}
+	for (size_t i = 0;; i++) {
+		if (s[i] == '.' || s[i] == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return 0;
+			if (s[i] == '\0')
+				return 1;
+			label = 0;
+			continue;
+		}
+		if (!is_letdig(s[i]) && s[i] != '_' && !(s[i] == '-' && label > 0))
+			return 0;
+		label++;
+	}
 }
 
 /* A-d-l = At-domain *( "," At-domain ) ":" */

@@ -39,7 +39,12 @@ struct smtp_path {
 int smtp_path_parse(const char *s, size_t len, unsigned flags, struct smtp_path *out,
 		    enum smtp_reply_id *err);
 
-/* Length of the well-formed UTF-8 sequence at p (1..4), or 0. */
-size_t smtp_utf8_seq(const unsigned char *p, size_t n);
+/*
+ * The argument of HELO/EHLO: a Domain or an address-literal (RFC 5321
+ * 4.1.1.1), ASCII only. Beyond the grammar, the forms real clients send
+ * are kept: '_' in labels (Windows host names); a bare name without dots
+ * is a Domain already. 1 if acceptable.
+ */
+int smtp_helo_valid(const char *s);
 
 #endif

@@ -57,6 +57,9 @@ static const struct smtp_reply smtp_replies[SR_COUNT] = {
 	[SR_TOO_MANY_ERRORS] = {421, "4.7.0", "Error: too many errors"},
 	[SR_TOO_MANY_CONNS] = {421, "4.7.0", "Error: too many connections"},
 	[SR_AUTH_TOO_MANY] = {421, "4.7.0", "Error: too many authentication failures"},
+	[SR_BAD_HELO] = {501, "5.5.2", "Helo command rejected: Invalid name"},
+	[SR_AUTH_TEMPFAIL] = {454, "4.7.0", "Temporary authentication failure"},
+	[SR_AUTH_THROTTLED] = {454, "4.7.0", "Error: too many authentication failures from your address, try again later"},
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)

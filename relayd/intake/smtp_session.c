@@ -5,6 +5,8 @@
  * through smtp_handoff.c.
  */
 #include "smtp_session.h"
+#include "intake_anvil.h"
+#include "intake_hasher.h"
 #include "common/conn.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
@@ -43,6 +45,8 @@ static void smtp_destroy(struct smtp_session *s)
 	if (s->tx != NULL && s->tx->begun && !s->tx->ended)
 		smtp_handoff_abort(s);
 	smtp_tx_free(s->tx);
+	if (s->auth_job != NULL)
+		intake_hash_cancel(in->hasher, s->auth_job);
 	ev_timer_stop(in->loop, &s->timer);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -124,16 +128,32 @@ static void smtp_greeting(struct smtp_session *s)
 
 /* The verbs. */
 
-static void smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
+/*
+ * The name goes into Received: and the queue as given, so only a valid
+ * one is taken (what follows it on the line is ignored). 0, or -1 after
+ * a 501.
+ */
+static int smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
 {
+	char name[sizeof(s->helo)];
 	size_t n = strcspn(args, " ");
-	if (n >= sizeof(s->helo))
-		n = sizeof(s->helo) - 1;
-	memcpy(s->helo, args, n);
-	s->helo[n] = '\0';
+
+	if (n >= sizeof(name)) {
+		smtp_reply(s, SR_BAD_HELO, NULL);
+		return -1;
+	}
+	memcpy(name, args, n);
+	name[n] = '\0';
+	if (!smtp_helo_valid(name)) {
+		log_info("invalid HELO/EHLO name from [%s]: %s", s->ip, name);
+		smtp_reply(s, SR_BAD_HELO, NULL);
+		return -1;
+	}
+	memcpy(s->helo, name, n + 1);
 	smtp_tx_reset(s);
 	s->state = SS_HELO;
 	s->esmtp = esmtp ? 1 : 0;
+	return 0;
 }
 
 static void smtp_ehlo(struct smtp_session *s, const char *args)
@@ -143,7 +163,8 @@ static void smtp_ehlo(struct smtp_session *s, const char *args)
 	char size[32];
 	size_t n = 0;
 
-	smtp_helo_common(s, args, 1);
+	if (smtp_helo_common(s, args, 1) < 0)
+		return;
 	kw[n++] = "PIPELINING";
 	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cfg->max_message_size);
 	kw[n++] = size;
@@ -161,7 +182,8 @@ static void smtp_ehlo(struct smtp_session *s, const char *args)
 
 static void smtp_helo(struct smtp_session *s, const char *args)
 {
-	smtp_helo_common(s, args, 0);
+	if (smtp_helo_common(s, args, 0) < 0)
+		return;
 	conn_printf(s->c, "250 %s\r\n", smtp_cfg(s)->hostname);
 }
 
@@ -348,21 +370,83 @@ static void smtp_starttls(struct smtp_session *s, const char *args)
 	}
 }
 
-/* pass NULL: the request was refused before any password check. */
-static void smtp_auth_result(struct smtp_session *s, const char *user, const char *pass)
+/*
+ * AUTH from an address that used up auth-fail-limit: 454 without looking
+ * at credentials. 1 when refused.
+ */
+static int smtp_auth_throttled(struct smtp_session *s)
 {
-	if (pass != NULL && smtp_auth_check(&s->in->auth, user, pass)) {
-		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
-		log_info("[%s] authenticated as %s", s->ip, user);
-		smtp_reply(s, SR_AUTH_OK, NULL);
-		return;
-	}
+	const struct config *cfg = smtp_cfg(s);
+
+	if (s->in->anvil == NULL ||
+	    !intake_anvil_blocked(s->in->anvil, (const struct sockaddr *)&s->peer,
+				  ev_now(s->in->loop), cfg->auth_fail_limit, cfg->auth_fail_window,
+				  NULL))
+		return 0;
+	smtp_reject(s, SR_AUTH_THROTTLED);
+	return 1;
+}
+
+static void smtp_auth_failed(struct smtp_session *s, const char *user)
+{
+	const struct config *cfg = smtp_cfg(s);
+	struct intake *in = s->in;
+
 	log_warnx("authentication failed for %s from [%s]", user, s->ip);
+	if (cfg->auth_fail_limit > 0 && in->anvil == NULL)
+		in->anvil = intake_anvil_new(INTAKE_ANVIL_MAX);
+	if (in->anvil != NULL &&
+	    intake_anvil_fail(in->anvil, (const struct sockaddr *)&s->peer, ev_now(in->loop),
+			      cfg->auth_fail_limit, cfg->auth_fail_window))
+		log_warnx("[%s]: %u failed AUTH within %u s: AUTH refused until that window ends",
+			  s->ip, cfg->auth_fail_limit, cfg->auth_fail_window);
 	if (++s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
 		smtp_close(s, SR_AUTH_TOO_MANY);
 		return;
 	}
 	smtp_reply(s, SR_AUTH_FAILED, NULL);
+}
+
+/* The hasher's answer for the session's auth_try_user. */
+static void smtp_auth_checked(void *arg, int match)
+{
+	struct smtp_session *s = arg;
+
+	s->auth_job = NULL;
+	/* A timeout closed the session meanwhile: nothing to answer. */
+	if (s->input != SI_AUTH_CHECK)
+		return;
+	s->input = SI_CMD;
+	s->busy++;
+	if (match) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", s->auth_try_user);
+		log_info("[%s] authenticated as %s", s->ip, s->auth_user);
+		smtp_reply(s, SR_AUTH_OK, NULL);
+	} else
+		smtp_auth_failed(s, s->auth_try_user);
+	s->busy--;
+	/* Commands pipelined behind the AUTH; frees the session if it died. */
+	smtp_process(s);
+}
+
+/* Hands the password check to the hasher thread; the session waits. */
+static void smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
+{
+	struct intake *in = s->in;
+	int known;
+
+	if (smtp_auth_throttled(s))
+		return;
+	if (in->hasher == NULL)
+		in->hasher = intake_hasher_new(in->loop);
+	if (in->hasher == NULL) {
+		smtp_reply(s, SR_AUTH_TEMPFAIL, NULL);
+		return;
+	}
+	snprintf(s->auth_try_user, sizeof(s->auth_try_user), "%s", user);
+	const char *hash = smtp_auth_hash(&in->auth, user, &known);
+	s->auth_job = intake_hash_start(in->hasher, pass, hash, known, smtp_auth_checked, s);
+	s->input = SI_AUTH_CHECK;
 }
 
 /* A decoded PLAIN message, or the LOGIN username, or its password. */
@@ -378,11 +462,11 @@ static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, con
 		r = smtp_sasl_plain(b64, user, sizeof(user), pass, sizeof(pass));
 		break;
 	case SA_LOGIN_USER:
-		r = smtp_sasl_decode(b64, 0, s->auth_login_user, sizeof(s->auth_login_user), NULL);
+		r = smtp_sasl_decode(b64, 0, s->auth_try_user, sizeof(s->auth_try_user), NULL);
 		break;
 	case SA_LOGIN_PASS:
 		r = smtp_sasl_decode(b64, 0, pass, sizeof(pass), NULL);
-		snprintf(user, sizeof(user), "%s", s->auth_login_user);
+		snprintf(user, sizeof(user), "%s", s->auth_try_user);
 		break;
 	default:
 		fatal("smtp_auth_step: step %d", (int)step);
@@ -396,7 +480,8 @@ static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, con
 		return;
 	}
 	if (r == SASL_REFUSED) {
-		smtp_auth_result(s, user, NULL);
+		/* Refused before any password check. */
+		smtp_auth_failed(s, user);
 		return;
 	}
 	if (step == SA_LOGIN_USER) {
@@ -405,7 +490,7 @@ static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, con
 		smtp_write_raw(s, "334 UGFzc3dvcmQ6\r\n"); /* "Password:" */
 		return;
 	}
-	smtp_auth_result(s, user, pass);
+	smtp_auth_verify(s, user, pass);
 	explicit_bzero(pass, sizeof(pass));
 }
 
@@ -425,6 +510,8 @@ static void smtp_auth(struct smtp_session *s, const char *args)
 		smtp_reply(s, SR_AUTH_ALREADY, NULL);
 		return;
 	}
+	if (smtp_auth_throttled(s))
+		return;
 	if (n >= sizeof(mech)) {
 		smtp_reply(s, SR_AUTH_MECH, NULL);
 		return;
@@ -588,7 +675,7 @@ static void smtp_process(struct smtp_session *s)
 		return;
 	}
 	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
-		conn_pause_read(c, s->flow_paused);
+		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK);
 	/* An idle session keeps no input buffer: the next read allocates one. */
 	if (buf_avail(&c->in) == 0)
 		buf_free(&c->in);

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 struct conn;
+struct intake_hash_job;
 
 /* Where the dialogue is, for the verb table (bit masks). */
 enum smtp_state { SS_INIT, SS_HELO, SS_MAIL, SS_RCPT, SS_NSTATES };
@@ -31,6 +32,7 @@ enum smtp_input {
 	SI_TLS_ACCEPT, /* smtps: handshake before the greeting */
 	SI_CMD,        /* command lines */
 	SI_AUTH,       /* a SASL response line */
+	SI_AUTH_CHECK, /* a password is being checked off the loop: input waits */
 	SI_DATA,       /* message content */
 	SI_WAIT,       /* end of data sent, waiting for the queue's verdict */
 	SI_CLOSING,    /* last reply queued, closing */
@@ -75,7 +77,9 @@ struct smtp_session {
 	char helo[256];
 	char auth_user[SMTP_SASL_FIELD_MAX];
 	enum smtp_auth_step auth_step;
-	char auth_login_user[SMTP_SASL_FIELD_MAX];
+	/* LOGIN's username, then the identity whose password is being checked */
+	char auth_try_user[SMTP_SASL_FIELD_MAX];
+	struct intake_hash_job *auth_job; /* the check in flight, or NULL */
 	unsigned auth_failures;
 	unsigned errors;
 	struct ev_timer timer;

@@ -152,6 +152,8 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.max_connections, 1000);
 	ck_assert_uint_eq(cfg.max_connections_per_ip, 50);
 	ck_assert_uint_eq(cfg.smtp_timeout, 300);
+	ck_assert_uint_eq(cfg.auth_fail_limit, 10);
+	ck_assert_uint_eq(cfg.auth_fail_window, 600);
 	ck_assert_uint_eq(cfg.ndns_servers, 0);
 	ck_assert_uint_eq(cfg.delivery_port, 25);
 	ck_assert_uint_eq(cfg.nsmarthosts, 0);
@@ -246,6 +248,17 @@ static const struct good_scalar {
 	{"smtp-timeout 30s\n", offsetof(struct config, smtp_timeout), F_UINT, 30},
 	{"smtp-timeout 2m\n", offsetof(struct config, smtp_timeout), F_UINT, 120},
 	{"smtp-timeout 45\n", offsetof(struct config, smtp_timeout), F_UINT, 45},
+	{"auth-fail-limit 5\n", offsetof(struct config, auth_fail_limit), F_UINT, 5},
+	{"auth-fail-limit 0\n", offsetof(struct config, auth_fail_limit), F_UINT, 0},
+	{"auth-fail-limit 100000\n", offsetof(struct config, auth_fail_limit), F_UINT, 100000},
+	{"auth-fail-limit 5\n", offsetof(struct config, auth_fail_window), F_UINT, 600},
+	{"auth-fail-limit 3 1h\n", offsetof(struct config, auth_fail_limit), F_UINT, 3},
+	{"auth-fail-limit 3 1h\n", offsetof(struct config, auth_fail_window), F_UINT, 3600},
+	{"auth-fail-limit 3 90\n", offsetof(struct config, auth_fail_window), F_UINT, 90},
+	{"auth-fail-limit 3 1d\n", offsetof(struct config, auth_fail_window), F_UINT, 86400},
+	/* A later line without a window means the default window again. */
+	{"auth-fail-limit 3 1h\nauth-fail-limit 4\n", offsetof(struct config, auth_fail_window),
+	 F_UINT, 600},
 	{"delivery-port 2526\n", offsetof(struct config, delivery_port), F_U16, 2526},
 	{"outbound-tls none\n", offsetof(struct config, outbound_tls), F_ENUM, TLS_POLICY_NONE},
 	{"outbound-tls may\n", offsetof(struct config, outbound_tls), F_ENUM, TLS_POLICY_MAY},
@@ -511,6 +524,15 @@ static const struct bad_config {
 	{"smtp-timeout 5mm\n", 1, "is not a duration"},
 	{"smtp-timeout 0\n", 1, "smtp-timeout: 0 is out of range"},
 	{"smtp-timeout 99999999999d\n", 1, "is not a duration"},
+	{"auth-fail-limit\n", 1, "auth-fail-limit: expected 1 to 2 arguments"},
+	{"auth-fail-limit 10 10m x\n", 1, "auth-fail-limit: expected 1 to 2 arguments"},
+	{"auth-fail-limit ten\n", 1, "auth-fail-limit: \"ten\" is not a number from 0 to 100000"},
+	{"auth-fail-limit -1\n", 1, "is not a number"},
+	{"auth-fail-limit 100001\n", 1, "is not a number"},
+	{"auth-fail-limit 10m\n", 1, "is not a number"},
+	{"auth-fail-limit 10 0\n", 1, "auth-fail-limit: \"0\" is not a window from 1s to 1d"},
+	{"auth-fail-limit 10 2d\n", 1, "\"2d\" is not a window"},
+	{"auth-fail-limit 10 soon\n", 1, "\"soon\" is not a window"},
 	{"dns-server\n", 1, "dns-server: expected at least 1 argument"},
 	{"dns-server 127.0.0.1 ns.example.org\n", 1, "\"ns.example.org\" is not an IP address"},
 	{"dns-server 127.0.0.1:0\n", 1, "is not an IP address"},

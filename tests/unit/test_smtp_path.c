@@ -205,6 +205,74 @@ START_TEST(test_flags)
 }
 END_TEST
 
+/* HELO/EHLO names: the RFC 5321 forms and the real-world ones kept. */
+static const struct {
+	const char *in;
+	int valid;
+} helo_cases[] = {
+	{"mail.example.org", 1},
+	{"localhost", 1},               /* no dots: a Domain of one label */
+	{"DESKTOP-ABC123", 1},
+	{"my_pc", 1},                   /* Windows names */
+	{"my_pc.corp.local", 1},
+	{"xn--bcher-kva.example", 1},
+	{"192.0.2.1", 1},               /* a bare address is a valid name */
+	{"[192.0.2.1]", 1},
+	{"[IPv6:2001:db8::1]", 1},
+	{"[ipv6:::1]", 1},
+	{"a", 1},
+	{"x-1.y-2.z", 1},
+	{"", 0},
+	{"-host", 0},
+	{"host-", 0},
+	{"a..b", 0},
+	{".a", 0},
+	{"a.", 0},
+	{"[192.0.2.1", 0},
+	{"[192.0.2.1]x", 0},
+	{"[300.1.1.1]", 0},
+	{"[tag:foo]", 0},               /* general literals are not addresses */
+	{"[IPv6:zz]", 0},
+	{"[]", 0},
+	{"ho st", 0},
+	{"host\x01", 0},
+	{"host\x1b[2J", 0},
+	{"host\tname", 0},
+	{"caf\xc3\xa9.example", 0},     /* ASCII only */
+	{"host\xff", 0},
+	{"a/b", 0},
+	{"user@example.org", 0},
+	{"<client.example>", 0},
+};
+
+START_TEST(test_helo)
+{
+	ck_assert_msg(smtp_helo_valid(helo_cases[_i].in) == helo_cases[_i].valid, "%s",
+		      helo_cases[_i].in);
+}
+END_TEST
+
+START_TEST(test_helo_lengths)
+{
+	char label[70], name[300];
+	memset(label, 'a', 63);
+	label[63] = '\0';
+	ck_assert_int_eq(smtp_helo_valid(label), 1);
+	label[63] = 'a';
+	label[64] = '\0';
+	ck_assert_int_eq(smtp_helo_valid(label), 0);
+	/* 255 octets in all at most. */
+	memset(name, 'a', sizeof(name));
+	for (size_t i = 60; i < sizeof(name); i += 61)
+		name[i] = '.';
+	name[255] = '\0';
+	ck_assert_int_eq(smtp_helo_valid(name), 1);
+	name[255] = 'a';
+	name[256] = '\0';
+	ck_assert_int_eq(smtp_helo_valid(name), 0);
+}
+END_TEST
+
 int main(void)
 {
 	make_long_paths();
@@ -215,6 +283,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_relay_chars, 0, sizeof(path_relay) / sizeof(path_relay[0]));
 	tcase_add_test(tc, test_limits_exact);
 	tcase_add_test(tc, test_flags);
+	tcase_add_loop_test(tc, test_helo, 0, sizeof(helo_cases) / sizeof(helo_cases[0]));
+	tcase_add_test(tc, test_helo_lengths);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
