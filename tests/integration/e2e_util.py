@@ -22,14 +22,16 @@ RELOAD_WAYS = ("sighup", "relayctl")
 
 
 def wait_for(pred, timeout=20.0, what="condition", step=0.05):
-    """pred()'s first true value within timeout, else AssertionError."""
+    """pred()'s first true value within timeout, else AssertionError
+    naming what (a string, or a function that returns one)."""
     end = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > end:
-            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %.0fs waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
         time.sleep(step)
 
 
@@ -154,17 +156,22 @@ def free_port6():
 
 class StallingMX:
     """A plain SMTP server on host:port (raw sockets, one thread per
-    connection). The first `stall_sessions` sessions stop reading the DATA
-    stream after `stall_after` bytes until release(): the sender is then in
-    the middle of a transfer the server has not seen the end of. Its receive
-    buffer is kept small so the sender's kernel cannot absorb much.
+    connection) whose first `stall_sessions` sessions stall until release():
+    stall="data": stop reading the DATA stream after `stall_after` bytes, so
+        the sender is in the middle of a transfer the server has not seen the
+        end of (the receive buffer is kept small so that the sender's kernel
+        cannot absorb much);
+    stall="reply": keep the whole message (as a server that committed it)
+        and hold back the 250, so that the sender never learns of it.
 
     .stalled   Event, set when a session stalls
-    .messages  complete messages (bytes up to the final dot, still stuffed)
+    .messages  complete messages kept (bytes up to the final dot, still stuffed)
     .incomplete  how many sessions ended inside DATA without the final dot
     """
 
-    def __init__(self, host, port, stall_sessions=1, stall_after=64 * 1024):
+    def __init__(self, host, port, stall="data", stall_sessions=1, stall_after=64 * 1024):
+        assert stall in ("data", "reply")
+        self.stall = stall
         self.stall_left = stall_sessions
         self.stall_after = stall_after
         self.stalled = threading.Event()
@@ -240,7 +247,10 @@ class StallingMX:
                 return
             elif verb == b"DATA":
                 c.sendall(b"354 go ahead\r\n")
-                data = self._data(c, buf)
+                with self.lock:
+                    stall = self.stall_left > 0
+                    self.stall_left -= stall
+                data = self._data(c, buf, stall and self.stall == "data")
                 buf = b""
                 if data is None:
                     with self.lock:
@@ -248,17 +258,16 @@ class StallingMX:
                     return
                 with self.lock:
                     self.messages.append(data)
+                if stall and self.stall == "reply":
+                    self.stalled.set()
+                    self._release.wait(120)
                 c.sendall(b"250 2.0.0 Ok: queued\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
                 c.sendall(b"250 2.0.0 Ok\r\n")
             else:
                 c.sendall(b"502 5.5.1 not here\r\n")
 
-    def _data(self, c, data):
-        with self.lock:
-            stall = self.stall_left > 0
-            if stall:
-                self.stall_left -= 1
+    def _data(self, c, data, stall):
         while b"\r\n.\r\n" not in data:
             if stall and len(data) >= self.stall_after:
                 stall = False
