@@ -20,7 +20,8 @@ import threading
 import time
 import unittest
 
-from e2e_util import StallingMX, kill_leftovers, proc_running, submit, wait_for
+from e2e_util import (StallingMX, expect_trouble, kill_leftovers, proc_running, submit,
+                      wait_for)
 from fakes.dlv_mx import FakeMX
 from harness import Relayd, free_port
 from intake_util import token
@@ -31,6 +32,8 @@ BASE = "retry-min 1s\nretry-max 2s\n"
 SLOW = "concurrency-per-destination 1\n"
 DATA_DELAY = 0.2
 PACE = 0.1          # seconds between two submissions
+# The master's line for a worker the test kills.
+KILLED = r"master: %s worker killed by signal 9; restarting"
 
 
 def sent_line(qid, rcpt):
@@ -149,8 +152,9 @@ class CrashRecovery(unittest.TestCase):
         self.assertTrue(mx.stalled.wait(60), "the transfer never reached the next hop")
         pid = r.pids()["delivery"]
         start = len(r.log())
+        expect_trouble(r, KILLED % "delivery")
         os.kill(pid, signal.SIGKILL)
-        r.wait_log(r"delivery worker killed by signal 9; restarting", start=start)
+        r.wait_log(KILLED % "delivery", start=start)
         r.wait_log(r"delivery went away: 1 in-flight recipient\(s\) back in the queue",
                    start=start)
         mx.release()
@@ -170,8 +174,9 @@ class CrashRecovery(unittest.TestCase):
         qid = submit(r.port, "s@snd.test", ["a@far.test"], subject)
         self.assertTrue(mx.stalled.wait(60), "the message never reached the next hop")
         start = len(r.log())
+        expect_trouble(r, KILLED % "delivery")
         os.kill(r.pids()["delivery"], signal.SIGKILL)
-        r.wait_log(r"delivery worker killed by signal 9; restarting", start=start)
+        r.wait_log(KILLED % "delivery", start=start)
         r.wait_log(r"delivery went away: 1 in-flight recipient\(s\) back in the queue",
                    start=start)
         mx.release()
@@ -186,8 +191,9 @@ class CrashRecovery(unittest.TestCase):
         f = self.flow(r, mx, role[:3] + "flow")
         victim = r.pids()[role]
         start = len(r.log())
+        expect_trouble(r, KILLED % role)
         os.kill(victim, signal.SIGKILL)
-        r.wait_log(r"%s worker killed by signal 9; restarting" % role, start=start)
+        r.wait_log(KILLED % role, start=start)
         wait_for(lambda: r.pids().get(role) not in (None, victim), 20, "a new %s worker" % role)
         # Mail is accepted again after the restart.
         n = len(f.accepted)
@@ -211,6 +217,7 @@ class CrashRecovery(unittest.TestCase):
         self.addCleanup(kill_leftovers, workers)
         f = self.flow(r, mx, "mstflow")
         start = len(r.log())
+        expect_trouble(r, master_exit=-signal.SIGKILL)
         os.kill(pids["master"], signal.SIGKILL)
         self.assertEqual(r.proc.wait(timeout=10), -signal.SIGKILL)
         wait_for(lambda: not any(proc_running(p) for p in workers), 15,
