@@ -2,7 +2,8 @@
 point 5): STARTTLS is not advertised, a STARTTLS sent anyway gets
 `454 4.7.0 TLS not available` and the session goes on in plaintext; AUTH
 is not offered either and is refused with `538 5.7.11` (credentials only
-travel over TLS).
+travel over TLS). A submission listener without a certificate lets nobody
+authenticate, so it takes no mail.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_tls_nocert
 """
@@ -49,6 +50,22 @@ class NoCertificate(ReplyAsserts, unittest.TestCase):
         # tried in plaintext.
         self.assertReply(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA=="), 538, "5.7.11")
         self.assertReply(c.cmd("AUTH LOGIN"), 538, "5.7.11")
+
+
+class SubmissionWithoutCertificate(ReplyAsserts, unittest.TestCase):
+    """A submission listener without a certificate (relayd -n accepts it):
+    no TLS, so no AUTH, so no mail; never AUTH or relaying in plaintext."""
+
+    def setUp(self):
+        self.r = relayd(listens=[("submission", None)])
+        self.addCleanup(self.r.cleanup)
+
+    def test_no_tls_no_auth_no_mail(self):
+        c = self.session()
+        self.assertReply(c.cmd("STARTTLS"), 454, "4.7.0")
+        self.assertReply(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA=="), 538, "5.7.11")
+        self.assertReply(c.cmd("MAIL FROM:<s@lan.test>"), 530, "5.7.0")
+        self.assertReply(c.cmd("RCPT TO:<a@far.test>"), 503, "5.5.1")
 
 
 if __name__ == "__main__":
