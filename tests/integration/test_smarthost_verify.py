@@ -5,7 +5,8 @@ next hop there offers STARTTLS with a certificate the test's CA signed for
 that host name, and `tls-ca-file` is that CA. The message arrives over
 verified TLS, on the smarthost's port. A certificate for another name, or
 from another CA, defers the message (4.7.5) and nothing is sent in
-plaintext.
+plaintext; with a second MX for the smarthost's name, the message goes
+there instead.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_smarthost_verify
 """
@@ -51,6 +52,22 @@ class SmarthostVerify(DeliveryCase):
         self.assertRegex(r.log(), r"%s: TLS with mx\.relay\.test\[127\.0\.0\.4\]: TLSv1\.[23]"
                          r".*, verified" % qid)
         self.assertEqual(far.messages, [])
+
+    def test_second_mx_of_the_smarthost_when_the_first_fails_verification(self):
+        dns = self.dns(MX + [("relay.test", "mx2.relay.test", 20)],
+                       dict(HOSTS, **{"mx2.relay.test": "127.0.0.5"}))
+        port = free_port("127.0.0.4")
+        bad = self.mx("127.0.0.4", port=port, tls_cert=make_leaf(self.tmp, self.ca, "relay.test"))
+        good = self.mx("127.0.0.5", port=port,
+                       tls_cert=make_leaf(self.tmp, self.ca, "mx2.relay.test"))
+        r = self.relayd(dns, "smarthost relay.test:%d tls=verify\ntls-ca-file %s\n"
+                        % (port, self.ca[0]))
+        qid = self.send(r, "s@snd.test", ["a@far.test"])
+        m = self.wait_status(r, qid, "a@far.test", "sent")
+        self.assertEqual(m.group(1), "mx2.relay.test[127.0.0.5]:%d" % port)
+        self.assertTrue(good.wait_messages(1)[0].tls)
+        self.assertEqual(bad.messages, [])
+        self.assertEqual(bad.mail_options, [], "MAIL FROM was sent to the unverified MX")
 
     def assert_refused(self, server_cert):
         r, sh, far, qid = self.run_case(server_cert)
