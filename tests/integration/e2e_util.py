@@ -18,9 +18,6 @@ import subprocess
 import threading
 import time
 
-RELOAD_WAYS = ("sighup", "relayctl")
-
-
 def wait_for(pred, timeout=20.0, what="condition", step=0.05):
     """pred()'s first true value within timeout, else AssertionError
     naming what (a string, or a function that returns one)."""

@@ -9,6 +9,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_ctl_stats
 """
 import json
 import re
+import unittest
 
 from dlv_base import DeliveryCase
 from e2e_util import wait_for
@@ -100,5 +101,4 @@ class CtlStats(DeliveryCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()

@@ -12,6 +12,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_queue_expiry
 import email
 import email.policy
 import re
+import unittest
 
 from dlv_base import DeliveryCase
 from e2e_util import wait_for
@@ -95,5 +96,4 @@ class QueueExpiry(DeliveryCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()

@@ -12,6 +12,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_smarthost_veri
 """
 import shutil
 import tempfile
+import unittest
 
 from dlv_base import DeliveryCase
 from e2e_util import make_ca, make_leaf
@@ -92,5 +93,4 @@ class SmarthostVerify(DeliveryCase):
 
 
 if __name__ == "__main__":
-    import unittest
     unittest.main()
