@@ -1,0 +1,76 @@
+"""test_install.py - `make install DESTDIR=... PREFIX=/usr` (issue 8,
+point 5) puts the programs where the README and the Makefile say, with
+their modes: relayd in PREFIX/sbin and relayctl in PREFIX/bin (0755), the
+example configuration as /etc/relayd/relayd.conf.example (0644), all under
+DESTDIR; the installed relayd checks the installed example with `-n`.
+
+The binaries are the ones the suite runs (BIN); `-o all` keeps make from
+rebuilding them here (under `make sanitize` they are the sanitizer build,
+which a plain rebuild would overwrite).
+
+Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_install
+"""
+import filecmp
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, TOP
+
+EXPECTED = {
+    "usr/sbin/relayd": (0o755, os.path.join(BIN, "relayd")),
+    "usr/bin/relayctl": (0o755, os.path.join(BIN, "relayctl")),
+    "etc/relayd/relayd.conf.example": (0o644, os.path.join(TOP, "etc", "relayd.conf")),
+}
+
+
+class Install(unittest.TestCase):
+    def setUp(self):
+        self.dest = tempfile.mkdtemp(prefix="relayd-install-")
+        self.addCleanup(shutil.rmtree, self.dest, True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        self.make = subprocess.run(
+            ["make", "-C", TOP, "-o", "all", "install", "DESTDIR=" + self.dest, "PREFIX=/usr",
+             "BIN=" + os.path.relpath(BIN, TOP)],
+            capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+        self.assertEqual(self.make.returncode, 0, self.make.stdout + self.make.stderr)
+
+    def test_files_and_modes(self):
+        for rel, (mode, source) in EXPECTED.items():
+            with self.subTest(path=rel):
+                path = os.path.join(self.dest, rel)
+                st = os.lstat(path)
+                self.assertTrue(stat.S_ISREG(st.st_mode), rel)
+                self.assertEqual(stat.S_IMODE(st.st_mode), mode, rel)
+                self.assertTrue(filecmp.cmp(path, source, shallow=False),
+                                "%s is not a copy of %s" % (rel, source))
+        # Nothing escaped DESTDIR into PREFIX itself.
+        for rel in EXPECTED:
+            self.assertFalse(os.path.exists(os.path.join(self.dest, "usr", "usr", rel)))
+
+    def test_installed_relayd_checks_the_installed_example(self):
+        relayd = os.path.join(self.dest, "usr/sbin/relayd")
+        example = os.path.join(self.dest, "etc/relayd/relayd.conf.example")
+        p = subprocess.run([relayd, "-n", "-f", example], capture_output=True, text=True,
+                           timeout=30, cwd=self.dest)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # And it is a checker, not a starter: a broken copy is refused with FILE:LINE.
+        broken = os.path.join(self.dest, "broken.conf")
+        with open(example) as f, open(broken, "w") as g:
+            g.write(f.read() + "no-such-directive 1\n")
+        p = subprocess.run([relayd, "-n", "-f", broken], capture_output=True, text=True,
+                           timeout=30, cwd=self.dest)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"%s:\d+: .*unknown directive" % broken)
+        relayctl = os.path.join(self.dest, "usr/bin/relayctl")
+        p = subprocess.run([relayctl, "no-such-command"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
