@@ -95,8 +95,10 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
 
 	qid_date(tx->arrival, date, sizeof(date));
-	buf_appendf(b, "Received: from %s ([%s]) by %s with %s id %s", s->helo, s->ip,
-		    cfg->hostname, with, tx->qid);
+	/* RFC 5321 4.1.3: an IPv6 address literal is tagged "IPv6:". */
+	buf_appendf(b, "Received: from %s ([%s%s]) by %s with %s id %s", s->helo,
+		    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname, with,
+		    tx->qid);
 	if (tx->nrcpts == 1)
 		buf_appendf(b, " for <%s>", tx->rcpts[0]);
 	buf_appendf(b, "; %s\r\n", date);
