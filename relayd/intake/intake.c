@@ -136,6 +136,29 @@ static void intake_refuse(struct intake *in, int fd, const char *why)
 	log_info("connection refused: %s", why);
 }
 
+/*
+ * Full: a client from an address that holds no connection takes the place
+ * of the waiting session nearest its deadline, so that a few addresses
+ * holding every slot (slowloris) cannot keep newcomers out until their
+ * timeouts run out. Returns 1 when room was made.
+ */
+static int intake_make_room(struct intake *in, const struct sockaddr_storage *sa)
+{
+	struct smtp_session *victim = NULL;
+
+	if (intake_count_peer(in, sa) > 0)
+		return 0;
+	for (struct smtp_session *s = in->sessions; s != NULL; s = s->next)
+		if (smtp_session_evictable(s) &&
+		    (victim == NULL || s->timer.due_ms < victim->timer.due_ms))
+			victim = s;
+	if (victim == NULL)
+		return 0;
+	log_info("max-connections reached: [%s] makes room for a new address", victim->ip);
+	smtp_session_evict(victim);
+	return 1;
+}
+
 static void intake_on_accept(int lfd, uint32_t events, void *arg)
 {
 	struct intake_listener *l = arg;
@@ -160,7 +183,7 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 			close(fd);
 			continue;
 		}
-		if (in->nsessions >= cfg->max_connections) {
+		if (in->nsessions >= cfg->max_connections && !intake_make_room(in, &sa)) {
 			intake_refuse(in, fd, "max-connections reached");
 			continue;
 		}

@@ -779,6 +779,21 @@ void smtp_session_queue_lost(struct smtp_session *s)
 	}
 }
 
+int smtp_session_evictable(const struct smtp_session *s)
+{
+	return (s->input == SI_CMD || s->input == SI_AUTH || s->input == SI_TLS_ACCEPT) &&
+	       !s->busy && !s->dead && ev_timer_pending(&s->timer);
+}
+
+void smtp_session_evict(struct smtp_session *s)
+{
+	if (buf_avail(&s->c->out) > 0 || s->input == SI_TLS_ACCEPT) {
+		smtp_session_free(s);
+		return;
+	}
+	smtp_close(s, SR_TOO_MANY_CONNS);
+}
+
 void smtp_session_resume(struct smtp_session *s)
 {
 	if (!s->flow_paused)

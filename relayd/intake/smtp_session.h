@@ -100,6 +100,10 @@ void smtp_session_queue_lost(struct smtp_session *s);
 void smtp_session_resume(struct smtp_session *s);
 /* Stress began: a deadline further than the stress timeout is brought in. */
 void smtp_session_stress(struct smtp_session *s);
+/* Waiting for a command (not in a transfer): may give its place to a newcomer. */
+int smtp_session_evictable(const struct smtp_session *s);
+/* Gives its place: 421 4.7.0 and close, or dropped at once if output is stuck. */
+void smtp_session_evict(struct smtp_session *s);
 
 /* smtp_handoff.c: the transaction's stream to the queue. */
 void smtp_tx_free(struct smtp_tx *tx);
