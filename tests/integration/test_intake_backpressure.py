@@ -140,7 +140,10 @@ class SlowReader(ReplyAsserts, unittest.TestCase):
             self.assertEqual(len(ends), n, "%d EHLO replies for %d EHLO" % (len(ends), n))
             self.assertTrue(all(x == b"250 SMTPUTF8" for x in ends),
                             [x for x in ends if x != b"250 SMTPUTF8"][:3])
-            self.assertLess(grew, 1024, "intake's peak RSS grew by %d kB" % grew)
+            # ASan's quarantine keeps freed buffers resident (make sanitize):
+            # there the figure says nothing about intake.
+            if not os.environ.get("SANITIZE_LOG_DIR"):
+                self.assertLess(grew, 1024, "intake's peak RSS grew by %d kB" % grew)
 
 
 def intake_cpu(pid):
