@@ -21,6 +21,12 @@
 
 static void conn_io(int fd, uint32_t events, void *arg);
 
+/* Whether the peer's input is wanted now (the handshake reads on its own). */
+static int conn_reading(const struct conn *c)
+{
+	return !c->read_paused && !c->closing && !(c->out_full && !c->read_when_full);
+}
+
 static void conn_update(struct conn *c)
 {
 	if (c->closed || c->fd < 0)
@@ -29,7 +35,7 @@ static void conn_update(struct conn *c)
 	if (c->connecting)
 		ev = EPOLLOUT;
 	else {
-		if (!c->read_paused || c->handshaking)
+		if (conn_reading(c) || c->handshaking)
 			ev |= EPOLLIN;
 		if (buf_avail(&c->out) > 0 || c->want_write)
 			ev |= EPOLLOUT;
@@ -53,6 +59,8 @@ static struct conn *conn_alloc(struct ev_loop *loop, int fd, uint32_t events,
 	c->on_close = on_close;
 	c->arg = arg;
 	c->cur_events = events;
+	c->out_high = CONN_OUT_HIGH;
+	c->out_low = CONN_OUT_LOW;
 	buf_init(&c->in);
 	buf_init(&c->out);
 	if (ev_io_add(loop, fd, events, conn_io, c) < 0) {
@@ -152,6 +160,19 @@ static void conn_fail_errno(struct conn *c, const char *what)
 	conn_fail(c, why);
 }
 
+/* EPOLLHUP or EPOLLERR: the socket's pending error, if it has one. */
+static void conn_fail_hangup(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+		errno = err;
+		conn_fail_errno(c, "socket");
+		return;
+	}
+	conn_fail(c, "connection closed by peer");
+}
+
 static void conn_fail_ssl(struct conn *c, const char *what)
 {
 	char why[128];
@@ -169,6 +190,8 @@ void conn_write(struct conn *c, const void *p, size_t n)
 	if (c->closed || c->closing)
 		return;
 	buf_append(&c->out, p, n);
+	if (buf_avail(&c->out) > c->out_high)
+		c->out_full = 1;
 	conn_update(c);
 }
 
@@ -202,6 +225,17 @@ void conn_close_after_flush(struct conn *c)
 void conn_pause_read(struct conn *c, int paused)
 {
 	c->read_paused = paused ? 1 : 0;
+	conn_update(c);
+}
+
+void conn_set_watermarks(struct conn *c, size_t high, size_t low, int read_when_full)
+{
+	if (low > high)
+		fatal("conn_set_watermarks: low %zu above high %zu", low, high);
+	c->out_high = high;
+	c->out_low = low;
+	c->read_when_full = read_when_full ? 1 : 0;
+	c->out_full = buf_avail(&c->out) > high;
 	conn_update(c);
 }
 
@@ -320,7 +354,7 @@ static void conn_do_read(struct conn *c)
 {
 	size_t got = 0;
 	/* A bounded amount per wakeup keeps one busy peer from starving others. */
-	while (!c->read_paused && !c->closed && got < 4 * CONN_READ_STEP) {
+	while (conn_reading(c) && !c->closed && got < 4 * CONN_READ_STEP) {
 		if (buf_avail(&c->in) >= CONN_MAX_INPUT) {
 			c->read_paused = 1;
 			conn_update(c);
@@ -360,18 +394,28 @@ static void conn_io(int fd, uint32_t events, void *arg)
 		conn_handshake(c);
 		goto out;
 	}
-	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !c->closing)
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		conn_do_read(c);
 	if (c->freed || c->closed)
 		goto out;
+	/*
+	 * epoll reports a hangup or an error even when we asked for nothing:
+	 * a connection that is not reading takes it now, once, or the loop
+	 * would be woken for it again and again.
+	 */
+	if ((events & (EPOLLERR | EPOLLHUP)) && !conn_reading(c)) {
+		conn_fail_hangup(c);
+		goto out;
+	}
 	if (buf_avail(&c->out) > 0 || c->want_write) {
 		if (conn_flush(c) < 0)
 			goto out;
-		if (buf_avail(&c->out) == 0) {
-			if (c->closing) {
-				conn_fail(c, "closed");
-				goto out;
-			}
+		if (buf_avail(&c->out) == 0 && c->closing) {
+			conn_fail(c, "closed");
+			goto out;
+		}
+		if (buf_avail(&c->out) <= c->out_low) {
+			c->out_full = 0;
 			if (c->on_drain)
 				c->on_drain(c, c->arg);
 		}

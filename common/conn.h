@@ -25,6 +25,9 @@ typedef void (*conn_event_cb)(struct conn *c, void *arg);
 
 /* Stop reading when this much input waits unconsumed (bounded memory). */
 #define CONN_MAX_INPUT (256 * 1024)
+/* Default output water marks (conn_set_watermarks). */
+#define CONN_OUT_HIGH (64 * 1024)
+#define CONN_OUT_LOW (16 * 1024)
 
 struct conn {
 	struct ev_loop *loop;
@@ -34,7 +37,7 @@ struct conn {
 	void *arg;
 	conn_read_cb on_read;
 	conn_close_cb on_close;
-	conn_event_cb on_drain;     /* out buffer emptied (optional) */
+	conn_event_cb on_drain;     /* out fell to the low mark (optional) */
 	conn_event_cb on_connected; /* outbound connect finished */
 	conn_event_cb on_tls;       /* TLS handshake finished */
 	unsigned connecting : 1;
@@ -44,7 +47,10 @@ struct conn {
 	unsigned closed : 1;        /* on_close was called */
 	unsigned want_write : 1;    /* TLS needs the socket writable */
 	unsigned freed : 1;
+	unsigned out_full : 1;      /* out passed the high mark, not yet drained */
+	unsigned read_when_full : 1;
 	int holds;
+	size_t out_high, out_low;
 	uint32_t cur_events;
 	char err[128];
 };
@@ -66,6 +72,19 @@ void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(pri
 /* Flushes what is queued, then closes (on_close is called with "closed"). */
 void conn_close_after_flush(struct conn *c);
 void conn_pause_read(struct conn *c, int paused);
+/*
+ * Backpressure, the one flow contract of every connection: once more than
+ * high octets of output wait, the connection is full (conn_full) and stops
+ * reading its peer, so a peer that does not read our replies makes us
+ * produce no more of them; owners that take input already buffered check
+ * conn_full too. When the output falls to low, reading resumes and
+ * on_drain is called (also after every write that leaves output at or
+ * under low, e.g. emptied). read_when_full keeps reading anyway: for IPC
+ * channels, where two processes that both stopped reading while their
+ * output waits would wait for each other forever.
+ */
+void conn_set_watermarks(struct conn *c, size_t high, size_t low, int read_when_full);
+static inline int conn_full(const struct conn *c) { return c->out_full; }
 /*
  * Starts TLS. Unread input is thrown away first: bytes a client pipelined
  * after STARTTLS must never be answered inside TLS (CVE-2011-0411).

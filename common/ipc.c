@@ -20,6 +20,7 @@ struct ipc_chan {
 	char name[32];
 	ipc_frame_cb on_frame;
 	ipc_close_cb on_close;
+	ipc_drain_cb on_drain;
 	void *arg;
 	int closed;
 };
@@ -92,6 +93,14 @@ static void ipc_on_close(struct conn *c, void *arg, const char *why)
 	ipc_closed(ch);
 }
 
+static void ipc_on_drain(struct conn *c, void *arg)
+{
+	struct ipc_chan *ch = arg;
+	(void)c;
+	if (!ch->closed && ch->on_drain)
+		ch->on_drain(ch, ch->arg);
+}
+
 struct ipc_chan *ipc_chan_new(struct ev_loop *loop, int fd, const char *peer_name,
 			      ipc_frame_cb on_frame, ipc_close_cb on_close, void *arg)
 {
@@ -105,7 +114,19 @@ struct ipc_chan *ipc_chan_new(struct ev_loop *loop, int fd, const char *peer_nam
 		free(ch);
 		return NULL;
 	}
+	conn_set_watermarks(ch->c, IPC_OUT_HIGH, IPC_OUT_LOW, 1);
+	ch->c->on_drain = ipc_on_drain;
 	return ch;
+}
+
+void ipc_set_drain(struct ipc_chan *ch, ipc_drain_cb on_drain)
+{
+	ch->on_drain = on_drain;
+}
+
+int ipc_full(const struct ipc_chan *ch)
+{
+	return ch != NULL && conn_full(ch->c);
 }
 
 void ipc_chan_free(struct ipc_chan *ch)

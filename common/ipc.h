@@ -21,6 +21,9 @@
 #define IPC_MAX_FRAME (256 * 1024 - IPC_HDR_SIZE)
 /* The size of a content piece carried in one frame. */
 #define IPC_CHUNK_SIZE (64 * 1024)
+/* A channel is full above IPC_OUT_HIGH queued octets; it drains at IPC_OUT_LOW. */
+#define IPC_OUT_HIGH (1024 * 1024)
+#define IPC_OUT_LOW (256 * 1024)
 
 struct ev_loop;
 struct conn;
@@ -29,6 +32,7 @@ struct ipc_chan;
 typedef void (*ipc_frame_cb)(struct ipc_chan *ch, uint32_t type, const uint8_t *payload,
 			     size_t len, void *arg);
 typedef void (*ipc_close_cb)(struct ipc_chan *ch, void *arg);
+typedef void (*ipc_drain_cb)(struct ipc_chan *ch, void *arg);
 
 /*
  * Wraps a connected socket. on_frame is called for each whole frame;
@@ -40,8 +44,16 @@ struct ipc_chan *ipc_chan_new(struct ev_loop *loop, int fd, const char *peer_nam
 void ipc_chan_free(struct ipc_chan *ch);
 /* Queues one frame. Returns 0, or -1 if the channel is closed. */
 int ipc_send(struct ipc_chan *ch, uint32_t type, const void *payload, size_t len);
-/* Bytes queued for sending and not yet written (for flow control). */
+/* Bytes queued for sending and not yet written. */
 size_t ipc_pending(const struct ipc_chan *ch);
+/*
+ * Flow control, the connection's contract (conn_set_watermarks): a sender
+ * that finds the channel full waits for on_drain, called once the queued
+ * output is down to IPC_OUT_LOW (and after every write that leaves it so).
+ * The channel itself keeps reading its peer meanwhile.
+ */
+int ipc_full(const struct ipc_chan *ch);
+void ipc_set_drain(struct ipc_chan *ch, ipc_drain_cb on_drain);
 int ipc_is_open(const struct ipc_chan *ch);
 /* Closes after a protocol error: logs why, calls on_close. */
 void ipc_fail(struct ipc_chan *ch, const char *why);

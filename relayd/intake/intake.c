@@ -1,7 +1,8 @@
 /*
  * intake.c - the intake worker's entry point: accepting SMTP clients on
- * the listeners the master bound, connection limits, the TLS context and
- * auth-users table (rebuilt on reload), and `relayctl stats`.
+ * the listeners the master bound, connection limits and stress mode, the
+ * TLS context and auth-users table (rebuilt on reload), and `relayctl
+ * stats`.
  */
 #include "intake.h"
 #include "smtp_session.h"
@@ -21,6 +22,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/*
+ * Postfix's stress mode: with more than 80% of max-connections in use,
+ * every timeout is at most 10 s, so that slots held by slow or silent
+ * clients come free for new ones. It ends only below 70%, so that one
+ * client coming and going at the threshold does not flap it.
+ */
+#define INTAKE_STRESS_ON_PERCENT 80
+#define INTAKE_STRESS_OFF_PERCENT 70
+#define INTAKE_STRESS_TIMEOUT_MS 10000
+/* Out of descriptors: accept nothing for this long, and say so once. */
+#define INTAKE_ACCEPT_PAUSE_MS 1000
+
 /* One listener: its descriptor and mode, the argument of its callback. */
 struct intake_listener {
 	struct intake *in;
@@ -29,6 +42,65 @@ struct intake_listener {
 };
 
 static struct intake intake;
+
+uint64_t intake_timeout_ms(const struct intake *in)
+{
+	uint64_t ms = (uint64_t)in->w->cfg->smtp_timeout * 1000;
+	return in->stress && ms > INTAKE_STRESS_TIMEOUT_MS ? INTAKE_STRESS_TIMEOUT_MS : ms;
+}
+
+void intake_sessions_changed(struct intake *in)
+{
+	uint64_t used = (uint64_t)in->nsessions * 100;
+	uint64_t max = in->w->cfg->max_connections;
+
+	if (in->stopping)
+		return;
+	if (!in->stress && used > max * INTAKE_STRESS_ON_PERCENT) {
+		in->stress = 1;
+		log_warnx("stress: %zu of %llu connections in use; timeouts cut to %llu s",
+			  in->nsessions, (unsigned long long)max,
+			  (unsigned long long)intake_timeout_ms(in) / 1000);
+		for (struct smtp_session *s = in->sessions; s != NULL; s = s->next)
+			smtp_session_stress(s);
+	} else if (in->stress && used <= max * INTAKE_STRESS_OFF_PERCENT) {
+		in->stress = 0;
+		log_info("stress over: %zu of %llu connections in use; timeouts back to %u s",
+			 in->nsessions, (unsigned long long)max, in->w->cfg->smtp_timeout);
+	}
+}
+
+static void intake_on_accept(int lfd, uint32_t events, void *arg);
+
+static void intake_listen(struct intake *in, struct intake_listener *l)
+{
+	if (ev_io_add(in->loop, l->fd, EPOLLIN, intake_on_accept, l) < 0)
+		fatal("intake: cannot watch a listener: %s", strerror(errno));
+}
+
+static void intake_accept_resume(void *arg)
+{
+	struct intake *in = arg;
+
+	for (size_t i = 0; i < in->nlisteners; i++)
+		intake_listen(in, &in->listeners[i]);
+}
+
+/*
+ * accept() failed for want of descriptors or memory: the connection stays
+ * in the backlog and every wakeup would fail the same way. Listen again
+ * after a pause, with one log line per pause.
+ */
+static void intake_accept_pause(struct intake *in, int err)
+{
+	if (ev_timer_pending(&in->accept_timer))
+		return;
+	log_warnx("accept: %s; not accepting connections for %d s", strerror(err),
+		  INTAKE_ACCEPT_PAUSE_MS / 1000);
+	for (size_t i = 0; i < in->nlisteners; i++)
+		ev_io_del(in->loop, in->listeners[i].fd);
+	ev_timer_start(in->loop, &in->accept_timer, INTAKE_ACCEPT_PAUSE_MS);
+}
 
 /* Connections from the same address as sa. */
 static size_t intake_count_peer(const struct intake *in, const struct sockaddr_storage *sa)
@@ -64,6 +136,29 @@ static void intake_refuse(struct intake *in, int fd, const char *why)
 	log_info("connection refused: %s", why);
 }
 
+/*
+ * Full: a client from an address that holds no connection takes the place
+ * of the waiting session nearest its deadline, so that a few addresses
+ * holding every slot (slowloris) cannot keep newcomers out until their
+ * timeouts run out. Returns 1 when room was made.
+ */
+static int intake_make_room(struct intake *in, const struct sockaddr_storage *sa)
+{
+	struct smtp_session *victim = NULL;
+
+	if (intake_count_peer(in, sa) > 0)
+		return 0;
+	for (struct smtp_session *s = in->sessions; s != NULL; s = s->next)
+		if (smtp_session_evictable(s) &&
+		    (victim == NULL || s->timer.due_ms < victim->timer.due_ms))
+			victim = s;
+	if (victim == NULL)
+		return 0;
+	log_info("max-connections reached: [%s] makes room for a new address", victim->ip);
+	smtp_session_evict(victim);
+	return 1;
+}
+
 static void intake_on_accept(int lfd, uint32_t events, void *arg)
 {
 	struct intake_listener *l = arg;
@@ -76,8 +171,11 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 		socklen_t salen = sizeof(sa);
 		int fd = accept4(lfd, (struct sockaddr *)&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				intake_accept_pause(in, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				 errno != ECONNABORTED)
 				log_warnx("accept: %s", strerror(errno));
 			return;
 		}
@@ -85,7 +183,7 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 			close(fd);
 			continue;
 		}
-		if (in->nsessions >= cfg->max_connections) {
+		if (in->nsessions >= cfg->max_connections && !intake_make_room(in, &sa)) {
 			intake_refuse(in, fd, "max-connections reached");
 			continue;
 		}
@@ -193,15 +291,18 @@ void intake_main(struct worker *w)
 	intake_on_reload(w);
 
 	struct intake_listener *ls = xcalloc(w->nfds ? w->nfds : 1, sizeof(*ls));
+	in->listeners = ls;
+	ev_timer_init(&in->accept_timer, intake_accept_resume, in);
 	for (size_t i = 0; i < w->nfds && i < cfg->nlistens; i++) {
 		ls[i].in = in;
 		ls[i].fd = w->fds[i];
 		ls[i].mode = cfg->listens[i].mode;
+		in->nlisteners = i + 1;
 		int fl = fcntl(ls[i].fd, F_GETFL);
-		if (fl < 0 || fcntl(ls[i].fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-		    ev_io_add(in->loop, ls[i].fd, EPOLLIN, intake_on_accept, &ls[i]) < 0)
+		if (fl < 0 || fcntl(ls[i].fd, F_SETFL, fl | O_NONBLOCK) < 0)
 			fatal("intake: cannot watch listener %s: %s", cfg->listens[i].text,
 			      strerror(errno));
+		intake_listen(in, &ls[i]);
 		if (ls[i].mode == LISTEN_SMTPS && in->tls == NULL)
 			log_warnx("listener %s is smtps but no certificate is usable",
 				  cfg->listens[i].text);

@@ -18,11 +18,7 @@ struct ipc_chan;
 struct smtp_session;
 struct intake_hasher;
 struct intake_anvil;
-
-/* Flow control toward the queue: stop reading clients above HIGH queued
- * octets, resume below LOW. */
-#define INTAKE_QUEUE_HIGH (1024 * 1024)
-#define INTAKE_QUEUE_LOW (256 * 1024)
+struct intake_listener;
 
 struct intake {
 	struct worker *w;
@@ -37,9 +33,13 @@ struct intake {
 	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
 	struct ev_timer queue_retry;
 	struct ev_timer queue_hello;   /* logs a queue worker slow to answer HELLO */
-	struct ev_timer flow_timer;    /* polls the queue channel while sessions wait */
+	int flow_waiting;              /* sessions wait for the queue channel's drain */
 	struct smtp_session *sessions; /* every session, a doubly linked list */
 	size_t nsessions;
+	int stress;                    /* many connections: timeouts are short */
+	struct intake_listener *listeners;
+	size_t nlisteners;
+	struct ev_timer accept_timer;  /* accepting again after EMFILE and the like */
 	uint64_t next_sid;
 	int stopping;
 	struct {
@@ -49,19 +49,24 @@ struct intake {
 
 /* The role's entry point (see common/worker.h). */
 void intake_main(struct worker *w);
+/* intake.c */
+/* smtp-timeout, or the stress timeout when it is shorter and we are under stress. */
+uint64_t intake_timeout_ms(const struct intake *in);
+/* A session came or went: enters or leaves stress mode. */
+void intake_sessions_changed(struct intake *in);
 
 /* intake_queue.c */
 /* Connects to the queue; waits a little for its answer before we serve. */
 void intake_queue_init(struct intake *in);
 /* 1 when a queue worker answered HELLO on an open channel: mail can be taken. */
 int intake_queue_up(const struct intake *in);
-/* 1 when the channel has so much queued that clients should wait. */
+/* 1 when the channel is full (ipc_full): clients wait for its drain. */
 int intake_queue_busy(const struct intake *in);
 /* How long a session waits for COMMITTED/FAILED after END (a safety net). */
 uint64_t intake_verdict_timeout_ms(const struct intake *in);
 /* No verdict in time for s: it gets 451 4.3.0, with a log line. */
 void intake_queue_late(struct intake *in, struct smtp_session *s);
-/* A session waits for the queue channel to drain (flow_timer resumes it). */
+/* A session waits for the queue channel to drain (its drain resumes it). */
 void intake_flow_wait(struct intake *in);
 
 #endif

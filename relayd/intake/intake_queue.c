@@ -3,7 +3,7 @@
  * hello and wait for the queue's HELLO_OK before taking mail, route the
  * queue's verdicts to the sessions waiting for them, reconnect after a
  * loss, and the flow control that pauses clients while the channel is
- * backed up.
+ * full and resumes them from its drain.
  */
 #include "intake.h"
 #include "smtp_session.h"
@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #define INTAKE_QUEUE_RETRY_MS 1000
-#define INTAKE_FLOW_POLL_MS 5
 /*
  * The queue socket is made by the master, so a connect succeeds even when
  * no queue worker runs: the connection waits in the listener's backlog
@@ -37,7 +36,7 @@ int intake_queue_up(const struct intake *in)
 
 int intake_queue_busy(const struct intake *in)
 {
-	return intake_queue_up(in) && ipc_pending(in->queue) > INTAKE_QUEUE_HIGH;
+	return intake_queue_up(in) && ipc_full(in->queue);
 }
 
 static struct smtp_session *intake_session_by_sid(struct intake *in, uint64_t sid)
@@ -109,6 +108,30 @@ static void intake_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint
 	ipc_fail(ch, "malformed message from the queue");
 }
 
+/* Every session paused for the channel goes on (it may pause again). */
+static void intake_flow_resume(struct intake *in)
+{
+	if (!in->flow_waiting)
+		return;
+	in->flow_waiting = 0;
+	for (struct smtp_session *s = in->sessions, *next; s != NULL; s = next) {
+		next = s->next;
+		if (s->flow_paused)
+			smtp_session_resume(s);
+	}
+}
+
+static void intake_on_queue_drain(struct ipc_chan *ch, void *arg)
+{
+	(void)ch;
+	intake_flow_resume(arg);
+}
+
+void intake_flow_wait(struct intake *in)
+{
+	in->flow_waiting = 1;
+}
+
 static int intake_queue_connect(struct intake *in);
 
 static void intake_queue_retry(void *arg)
@@ -129,6 +152,8 @@ static void intake_on_queue_close(struct ipc_chan *ch, void *arg)
 		next = s->next;
 		smtp_session_queue_lost(s);
 	}
+	/* Paused sessions read on to the end of their data and get their 451. */
+	intake_flow_resume(in);
 	if (!in->stopping)
 		ev_timer_start(in->loop, &in->queue_retry, INTAKE_QUEUE_RETRY_MS);
 }
@@ -166,6 +191,7 @@ static int intake_queue_connect(struct intake *in)
 				 intake_on_queue_close, in);
 	if (in->queue == NULL)
 		goto fail; /* the fd is closed */
+	ipc_set_drain(in->queue, intake_on_queue_drain);
 	ev_timer_start(in->loop, &in->queue_hello, INTAKE_HELLO_MS);
 	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
 	return fd;
@@ -195,32 +221,10 @@ void intake_queue_late(struct intake *in, struct smtp_session *s)
 	smtp_session_queue_lost(s);
 }
 
-static void intake_flow_poll(void *arg)
-{
-	struct intake *in = arg;
-
-	if (intake_queue_up(in) && ipc_pending(in->queue) > INTAKE_QUEUE_LOW) {
-		ev_timer_start(in->loop, &in->flow_timer, INTAKE_FLOW_POLL_MS);
-		return;
-	}
-	for (struct smtp_session *s = in->sessions, *next; s != NULL; s = next) {
-		next = s->next;
-		if (s->flow_paused)
-			smtp_session_resume(s);
-	}
-}
-
-void intake_flow_wait(struct intake *in)
-{
-	if (!ev_timer_pending(&in->flow_timer))
-		ev_timer_start(in->loop, &in->flow_timer, INTAKE_FLOW_POLL_MS);
-}
-
 void intake_queue_init(struct intake *in)
 {
 	ev_timer_init(&in->queue_retry, intake_queue_retry, in);
 	ev_timer_init(&in->queue_hello, intake_queue_hello_late, in);
-	ev_timer_init(&in->flow_timer, intake_flow_poll, in);
 	int fd = intake_queue_connect(in);
 	/*
 	 * At start, the queue worker comes up alongside us. Before serving

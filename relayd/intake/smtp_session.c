@@ -23,6 +23,8 @@
 /* Postfix's smtpd_hard_error_limit. */
 #define SMTP_MAX_ERRORS 20
 #define SMTP_MAX_AUTH_FAILURES 3
+/* Postfix's smtpd_min_data_rate: content earns time at this rate. */
+#define SMTP_MIN_DATA_RATE 500
 
 static void smtp_process(struct smtp_session *s);
 
@@ -31,10 +33,40 @@ static const struct config *smtp_cfg(const struct smtp_session *s)
 	return s->in->w->cfg;
 }
 
-/* smtp-timeout: the idle time allowed between commands. */
+/*
+ * smtp-timeout (shorter under stress): the time allowed to wait for a
+ * command, and to send it from its first octet on. Octets that neither
+ * start nor end a line leave the deadline alone, so a client trickling a
+ * byte now and then cannot keep a session forever.
+ */
 static void smtp_arm_timeout(struct smtp_session *s)
 {
-	ev_timer_start(s->in->loop, &s->timer, (uint64_t)smtp_cfg(s)->smtp_timeout * 1000);
+	ev_timer_start(s->in->loop, &s->timer, intake_timeout_ms(s->in));
+}
+
+/*
+ * Content earns time (Postfix's deadline with smtpd_min_data_rate): n
+ * octets add n / SMTP_MIN_DATA_RATE seconds to what is left, up to the
+ * full timeout, so a trickle runs out while a slow real upload does not.
+ */
+static void smtp_extend_timeout(struct smtp_session *s, size_t n)
+{
+	struct ev_loop *loop = s->in->loop;
+	uint64_t now = ev_now(loop), full = intake_timeout_ms(s->in);
+	uint64_t left = s->timer.due_ms > now ? s->timer.due_ms - now : 0;
+
+	if (!ev_timer_pending(&s->timer))
+		return;
+	left += (uint64_t)n * 1000 / SMTP_MIN_DATA_RATE;
+	ev_timer_start(loop, &s->timer, left < full ? left : full);
+}
+
+void smtp_session_stress(struct smtp_session *s)
+{
+	uint64_t now = ev_now(s->in->loop), full = intake_timeout_ms(s->in);
+
+	if (s->input != SI_WAIT && ev_timer_pending(&s->timer) && s->timer.due_ms > now + full)
+		ev_timer_start(s->in->loop, &s->timer, full);
 }
 
 /* Frees everything; the session must not be used afterwards. */
@@ -57,6 +89,7 @@ static void smtp_destroy(struct smtp_session *s)
 	in->nsessions--;
 	conn_free(s->c);
 	free(s);
+	intake_sessions_changed(in);
 }
 
 void smtp_session_free(struct smtp_session *s)
@@ -109,6 +142,9 @@ static void smtp_close(struct smtp_session *s, enum smtp_reply_id id)
 		return;
 	s->input = SI_CLOSING;
 	conn_close_after_flush(s->c);
+	/* A client that does not read its last reply is dropped at the timeout. */
+	if (!s->dead)
+		smtp_arm_timeout(s);
 }
 
 static void smtp_tx_reset(struct smtp_session *s)
@@ -344,6 +380,7 @@ static void smtp_tls_done(struct conn *c, void *arg)
 	memset(&s->lr, 0, sizeof(s->lr));
 	int greet = s->input == SI_TLS_ACCEPT && s->mode == LISTEN_SMTPS;
 	s->input = SI_CMD;
+	smtp_arm_timeout(s);
 	if (greet)
 		smtp_greeting(s);
 	smtp_process(s);
@@ -618,6 +655,7 @@ static void smtp_data_input(struct smtp_session *s)
 		return;
 	}
 	s->input = SI_CMD;
+	s->lines++;
 	if (tx->data.err != SR_NONE) {
 		log_info("message from [%s] refused: %s", s->ip,
 			 smtp_reply_get(tx->data.err)->text);
@@ -641,7 +679,8 @@ static void smtp_process(struct smtp_session *s)
 	struct conn *c = s->c;
 
 	s->busy++;
-	while (!s->dead && !s->flow_paused && buf_avail(&c->in) > 0 &&
+	/* A full connection takes no more commands until its output drains. */
+	while (!s->dead && !s->flow_paused && !conn_full(c) && buf_avail(&c->in) > 0 &&
 	       (s->input == SI_CMD || s->input == SI_AUTH || s->input == SI_DATA)) {
 		if (s->input == SI_DATA) {
 			smtp_data_input(s);
@@ -659,6 +698,7 @@ static void smtp_process(struct smtp_session *s)
 		memcpy(line, buf_head(&c->in), len);
 		line[len] = '\0';
 		buf_consume(&c->in, used);
+		s->lines++;
 		if (st == SMTP_LINE_ERR) {
 			s->auth_step = SA_NONE;
 			if (s->input == SI_AUTH)
@@ -676,6 +716,8 @@ static void smtp_process(struct smtp_session *s)
 	}
 	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
 		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK);
+	s->in_left = buf_avail(&c->in);
+	s->line_open = s->in_left > 0 || s->lr.skip_err != SR_NONE;
 	/* An idle session keeps no input buffer: the next read allocates one. */
 	if (buf_avail(&c->in) == 0)
 		buf_free(&c->in);
@@ -684,10 +726,31 @@ static void smtp_process(struct smtp_session *s)
 static void smtp_on_read(struct conn *c, void *arg)
 {
 	struct smtp_session *s = arg;
-	(void)c;
-	if (s->input != SI_WAIT)
-		smtp_arm_timeout(s);
+	size_t avail = buf_avail(&c->in);
+	size_t fresh = avail > s->in_left ? avail - s->in_left : avail;
+	uint64_t lines = s->lines;
+	int was_open = s->line_open;
+
+	conn_hold(c);
 	smtp_process(s);
+	if (conn_release(c))
+		return; /* the session went with its connection */
+	/* Waiting for the queue and closing have timers of their own. */
+	if (s->input == SI_WAIT || s->input == SI_CLOSING)
+		return;
+	if (s->lines != lines || (!was_open && s->input != SI_DATA))
+		smtp_arm_timeout(s);
+	else if (s->input == SI_DATA)
+		smtp_extend_timeout(s, fresh);
+}
+
+/* Our output went out: commands held back while it was full go on. */
+static void smtp_on_drain(struct conn *c, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (buf_avail(&c->in) > 0 && !s->flow_paused)
+		smtp_process(s);
 }
 
 static void smtp_on_close(struct conn *c, void *arg, const char *why)
@@ -708,7 +771,8 @@ static void smtp_on_timeout(void *arg)
 		return;
 	}
 	log_info("timeout from [%s]", s->ip);
-	if (s->input == SI_TLS_ACCEPT) {
+	/* Replies still unread would hold a 421 back too: drop the client now. */
+	if (s->input == SI_TLS_ACCEPT || s->input == SI_CLOSING || buf_avail(&s->c->out) > 0) {
 		smtp_session_free(s);
 		return;
 	}
@@ -734,6 +798,7 @@ void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, sock
 		free(s);
 		return;
 	}
+	s->c->on_drain = smtp_on_drain;
 	s->next = in->sessions;
 	if (in->sessions)
 		in->sessions->prev = s;
@@ -742,6 +807,7 @@ void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, sock
 	in->stats.connections++;
 	ev_timer_init(&s->timer, smtp_on_timeout, s);
 	smtp_arm_timeout(s);
+	intake_sessions_changed(in);
 	log_debug("connect from [%s]", s->ip);
 	if (mode == LISTEN_SMTPS) {
 		s->input = SI_TLS_ACCEPT;
@@ -798,6 +864,21 @@ void smtp_session_queue_lost(struct smtp_session *s)
 		smtp_reply(s, SR_QUEUE_DOWN, NULL);
 		smtp_tx_done(s);
 	}
+}
+
+int smtp_session_evictable(const struct smtp_session *s)
+{
+	return (s->input == SI_CMD || s->input == SI_AUTH || s->input == SI_TLS_ACCEPT) &&
+	       !s->busy && !s->dead && ev_timer_pending(&s->timer);
+}
+
+void smtp_session_evict(struct smtp_session *s)
+{
+	if (buf_avail(&s->c->out) > 0 || s->input == SI_TLS_ACCEPT) {
+		smtp_session_free(s);
+		return;
+	}
+	smtp_close(s, SR_TOO_MANY_CONNS);
 }
 
 void smtp_session_resume(struct smtp_session *s)

@@ -70,7 +70,10 @@ struct smtp_session {
 	unsigned esmtp : 1;
 	unsigned flow_paused : 1;
 	unsigned dead : 1;            /* freed once the running handler returns */
+	unsigned line_open : 1;       /* part of a command line came: its deadline runs */
 	int busy;                     /* inside smtp_process */
+	uint64_t lines;               /* command lines and messages taken */
+	size_t in_left;               /* input left unprocessed by the last pass */
 	enum smtp_state state;
 	enum smtp_input input;
 	struct smtp_line_reader lr;
@@ -99,6 +102,12 @@ void smtp_session_failed(struct smtp_session *s, int code, const char *enhanced,
 void smtp_session_queue_lost(struct smtp_session *s);
 /* Reading was paused for flow control and may go on. */
 void smtp_session_resume(struct smtp_session *s);
+/* Stress began: a deadline further than the stress timeout is brought in. */
+void smtp_session_stress(struct smtp_session *s);
+/* Waiting for a command (not in a transfer): may give its place to a newcomer. */
+int smtp_session_evictable(const struct smtp_session *s);
+/* Gives its place: 421 4.7.0 and close, or dropped at once if output is stuck. */
+void smtp_session_evict(struct smtp_session *s);
 
 /* smtp_handoff.c: the transaction's stream to the queue. */
 void smtp_tx_free(struct smtp_tx *tx);
