@@ -86,11 +86,11 @@ run_unit() {
 		set -- $line
 		c=$((c + $1)) f=$((f + $2)) e=$((e + $3))
 	done <<<"$sum"
-	# A skipped test that then failed (its teardown) is a failure, not a skip.
+	# A skipped test that then failed (its teardown: "S") is a failure, not a skip.
 	while IFS= read -r line; do
 		test=${line#SKIP: }
 		test=${test%%: *}
-		if printf '%s\n' "$out" | grep -qE ":[FE]:[^:]*:$test:"; then continue; fi
+		if printf '%s\n' "$out" | grep -qE ":[FES]:[^:]*:$test:[0-9]+:"; then continue; fi
 		s=$((s + 1))
 		skips+=("$name: ${line#SKIP: }")
 	done < <(printf '%s\n' "$out" | grep -E '^SKIP: [^:]+: ')
