@@ -16,8 +16,9 @@
 #
 # Environment: BUILD, BIN; UNIT_DIR (Check programs test_*, default
 # $BUILD/tests) and INTEG_DIR (test_*.py, default tests/integration), either
-# set to "" to leave that part out; UNIT_TIMEOUT, INTEG_TIMEOUT (seconds);
-# SANITIZE_LOG_DIR (make sanitize).
+# set to "" to leave that part out; TESTS, names of test files to run alone
+# (test_mx test_intake_relay: each must exist); UNIT_TIMEOUT, INTEG_TIMEOUT
+# (seconds); SANITIZE_LOG_DIR (make sanitize).
 set -u
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -28,6 +29,7 @@ UNIT_DIR=${UNIT_DIR-$BUILD/tests}
 INTEG_DIR=${INTEG_DIR-tests/integration}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 INTEG_TIMEOUT=${INTEG_TIMEOUT:-600}
+TESTS=${TESTS:-}
 passed=0
 failed=0
 skipped=0
@@ -147,11 +149,14 @@ run_py() {
 }
 
 # A part that is asked for but holds no tests is a failure, not an empty pass.
+ran=" "
 run_part() {
-	local dir=$1 kind=$2 t n=0
+	local dir=$1 kind=$2 t n=0 name
 	[ -n "$dir" ] || return 0
 	for t in "$dir"/test_*; do
 		case "$t" in *.o|*.d|*.pyc) continue ;; esac
+		name=$(basename "$t" .py)
+		[ -z "$TESTS" ] || [[ " $TESTS " == *" $name "* ]] || continue
 		if [ "$kind" = unit ]; then
 			[ -f "$t" ] && [ -x "$t" ] || continue
 			run_unit "$t"
@@ -160,12 +165,16 @@ run_part() {
 			run_py "$t"
 		fi
 		n=$((n + 1))
+		ran+="$name "
 	done
-	[ $n -gt 0 ] || record "$dir" 0 1 0 "no $kind tests found there" 0
+	[ $n -gt 0 ] || [ -n "$TESTS" ] || record "$dir" 0 1 0 "no $kind tests found there" 0
 }
 
 run_part "$UNIT_DIR" unit
 run_part "$INTEG_DIR" integration
+for name in $TESTS; do
+	[[ "$ran" == *" $name "* ]] || record "$name" 0 1 0 "no such test file" 0
+done
 [ -n "$SAN_DIR" ] && echo "sanitizer reports: $(find "$SAN_DIR/seen" -type f | wc -l) (in $SAN_DIR/seen)"
 
 for line in "${skips[@]}"; do echo "skipped: $line"; done

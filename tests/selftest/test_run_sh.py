@@ -224,6 +224,18 @@ class RunnerVerdicts(unittest.TestCase):
         self.verdict(rc, lines, 0, "6 passed, 0 failed, 5 skipped")
         self.assertNotIn("failing:", self.out)
 
+    def test_tests_variable_runs_only_the_named_files(self):
+        rc, lines = self.runner(unit=["check:skips", "check:crash"], py=["py_passes.py", "py_fails.py"],
+                                env={"TESTS": "test_skips test_passes"})
+        self.verdict(rc, lines, 0, "5 passed, 0 failed, 2 skipped")
+        self.assertNotIn("test_crash", self.out)
+        self.assertNotIn("test_fails", self.out)
+
+    def test_tests_variable_names_a_missing_file(self):
+        rc, lines = self.runner(py=["py_passes.py"], env={"TESTS": "test_passes test_nonesuch"})
+        self.verdict(rc, lines, 1, "2 passed, 1 failed, 0 skipped",
+                     [("test_nonesuch", "0 passed, 1 failed, 0 skipped", "no such test file")])
+
     def test_mixed_run_one_crash(self):
         rc, lines = self.runner(unit=["check:skips", "check:crash"], py=["py_passes.py"])
         self.verdict(rc, lines, 1, "6 passed, 1 failed, 2 skipped", present=["failing: test_crash"])
