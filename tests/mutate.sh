@@ -82,8 +82,11 @@ EOF
 }
 
 # run_tests NAME TESTS: run.sh on the scratch copy with TESTS; output in $LOGS/NAME.log.
+# A file that hangs under a mutation is caught when its bound runs out; the
+# bounds are several times the files' usual time (at most ~20 s), not run.sh's defaults.
 run_tests() {
-	(cd "$WORK/tree" && TESTS="$2" bash tests/run.sh) >"$LOGS/$1.log" 2>&1
+	(cd "$WORK/tree" && TESTS="$2" UNIT_TIMEOUT=${UNIT_TIMEOUT:-120} \
+		INTEG_TIMEOUT=${INTEG_TIMEOUT:-150} bash tests/run.sh) >"$LOGS/$1.log" 2>&1
 }
 
 # Failing files and their counts, from a run.sh log.

@@ -113,7 +113,12 @@ run_unit() {
 		[ "$f" -gt 0 ] || f=1
 	fi
 	record "$name" "$p" "$f" "$s" "$why" $(( $(date +%s) - start ))
-	[ "$f" -eq 0 ] || printf '%s\n' "$out" | grep -vE '^[0-9]+%: Checks' | tail -20 | sed 's/^/    /'
+	# Check's failure lines, else the end of the output (a crash, a hang).
+	if [ "$f" -gt 0 ]; then
+		line=$(printf '%s\n' "$out" | grep -E '^[^ ]+:[0-9]+:[FES]:' | head -30)
+		[ -n "$line" ] || line=$(printf '%s\n' "$out" | grep -vE '^[0-9]+%: Checks' | tail -20)
+		printf '%s\n' "$line" | sed 's/^/    /'
+	fi
 	san_check "$name"
 }
 

@@ -94,6 +94,7 @@ class RunnerVerdicts(unittest.TestCase):
         self.verdict(rc, lines, 1, "1 passed, 1 failed, 0 skipped",
                      [("test_fails", "1 passed, 1 failed, 0 skipped", "exit status 1")],
                      ["failing: test_fails"])
+        self.assertRegex(self.out, r"\n    \S*check_fake\.c:\d+:F:fake:fails:0: Assertion '1 \+ 1 == 3' failed")
 
     def test_unit_skip_then_teardown_failure_is_a_failure(self):
         rc, lines = self.runner(unit=["check:skip_then_fails"])
