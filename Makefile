@@ -73,9 +73,20 @@ deps:
 		echo "missing packages; run: sudo apt-get install -y $$missing"; exit 1; \
 	fi
 
+# The runner's self-test runs first, under unittest's own verdict: a runner
+# that could call a broken file a pass would make the rest worthless.
 test: deps
+	$(MAKE) selftest
 	$(MAKE) all unit-bins
 	BUILD=$(BUILD) BIN=$(BIN) bash tests/run.sh
+
+selftest:
+	cd tests/selftest && /usr/bin/python3 -m unittest -v test_run_sh
+
+# Deliberate one-line breaks, each of which the suite must catch (not part of
+# `make test`; see tests/mutate.sh).
+mutate: deps
+	bash tests/mutate.sh
 
 # Sanitizer reports of every process (daemons and their workers too, whose
 # stderr ends in a test's temp dir) land in SAN_LOG, which run.sh checks after
@@ -119,6 +130,6 @@ install: all
 clean:
 	rm -rf build bin var
 
-.PHONY: all test sanitize run deps install clean fuzz unit-bins
+.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d

@@ -1,0 +1,6 @@
+"""A test file with no tests in it."""
+import unittest
+
+
+class Nothing(unittest.TestCase):
+    pass

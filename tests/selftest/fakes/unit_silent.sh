@@ -1,0 +1,3 @@
+#!/bin/sh
+# A unit program that prints nothing and exits 0.
+exit 0
