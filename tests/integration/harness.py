@@ -25,6 +25,9 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
                 lines in shipped mode), r.wait_log(regex)
     r.ctl(*args, timeout=10) -> subprocess.CompletedProcess of relayctl
     r.pids()    {role: pid} from ps (master, intake, queue, delivery)
+    r.queue_rows(token=None)   row counts of every table of queue.db
+    r.wait_nothing_stored(token)   no row of a message with token, and no
+                incomplete message or orphan recipient/chunk, within a deadline
     r.allow_log(regex)   declares more expected trouble lines
     r.allow_master_exit(rc)  the test ends the master itself with status rc
                 (or -signal); stop() then accepts that status
@@ -47,6 +50,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -389,6 +393,54 @@ class Relayd:
             elif _ppid(pid) == master and _alive(pid):
                 out[role] = pid
         return out
+
+    def queue_rows(self, token=None):
+        """What queue.db holds, read by another SQLite reader: rows of every
+        table, {"messages": n, "recipients": n, "chunks": n, "incomplete": n,
+        "orphan recipients": n, "orphan chunks": n}. With token, the rows
+        of messages whose sender or content contains it (complete or not),
+        their recipients and their chunks."""
+        db = sqlite3.connect(os.path.join(self.state_dir, "queue.db"), timeout=10)
+        try:
+            q = lambda sql, *a: db.execute(sql, a).fetchone()[0]
+            if token is not None:
+                tb = token.encode()
+                mine = ("SELECT qid FROM messages WHERE instr(sender, ?1) > 0 UNION "
+                        "SELECT qid FROM chunks WHERE instr(data, ?2) > 0")
+                return {"messages": q("SELECT count(*) FROM messages WHERE qid IN (%s)" % mine,
+                                      token, tb),
+                        "recipients": q("SELECT count(*) FROM recipients WHERE qid IN (%s)"
+                                        % mine, token, tb),
+                        "chunks": q("SELECT count(*) FROM chunks WHERE qid IN (%s)" % mine,
+                                    token, tb)}
+            return {
+                "messages": q("SELECT count(*) FROM messages"),
+                "recipients": q("SELECT count(*) FROM recipients"),
+                "chunks": q("SELECT count(*) FROM chunks"),
+                "incomplete": q("SELECT count(*) FROM messages WHERE complete = 0"),
+                "orphan recipients": q("SELECT count(*) FROM recipients WHERE qid NOT IN "
+                                       "(SELECT qid FROM messages WHERE complete = 1)"),
+                "orphan chunks": q("SELECT count(*) FROM chunks WHERE qid NOT IN "
+                                   "(SELECT qid FROM messages WHERE complete = 1)"),
+            }
+        finally:
+            db.close()
+
+    def wait_nothing_stored(self, token, timeout=10.0):
+        """Waits until queue.db holds no row of a message with token and no
+        incomplete message, recipient or chunk; raises AssertionError with
+        what is left."""
+        left = {}
+
+        def empty():
+            left.update(self.queue_rows(token))
+            rows = self.queue_rows()
+            left.update({k: rows[k] for k in ("incomplete", "orphan recipients", "orphan chunks")})
+            return all(v == 0 for v in left.values())
+        try:
+            wait_until(empty, timeout, "nothing stored for %r" % token)
+        except AssertionError:
+            raise AssertionError("queue.db still holds rows for %r: %r" % (token, left)) from None
 
     # ---- what the test expects ------------------------------------------
 
