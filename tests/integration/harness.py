@@ -493,7 +493,7 @@ class Relayd:
             time.sleep(0.05)
             left = self.instance_pids()
         if left:
-            problems.append("processes left after the master exited: %s"
+            problems.append("processes of the instance left: %s"
                             % {p: ps_roles().get(p) for p in left})
         if rc is None or left:
             self._kill_all()
