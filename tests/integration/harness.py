@@ -1,4 +1,5 @@
-"""harness.py - start a real relayd for an integration test.
+"""harness.py - start a real relayd for an integration test, and stop it
+checking that it ran and stopped cleanly.
 
 Usage:
     from harness import Relayd, free_port, make_cert
@@ -7,36 +8,67 @@ Usage:
         r.wait_log(r"from=<a@b>")
         r.ctl("queue", "--json")
 
-Relayd(conf_extra="", listens=None, roles=None, start=True)
+Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipped=False)
     conf_extra  directives appended to the generated config
     listens     list of (mode, port-or-None) for `listen` lines; default
                 [("smtp", None)]; a None port gets a free loopback port
     roles       e.g. "queue" or "intake,queue": passed as `-X roles` so only
                 those workers run (tests of one worker)
+    expect_log  regexes of trouble lines (see below) the test causes on purpose
+    shipped     run relayd as shipped: no -d, so it daemonizes and logs to
+                syslog; a private mount namespace gives it a /dev/log that
+                the harness reads (needs root and unshare)
     r.port      the first listen port; r.ports[mode] the first of that mode
     r.dir       a temp dir, removed at stop; r.state_dir inside it
     r.conf_path the config file
-    r.log()     relayd's stderr so far (all processes), r.wait_log(regex)
+    r.log()     relayd's log so far (stderr of all processes, or the syslog
+                lines in shipped mode), r.wait_log(regex)
     r.ctl(*args, timeout=10) -> subprocess.CompletedProcess of relayctl
     r.pids()    {role: pid} from ps (master, intake, queue, delivery)
-    r.stop()    SIGTERM, wait up to 10 s, SIGKILL leftovers; returns the
-                master's exit code
-Every test should use the context manager so the daemon stops even when
-the test fails.
+    r.queue_rows(token=None)   row counts of every table of queue.db
+    r.wait_nothing_stored(token)   no row of a message with token, and no
+                incomplete message or orphan recipient/chunk, within a deadline
+    r.allow_log(regex)   declares more expected trouble lines
+    r.allow_master_exit(rc)  the test ends the master itself with status rc
+                (or -signal); stop() then accepts that status
+    r.stop()    SIGTERM to the master; returns its exit status
+Every test should use the context manager (or addCleanup(r.cleanup)) so
+the daemon stops even when the test fails.
+
+What stop() checks, failing the test with an AssertionError:
+  - the master exits with status 0 within STOP_BOUND seconds of SIGTERM
+    (interface.md says 5 s; the margin is for a loaded machine);
+  - no process of the instance is left (whatever is left is then killed);
+  - the log has no worker death (`worker killed by signal`, `worker exited
+    with status N` other than 0 at stop, `restarting`, a worker that did
+    not stop or does not answer) and no `fatal:` line, except the lines an
+    expect_log/allow_log regex matches.
 """
+import ctypes
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(TOP, os.environ.get("BIN", "bin"))
 RELAYD = os.path.join(BIN, "relayd")
 RELAYCTL = os.path.join(BIN, "relayctl")
+
+# interface.md: SIGTERM stops everything within 5 s. The bound allows for a
+# loaded test machine; a master that takes longer fails the test.
+STOP_BOUND = 8.0
+START_BOUND = 15.0
+
+# Lines that say a process of relayd died or gave up.
+TROUBLE_RE = re.compile(r"worker killed by signal|worker exited with status (?!0\b)\d+"
+                        r"|restarting|worker did not stop|does not answer|fatal:")
 
 
 def free_port(host="127.0.0.1"):
@@ -62,6 +94,19 @@ def wait_port(host, port, timeout=10.0):
         except OSError:
             time.sleep(0.05)
     raise TimeoutError("nothing listens on %s:%d" % (host, port))
+
+
+def wait_until(pred, timeout=10.0, what="condition", step=0.05):
+    """Polls pred until it returns something true (returned) or timeout
+    passes (AssertionError naming what)."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(step)
 
 
 def make_cert(directory, cn="localhost", name="cert"):
@@ -108,15 +153,84 @@ def ps_roles():
     return procs
 
 
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cwd(pid):
+    try:
+        return os.readlink("/proc/%d/cwd" % pid)
+    except OSError:
+        return None
+
+
+def _alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper():
+    """A daemonized relayd is reparented to this process, which can then
+    wait for it and see its exit status."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class SyslogSink:
+    """A stand-in /dev/log: a datagram socket at path whose messages are
+    appended, one per line, to log_path by a thread."""
+
+    def __init__(self, path, log_path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)  # workers write to it after dropping privileges
+        self.sock.settimeout(0.1)
+        self.log_path = log_path
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        with open(self.log_path, "ab", 0) as f:
+            while True:
+                try:
+                    f.write(self.sock.recv(65536).rstrip(b"\n") + b"\n")
+                except socket.timeout:
+                    if self._stop.is_set():
+                        return  # stopped and drained
+                except OSError:
+                    return
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
 class Relayd:
     def __init__(self, conf_extra="", listens=None, roles=None, start=True,
-                 hostname="relayd.test"):
+                 hostname="relayd.test", expect_log=(), shipped=False):
         self.dir = tempfile.mkdtemp(prefix="relayd-test-")
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
         self.conf_path = os.path.join(self.dir, "relayd.conf")
         self.log_path = os.path.join(self.dir, "relayd.log")
         self.roles = roles
+        self.shipped = shipped
+        self.expected = [re.compile(x) for x in expect_log]
+        self.master_exit = 0
         self.ports = {}
         lines = ["hostname %s" % hostname, "state-dir %s" % self.state_dir]
         for mode, port in (listens or [("smtp", None)]):
@@ -129,32 +243,116 @@ class Relayd:
         with open(self.conf_path, "w") as f:
             f.write(self.conf)
         self.proc = None
+        self.master_pid = None
         self._logf = None
+        self._sink = None
+        self._stopped = False
         if start:
             self.start()
 
+    # ---- starting ----------------------------------------------------------
+
     def start(self):
-        args = [RELAYD, "-d", "-v", "-f", self.conf_path]
+        args = [RELAYD, "-f", self.conf_path] + ([] if self.shipped else ["-d", "-v"])
         if self.roles:
             args += ["-X", self.roles]
+        self._stopped = False
         self._logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.dir)
         try:
-            end = time.monotonic() + 15
+            if self.shipped:
+                self._start_shipped(args)
+            else:
+                self.proc = subprocess.Popen(args, stdout=self._logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=self.dir)
+                self.master_pid = self.proc.pid
+            end = time.monotonic() + START_BOUND
             sock = os.path.join(self.state_dir, "control.sock")
             while not os.path.exists(sock):
-                if self.proc.poll() is not None:
-                    raise RuntimeError("relayd exited %d:\n%s" % (self.proc.returncode, self.log()))
+                if not self._master_alive():
+                    raise RuntimeError("relayd exited %r:\n%s" % (self._reap(0), self.log()))
                 if time.monotonic() > end:
                     raise TimeoutError("relayd did not start:\n" + self.log())
                 time.sleep(0.05)
             if self.roles is None or "intake" in self.roles:
                 wait_port("127.0.0.1", self.port)
         except BaseException:
-            self.stop()
+            self._stopped = True  # the start error is the test's error
+            self._kill_all()
+            self._close_log()
             raise
         return self
+
+    def _start_shipped(self, args):
+        """unshare gives relayd a private /dev whose log is our SyslogSink;
+        relayd daemonizes, and its master is found by its title and cwd."""
+        _become_subreaper()
+        os.chmod(self.dir, 0o755)  # the state dir is reached by the workers' user
+        dev = os.path.join(self.dir, "dev")
+        os.mkdir(dev)
+        binds = []
+        for node in ("null", "zero", "random", "urandom", "tty"):
+            open(os.path.join(dev, node), "w").close()
+            binds.append("mount --bind /dev/%s %s/%s" % (node, dev, node))
+        self._sink = SyslogSink(os.path.join(dev, "log"), self.log_path)
+        script = " && ".join(binds + ["mount --rbind %s /dev" % dev, 'exec "$@"'])
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private",
+                                      "sh", "-c", script, "sh"] + args,
+                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+        # The foreground process exits 0 once the daemon is forked.
+        rc = self.proc.wait(timeout=START_BOUND)
+        if rc != 0:
+            raise RuntimeError("relayd (shipped) exited %d:\n%s" % (rc, self.log()))
+        self.master_pid = wait_until(lambda: self._find_master(), START_BOUND,
+                                     "the daemonized relayd master")
+
+    def _find_master(self):
+        for pid, args in ps_roles().items():
+            if args == "relayd: master" and _cwd(pid) == self.dir:
+                return pid
+        return None
+
+    # ---- the running instance --------------------------------------------
+
+    def _master_alive(self):
+        if self.master_pid is None:
+            return False
+        if not self.shipped:
+            return self.proc.poll() is None
+        if self.master_exit_status is not None:
+            return False
+        try:
+            pid, status = os.waitpid(self.master_pid, os.WNOHANG)
+        except ChildProcessError:
+            return _alive(self.master_pid)
+        if pid == 0:
+            return True
+        self.master_exit_status = os.waitstatus_to_exitcode(status)
+        return False
+
+    master_exit_status = None
+    stop_seconds = None  # how long the last clean stop took
+
+    def _reap(self, timeout):
+        """The master's exit status (negative: killed by that signal) once
+        it exits within timeout seconds, else None."""
+        if self.master_pid is None:
+            return None
+        if not self.shipped:
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
+        end = time.monotonic() + timeout
+        while self._master_alive():
+            if time.monotonic() > end:
+                return None
+            time.sleep(0.02)
+        return self.master_exit_status
+
+    def instance_pids(self):
+        """Every live relayd process of this instance (they all run in r.dir)."""
+        return {pid for pid in ps_roles() if _alive(pid) and _cwd(pid) == self.dir}
 
     def log(self):
         try:
@@ -185,51 +383,156 @@ class Relayd:
     def pids(self):
         """{role: pid} of this instance's processes (children of our master)."""
         out = {}
-        if self.proc is None or self.proc.poll() is not None:
+        if not self._master_alive():
             return out
-        master = self.proc.pid
+        master = self.master_pid
         for pid, args in ps_roles().items():
             role = args.split()[1]
             if pid == master:
                 out["master"] = pid
-                continue
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == master:
+            elif _ppid(pid) == master and _alive(pid):
                 out[role] = pid
         return out
 
+    def queue_rows(self, token=None):
+        """What queue.db holds, read by another SQLite reader: rows of every
+        table, {"messages": n, "recipients": n, "chunks": n, "incomplete": n,
+        "orphan recipients": n, "orphan chunks": n}. With token, the rows
+        of messages whose sender or content contains it (complete or not),
+        their recipients and their chunks."""
+        db = sqlite3.connect(os.path.join(self.state_dir, "queue.db"), timeout=10)
+        try:
+            q = lambda sql, *a: db.execute(sql, a).fetchone()[0]
+            if token is not None:
+                tb = token.encode()
+                mine = ("SELECT qid FROM messages WHERE instr(sender, ?1) > 0 UNION "
+                        "SELECT qid FROM chunks WHERE instr(data, ?2) > 0")
+                return {"messages": q("SELECT count(*) FROM messages WHERE qid IN (%s)" % mine,
+                                      token, tb),
+                        "recipients": q("SELECT count(*) FROM recipients WHERE qid IN (%s)"
+                                        % mine, token, tb),
+                        "chunks": q("SELECT count(*) FROM chunks WHERE qid IN (%s)" % mine,
+                                    token, tb)}
+            return {
+                "messages": q("SELECT count(*) FROM messages"),
+                "recipients": q("SELECT count(*) FROM recipients"),
+                "chunks": q("SELECT count(*) FROM chunks"),
+                "incomplete": q("SELECT count(*) FROM messages WHERE complete = 0"),
+                "orphan recipients": q("SELECT count(*) FROM recipients WHERE qid NOT IN "
+                                       "(SELECT qid FROM messages WHERE complete = 1)"),
+                "orphan chunks": q("SELECT count(*) FROM chunks WHERE qid NOT IN "
+                                   "(SELECT qid FROM messages WHERE complete = 1)"),
+            }
+        finally:
+            db.close()
+
+    def wait_nothing_stored(self, token, timeout=10.0):
+        """Waits until queue.db holds no row of a message with token and no
+        incomplete message, recipient or chunk; raises AssertionError with
+        what is left."""
+        left = {}
+
+        def empty():
+            left.update(self.queue_rows(token))
+            rows = self.queue_rows()
+            left.update({k: rows[k] for k in ("incomplete", "orphan recipients", "orphan chunks")})
+            return all(v == 0 for v in left.values())
+        try:
+            wait_until(empty, timeout, "nothing stored for %r" % token)
+        except AssertionError:
+            raise AssertionError("queue.db still holds rows for %r: %r" % (token, left)) from None
+
+    # ---- what the test expects ------------------------------------------
+
+    def allow_log(self, regex):
+        """Trouble lines matching regex are expected (a test that kills a
+        worker on purpose)."""
+        self.expected.append(re.compile(regex))
+
+    def allow_master_exit(self, status):
+        """The test ends the master itself; stop() accepts this exit status
+        (a negative number: killed by that signal)."""
+        self.master_exit = status
+
+    def trouble(self):
+        """The trouble lines of the log that no expected regex matches."""
+        return [line for line in self.log().splitlines()
+                if TROUBLE_RE.search(line) and not any(x.search(line) for x in self.expected)]
+
+    # ---- stopping --------------------------------------------------------
+
     def stop(self):
-        rc = None
-        if self.proc is not None and self.proc.poll() is None:
-            children = [p for r, p in self.pids().items() if r != "master"]
-            self.proc.send_signal(signal.SIGTERM)
+        """SIGTERM to the master; returns its exit status. Raises
+        AssertionError when it did not stop cleanly within STOP_BOUND, left
+        a process behind, or logged trouble the test did not expect."""
+        if self._stopped or self.master_pid is None:
+            return self.master_exit_status if self.shipped else (
+                self.proc.returncode if self.proc else None)
+        self._stopped = True
+        problems = []
+        if self._master_alive():
+            os.kill(self.master_pid, signal.SIGTERM)
+            t0 = time.monotonic()
+            rc = self._reap(STOP_BOUND)
+            took = time.monotonic() - t0
+            if rc is None:
+                problems.append("the master did not exit within %.0f s of SIGTERM" % STOP_BOUND)
+            elif rc != 0:
+                problems.append("the master exited %d after SIGTERM" % rc)
+            else:
+                self.stop_seconds = took
+        else:
+            rc = self._reap(0)
+            if rc != self.master_exit:
+                problems.append("the master had exited %r before stop (expected %r)"
+                                % (rc, self.master_exit))
+        # Workers end before the master; a short grace for /proc to catch up.
+        left = self.instance_pids()
+        end = time.monotonic() + 1.0
+        while left and time.monotonic() < end:
+            time.sleep(0.05)
+            left = self.instance_pids()
+        if left:
+            problems.append("processes of the instance left: %s"
+                            % {p: ps_roles().get(p) for p in left})
+        if rc is None or left:
+            self._kill_all()
+            rc = self._reap(5) if rc is None else rc
+        self._close_log()
+        bad = self.trouble()
+        if bad:
+            problems.append("unexpected trouble in the log:\n  " + "\n  ".join(bad[:20]))
+        if problems:
+            raise AssertionError("relayd in %s did not run and stop cleanly: %s\n--- log tail:\n%s"
+                                 % (self.dir, "; ".join(problems), self.log()[-3000:]))
+        return rc
+
+    def _kill_all(self):
+        for pid in [self.master_pid] + sorted(self.instance_pids()):
+            if pid is None:
+                continue
             try:
-                rc = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait(timeout=5)
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        elif self.proc is not None:
-            rc = self.proc.returncode
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.master_pid is not None:
+            self._reap(5)
+
+    def _close_log(self):
+        if self._sink is not None:
+            self._sink.stop()
+            self._sink = None
         if self._logf:
             self._logf.close()
             self._logf = None
             keep_sanitizer_report(self.log(), "relayd")
-        return rc
 
     def cleanup(self):
-        self.stop()
-        if os.environ.get("KEEP_TEST_DIRS"):
-            return
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            if not os.environ.get("KEEP_TEST_DIRS"):
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self

@@ -4,10 +4,10 @@ backup MX, implicit MX, NXDOMAIN, null MX, DNS timeout, temporary and
 permanent replies, per-recipient outcomes, connection reuse."""
 import os
 import signal
-import time
 import unittest
 
 from dlv_base import DeliveryCase
+from harness import wait_until
 
 EX_MX = [("ex.test", "mx1.ex.test", 10), ("ex.test", "mx2.ex.test", 20),
          ("snd.test", "mx.snd.test", 10)]
@@ -81,7 +81,7 @@ class MXDelivery(DeliveryCase):
         self.assertEqual(m.group(1), "none")
         self.assertEqual(m.group(2), "5.1.2")
         bounce = snd.wait_messages(1)[0]
-        self.assertIn(bounce.mail_from, ("", "<>"))
+        self.assertEqual(bounce.mail_from, "<>")  # aiosmtpd's spelling of the null sender
         self.assertEqual(bounce.rcpt_tos, ["s@snd.test"])
         self.assertIn(b"report-type=delivery-status", bounce.data)
         self.assertIn(b"5.1.2", bounce.data)
@@ -101,7 +101,7 @@ class MXDelivery(DeliveryCase):
         qid = self.send(r, "s@snd.test", ["a@ex.test"])
         m = self.wait_status(r, qid, "a@ex.test", "deferred", timeout=40)
         self.assertEqual(m.group(1), "none")
-        self.assertTrue(m.group(2).startswith("4.4."), m.group(2))
+        self.assertEqual(m.group(2), "4.4.3", "a DNS timeout is a directory server failure")
         self.assertNotIn("status=bounced", r.log())
 
     def test_451_then_success_on_retry(self):
@@ -127,7 +127,7 @@ class MXDelivery(DeliveryCase):
         self.assertEqual(m.group(3), "host mx1.ex.test[127.0.0.2] said: 550 5.1.1 User "
                          "unknown (in reply to RCPT TO)")
         bounce = snd.wait_messages(1)[0]
-        self.assertIn(bounce.mail_from, ("", "<>"))
+        self.assertEqual(bounce.mail_from, "<>")  # aiosmtpd's spelling of the null sender
         self.assertIn(b"nobody@ex.test", bounce.data)
         self.assertIn(b"5.1.1", bounce.data)
 
@@ -159,7 +159,9 @@ class MXDelivery(DeliveryCase):
 
     def test_concurrency_per_destination(self):
         dns = self.dns(EX_MX, EX_HOSTS)
-        mx1 = self.mx("127.0.0.2", data_delay=0.5)
+        # DATA is held 1.5 s: long enough that two deliveries overlap even
+        # on a loaded machine, so the limit is reached and not passed.
+        mx1 = self.mx("127.0.0.2", data_delay=1.5)
         r = self.relayd(dns, "concurrency-per-destination 2\n")
         qids = [self.send(r, "s@snd.test", ["c%d@ex.test" % i]) for i in range(6)]
         for i, qid in enumerate(qids):
@@ -187,15 +189,15 @@ class MXDelivery(DeliveryCase):
         dns = self.dns(EX_MX, EX_HOSTS)
         mx1 = self.mx("127.0.0.2")
         r = self.relayd(dns)
+        r.allow_log(r"master: queue worker killed by signal 9; restarting")
         qid = self.send(r, "s@snd.test", ["a@ex.test"])
         self.wait_status(r, qid, "a@ex.test", "sent")
         queue_pid = r.pids()["queue"]
         os.kill(queue_pid, signal.SIGKILL)
         r.wait_log(r"delivery: lost the queue")
         # The master restarts the queue; delivery finds it again by itself.
-        end = time.monotonic() + 20
-        while time.monotonic() < end and r.log().count("delivery: connected to the queue") < 2:
-            time.sleep(0.1)
+        wait_until(lambda: r.log().count("delivery: connected to the queue") >= 2, 20,
+                   "delivery connected to the restarted queue")
         self.assertEqual(r.log().count("delivery: connected to the queue"), 2, r.log()[-3000:])
         qid2 = self.send(r, "s@snd.test", ["b@ex.test"])
         self.wait_status(r, qid2, "b@ex.test", "sent")

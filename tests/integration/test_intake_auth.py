@@ -51,7 +51,7 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
             self.assertReply(c.greeting(), 220)
         else:
             c = self.plain(mode)
-            self.assertReply(c.starttls(), 220, "any")
+            self.assertReply(c.starttls(), 220, "2.0.0")
         self.assertReply(c.ehlo(), 250)
         return c
 
@@ -116,7 +116,8 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
         c = self.tls()
         r = c.cmd("AUTH PLAIN =")
         self.assertNotEqual(r.code, 334, "`=` taken as no initial response: %r" % r)
-        self.assertIn((r.code, r.enhanced), ((535, "5.7.8"), (501, "5.5.2"), (501, "5.7.0")), r)
+        # an empty PLAIN message has no user and no password: it cannot be decoded
+        self.assertReply(r, 501, "5.5.2", "AUTH PLAIN =")
 
     # --- LOGIN --------------------------------------------------------------------------
 
@@ -152,9 +153,7 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
                 self.assertEqual(c.cmd(first).code, 334)
                 if steps:
                     self.assertEqual(c.cmd(b64(ALICE)).code, 334)
-                r = c.cmd("*")
-                self.assertEqual(r.code, 501, r)
-                self.assertIsNotNone(r.enhanced, r)
+                self.assertReply(c.cmd("*"), 501, "5.7.0", "AUTH cancelled")
                 self.assertReply(c.cmd("NOOP"), 250, "2.0.0")
                 # cancelling is not authenticating
                 self.assertReply(c.cmd("MAIL FROM:<x@client.example>"), 250, "2.1.0")
@@ -168,27 +167,24 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
             with self.subTest(lines=lines):
                 c = self.tls()
                 for line in lines[:-1]:
-                    self.assertEqual(c.cmd(line).code, 334)
-                r = c.cmd(lines[-1])
-                self.assertEqual(r.code, 501, r)
-                self.assertIsNotNone(r.enhanced, r)
-                self.assertEqual(r.enhanced[0], "5", r)
+                    self.assertReply(c.cmd(line), 334)
+                self.assertReply(c.cmd(lines[-1]), 501, "5.5.2")
 
     def test_already_authenticated_503(self):
         c = self.tls()
         self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 235, "2.7.0")
-        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 503, "any")
-        self.assertReply(c.cmd("AUTH LOGIN"), 503, "any")
+        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 503, "5.5.1")
+        self.assertReply(c.cmd("AUTH LOGIN"), 503, "5.5.1")
 
     def test_auth_during_transaction_503(self):
         c = self.tls("smtp")
         self.assertReply(c.cmd("MAIL FROM:<x@client.example>"), 250, "2.1.0")
-        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 503, "any")
+        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 503, "5.5.1")
 
     def test_unknown_mechanism_504(self):
         c = self.tls()
-        self.assertReply(c.cmd("AUTH CRAM-MD5"), 504, "any")
-        self.assertReply(c.cmd("AUTH"), 501, "any")
+        self.assertReply(c.cmd("AUTH CRAM-MD5"), 504, "5.5.4")
+        self.assertReply(c.cmd("AUTH"), 501, "5.5.4")
 
     def test_three_failures_421_and_close(self):
         c = self.tls()
@@ -196,13 +192,9 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
         self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, "bad2")), 535, "5.7.8")
         c.send("AUTH PLAIN " + plain_ir(ALICE, "bad3") + "\r\n")
         replies, closed = c.replies_until_close(idle=5)
-        self.assertTrue(replies, "no reply to the third failure")
-        self.assertIn(replies[-1].code, (421,), replies)
-        self.assertEqual(replies[-1].enhanced[0] if replies[-1].enhanced else None, "4",
-                         replies)
-        if len(replies) == 2:
-            self.assertReply(replies[0], 535, "5.7.8")
-        self.assertLessEqual(len(replies), 2, replies)
+        # the third failure is answered by the 421 alone
+        self.assertEqual(len(replies), 1, replies)
+        self.assertReply(replies[0], 421, "4.7.0")
         self.assertTrue(closed or c.wait_closed(5), "connection open after the 421")
 
     def test_failures_are_per_session(self):
@@ -218,7 +210,7 @@ class IntakeAuth(ReplyAsserts, unittest.TestCase):
     def test_submission_requires_auth_530(self):
         c = self.plain("submission")
         self.assertReply(c.cmd("MAIL FROM:<x@client.example>"), 530, "5.7.0", "before TLS")
-        self.assertReply(c.starttls(), 220, "any")
+        self.assertReply(c.starttls(), 220, "2.0.0")
         c.ehlo()
         self.assertReply(c.cmd("MAIL FROM:<x@client.example>"), 530, "5.7.0", "in TLS")
         self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 235, "2.7.0")
@@ -306,7 +298,7 @@ class IntakeAuthEndToEnd(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 c.greeting()
                 c.ehlo()
-                self.assertReply(c.starttls(), 220, "any")
+                self.assertReply(c.starttls(), 220, "2.0.0")
                 c.ehlo()
                 self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)), 235, "2.7.0")
                 rs = c.transaction("%s@client.example" % t, ["%s@outside.example" % t],

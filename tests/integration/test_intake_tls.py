@@ -78,7 +78,7 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
         kw = c.ehlo().keywords()
         self.assertIn("STARTTLS", kw)
         self.assertNotIn("AUTH", kw, "AUTH offered before TLS")
-        self.assertReply(c.starttls(), 220, "any")
+        self.assertReply(c.starttls(), 220, "2.0.0")
         kw = c.ehlo().keywords()
         self.assertNotIn("STARTTLS", kw, "STARTTLS offered inside TLS")
         self.assertIn("AUTH", kw)
@@ -89,30 +89,28 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
     def test_starttls_forgets_state(self):
         c = self.session()
         self.assertReply(c.cmd("MAIL FROM:<before@client.example>"), 250, "2.1.0")
-        self.assertReply(c.starttls(), 220, "any")
+        self.assertReply(c.starttls(), 220, "2.0.0")
         # the EHLO and the transaction before STARTTLS are forgotten
-        self.assertReply(c.cmd("MAIL FROM:<after@client.example>"), 503, "any",
+        self.assertReply(c.cmd("MAIL FROM:<after@client.example>"), 503, "5.5.1",
                          "MAIL without EHLO after STARTTLS")
         self.assertReply(c.ehlo(), 250)
-        self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 503, "any",
+        self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 503, "5.5.1",
                          "RCPT after STARTTLS without a new MAIL")
 
     def test_starttls_inside_tls_refused(self):
         c = self.session()
-        self.assertReply(c.starttls(), 220, "any")
+        self.assertReply(c.starttls(), 220, "2.0.0")
         c.ehlo()
-        r = c.cmd("STARTTLS")
-        self.assertEqual(r.code // 100, 5, r)
-        self.assertIsNotNone(r.enhanced, r)
+        self.assertReply(c.cmd("STARTTLS"), 503, "5.5.1", "STARTTLS inside TLS")
 
     def test_starttls_with_argument_501(self):
         c = self.session()
-        self.assertReply(c.cmd("STARTTLS now"), 501, "any")
+        self.assertReply(c.cmd("STARTTLS now"), 501, "5.5.4")
 
     def test_starttls_raw_message_and_log(self):
         t = token("tlsraw")
         c = self.session()
-        self.assertReply(c.starttls(), 220, "any")
+        self.assertReply(c.starttls(), 220, "2.0.0")
         version, cipher = c.sock.version(), c.sock.cipher()[0]
         self.assertIn(version, ("TLSv1.2", "TLSv1.3"))
         rs = c.transaction("%s@client.example" % t, ["a@remote.example"], msg(t))
@@ -128,12 +126,12 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
             s.ehlo()
             self.assertTrue(s.has_extn("starttls"))
             code, text = s.starttls(context=client_tls_ctx())
-            self.assertEqual(code, 220)
+            self.assertEqual((code, text), (220, b"2.0.0 Ready to start TLS"))
             s.ehlo()
             self.assertFalse(s.has_extn("starttls"))
             self.assertTrue(s.has_extn("auth"))
-            s.mail("%s@client.example" % t)
-            s.rcpt("a@remote.example")
+            self.assertEqual(s.mail("%s@client.example" % t), (250, b"2.1.0 Ok"))
+            self.assertEqual(s.rcpt("a@remote.example"), (250, b"2.1.5 Ok"))
             code, text = s.data(msg(t)[:-3])
             self.assertEqual(code, 250)
             self.assertRegex(text.decode(), r"^2\.0\.0 Ok: queued as \S+$")
@@ -191,8 +189,8 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
             code, text = s.login("bob", USERS["bob"])
             self.assertEqual(code, 235)
             self.assertTrue(text.startswith(b"2.7.0"), text)
-            s.mail("%s@client.example" % t)
-            s.rcpt("a@remote.example")
+            self.assertEqual(s.mail("%s@client.example" % t), (250, b"2.1.0 Ok"))
+            self.assertEqual(s.rcpt("a@remote.example"), (250, b"2.1.5 Ok"))
             code, text = s.data(msg(t)[:-3])
             self.assertEqual(code, 250)
             self.assertRegex(text.decode(), r"^2\.0\.0 Ok: queued as \S+$")
@@ -205,7 +203,7 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
         c = self.session()
         c.send(b"STARTTLS\r\nRSET\r\n")
         r = c.reply()
-        self.assertReply(r, 220, "any")
+        self.assertReply(r, 220, "2.0.0")
         c.tls_handshake()  # fails if plaintext bytes followed the 220
         c.send(b"EHLO " + CLIENT_HELO.encode() + b"\r\n")
         first = c.reply()
@@ -221,13 +219,13 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
         """An injected MAIL is not executed inside TLS either."""
         c = self.session()
         c.send(b"STARTTLS\r\nEHLO evil.example\r\nMAIL FROM:<injected@evil.example>\r\n")
-        self.assertReply(c.reply(), 220, "any")
+        self.assertReply(c.reply(), 220, "2.0.0")
         c.tls_handshake()
         first = c.ehlo()
         self.assertEqual(first.code, 250, first)
         self.assertGreater(len(first.lines), 1, first)
         self.assertEqual(c.pending(1.0), b"", "extra replies inside TLS")
-        self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 503, "any",
+        self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 503, "5.5.1",
                          "the injected MAIL was executed")
 
     # --- protocol versions --------------------------------------------------------------
@@ -239,7 +237,7 @@ class IntakeTLS(ReplyAsserts, unittest.TestCase):
             self.addCleanup(c.close)
             return c.sock.version()
         c = self.session()
-        self.assertReply(c.cmd("STARTTLS"), 220, "any")
+        self.assertReply(c.cmd("STARTTLS"), 220, "2.0.0")
         c.tls_handshake(ctx)
         return c.sock.version()
 
@@ -271,7 +269,7 @@ class IntakeTLSEndToEnd(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 c.greeting()
                 c.ehlo()
-                self.assertReply(c.starttls(), 220, "any")
+                self.assertReply(c.starttls(), 220, "2.0.0")
                 rs = c.transaction("%s@client.example" % t, ["%s@remote.example" % t], msg(t))
                 qid = self.assertQueued(rs[-1])
             m = up.wait_for(t)[0]

@@ -10,22 +10,13 @@ import time
 import unittest
 
 from harness import RELAYD, Relayd, free_port, ps_roles
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from harness import wait_until as wait_for
 
 
 class MasterTest(unittest.TestCase):
     def test_four_processes_with_titles(self):
         with Relayd() as r:
-            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             self.assertEqual(set(pids), {"master", "intake", "queue", "delivery"})
             self.assertEqual(pids["master"], r.proc.pid)
             for role, pid in pids.items():
@@ -34,11 +25,11 @@ class MasterTest(unittest.TestCase):
                 self.assertEqual(args, "relayd: " + role)
 
     def test_killed_worker_is_restarted(self):
-        with Relayd() as r:
-            before = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+        with Relayd(expect_log=[r"master: queue worker killed by signal 9; restarting"]) as r:
+            before = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             os.kill(before["queue"], signal.SIGKILL)
-            after = wait_for(lambda: r.pids().get("queue") not in (None, before["queue"]) and r.pids())
-            self.assertTrue(after, "queue worker was not restarted")
+            after = wait_for(lambda: r.pids().get("queue") not in (None, before["queue"]) and r.pids(),
+                             what="the queue worker restarted")
             self.assertNotEqual(after["queue"], before["queue"])
             self.assertEqual(after["intake"], before["intake"])
             r.wait_log(r"queue worker killed by signal 9; restarting")
@@ -48,10 +39,11 @@ class MasterTest(unittest.TestCase):
             self.assertRegex(st.stdout, r"queue\s+%d\s" % after["queue"])
 
     def test_intake_restart_keeps_port(self):
-        with Relayd() as r:
-            before = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+        with Relayd(expect_log=[r"master: intake worker killed by signal 9; restarting"]) as r:
+            before = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             os.kill(before["intake"], signal.SIGKILL)
-            wait_for(lambda: r.pids().get("intake") not in (None, before["intake"]))
+            wait_for(lambda: r.pids().get("intake") not in (None, before["intake"]),
+                     what="a new intake worker")
             with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
                 s.settimeout(10)
                 self.assertTrue(s.recv(512).startswith(b"220 "))
@@ -59,7 +51,7 @@ class MasterTest(unittest.TestCase):
     def test_sigterm_stops_everything_within_5s(self):
         r = Relayd()
         try:
-            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             t0 = time.monotonic()
             r.proc.send_signal(signal.SIGTERM)
             rc = r.proc.wait(timeout=10)
@@ -73,7 +65,7 @@ class MasterTest(unittest.TestCase):
 
     def test_status_and_exit_codes(self):
         with Relayd() as r:
-            wait_for(lambda: len(r.pids()) == 4)
+            wait_for(lambda: len(r.pids()) == 4, what="four processes")
             st = r.ctl("status")
             self.assertEqual(st.returncode, 0)
             for role in ("master", "intake", "queue", "delivery"):
@@ -89,7 +81,7 @@ class MasterTest(unittest.TestCase):
 
     def test_reload_keeps_running_and_rejects_bad_config(self):
         with Relayd() as r:
-            before = wait_for(lambda: len(r.pids()) == 4 and r.pids())
+            before = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             ok = r.ctl("reload")
             self.assertEqual(ok.returncode, 0, ok.stderr)
             r.wait_log(r"intake: configuration reloaded")
@@ -107,7 +99,7 @@ class MasterTest(unittest.TestCase):
 
     def test_second_instance_refuses_same_state_dir(self):
         with Relayd() as r:
-            wait_for(lambda: len(r.pids()) == 4)
+            wait_for(lambda: len(r.pids()) == 4, what="four processes")
             other = os.path.join(r.dir, "other.conf")
             with open(other, "w") as f:
                 f.write("state-dir %s\nlisten 127.0.0.1:%d\n" % (r.state_dir, free_port()))
@@ -190,8 +182,7 @@ class PrivilegeTest(unittest.TestCase):
         os.chmod(r.dir, 0o755)
         try:
             r.start()
-            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
-            self.assertTrue(pids, r.log())
+            pids = wait_for(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
             self.assertEqual(proc_uid(pids["master"]), 0)
             for role in ("intake", "queue", "delivery"):
                 self.assertEqual(proc_uid(pids[role]), nobody.pw_uid, role)

@@ -18,6 +18,7 @@
 
 #include <check.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,35 @@ static int ctl(char *out, size_t outsz, int argc, const char *const *argv)
 	return status;
 }
 
+/* Polls ctl until its answer contains want (10 s at most); out holds the last answer. */
+static void ctl_wait(char *out, size_t outsz, int argc, const char *const *argv, const char *want)
+{
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(ctl(out, outsz, argc, argv), 0);
+		if (strstr(out, want) != NULL)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("relayctl %s never said %s; last: %s", argv[0], want, out);
+}
+
+/* One number from queue.db as another reader sees it. */
+static long db_count(const char *sql)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	snprintf(path, sizeof(path), "%s/queue.db", dir);
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
 static const char *const rcpts3[] = {"a@x.example", "b@y.example", "c@x.example", NULL};
 static const char body[] = "From: sender@example.com\r\nSubject: t\r\n\r\nhello\r\n";
 
@@ -349,7 +379,18 @@ START_TEST(abort_and_broken_stream_leave_nothing)
 	int in2 = peer(ROLE_INTAKE);
 	stream(in2, 3, "CCCCCCCCCCCCCCC3", rcpts3, body, 0);
 	close(in2);
-	usleep(100000);
+	/* Every table holds the committed message alone, once the queue has
+	 * dropped what it had of the broken stream. */
+	static const char *const left =
+		"SELECT (SELECT count(*) FROM messages WHERE qid <> 'CCCCCCCCCCCCCCC2')"
+		" + (SELECT count(*) FROM recipients WHERE qid <> 'CCCCCCCCCCCCCCC2')"
+		" + (SELECT count(*) FROM chunks WHERE qid <> 'CCCCCCCCCCCCCCC2')";
+	for (int i = 0; i < 1000 && db_count(left) != 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(db_count(left), 0);
+	ck_assert_int_eq(db_count("SELECT count(*) FROM messages WHERE complete = 1"), 1);
+	ck_assert_int_eq(db_count("SELECT count(*) FROM recipients"), 3);
+	ck_assert_int_eq(db_count("SELECT count(*) FROM chunks"), 1);
 	const char *const q[] = {"queue", "--json"};
 	ck_assert_int_eq(ctl(out, sizeof(out), 2, q), 0);
 	ck_assert_ptr_null(strstr(out, "CCCCCCCCCCCCCCC1"));
@@ -481,12 +522,11 @@ START_TEST(jobs_content_results)
 	send_result(d, j1.jobid, j1.ids[0], DLV_SENT);
 	send_result(d, j1.jobid, j1.ids[1], DLV_SENT);
 	send_result(d, j2.jobid, j2.ids[0], DLV_DEFERRED);
-	usleep(200000);
+	/* Results are handled in order: once the last shows, so do the others. */
 	const char *const q[] = {"queue", "--json"};
-	ck_assert_int_eq(ctl(out, sizeof(out), 2, q), 0);
+	ctl_wait(out, sizeof(out), 2, q, "\"address\":\"b@y.example\",\"state\":\"deferred\","
+					 "\"attempts\":1");
 	ck_assert_ptr_null(strstr(out, "a@x.example"));
-	ck_assert_ptr_nonnull(strstr(out, "\"address\":\"b@y.example\",\"state\":\"deferred\","
-					  "\"attempts\":1"));
 	ck_assert_ptr_nonnull(strstr(out, "\"last_error\":\"connection refused\""));
 	/* Flush makes it due again; delivery gets it with the next credit. */
 	const char *const fl[] = {"flush", "EEEEEEEEEEEEEEE1"};
@@ -495,9 +535,8 @@ START_TEST(jobs_content_results)
 	read_job(d, &j2);
 	ck_assert_str_eq(j2.addrs[0], "b@y.example");
 	send_result(d, j2.jobid, j2.ids[0], DLV_SENT);
-	usleep(200000);
 	const char *const st[] = {"stats"};
-	ck_assert_int_eq(ctl(out, sizeof(out), 1, st), 0);
+	ctl_wait(out, sizeof(out), 1, st, "queued 0\n");
 	ck_assert_str_eq(out, "delivered 3\ndeferred 1\nbounced 0\nqueued 0\n");
 	close(d);
 	close(in);
