@@ -71,7 +71,7 @@ class NoReadClient(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("QUIT"), 221)
+                self.assertReply(c.cmd("QUIT"), 221, "2.0.0")
             hwm0 = proc_status_kb(pid, "VmHWM")
             start = time.monotonic()
             sent, last, dropped = flood_without_reading(r.port, payload, 32 << 20,

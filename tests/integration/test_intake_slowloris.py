@@ -88,8 +88,8 @@ class SlowLines(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250)
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250)
+                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
                 self.assertReply(c.cmd("DATA"), 354)
                 start = time.monotonic()
                 _, closed, n = trickle_until_closed(c, msg(t), 1.0, start + TIMEOUT_S + 10)
@@ -108,8 +108,8 @@ class SlowLines(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250)
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250)
+                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
+                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
                 self.assertReply(c.cmd("DATA"), 354)
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n")
                 end = time.monotonic() + 2 * TIMEOUT_S

@@ -700,17 +700,14 @@ START_TEST(disk_full_fails_then_recovers)
 	ck_assert_uint_eq(fwrite(zeros, 1, fill, f), fill);
 	ck_assert_int_eq(fclose(f), 0);
 	free(zeros);
-	/* A 1 MB message cannot fit: 452 4.3.1, and a session streaming
-	 * alongside in the same transaction fails too. */
+	/* A 1 MB message cannot fit: 452 4.3.1. (Content of messages still
+	 * streaming is committed every 20 ms, so whether another session
+	 * shares the failing transaction is a matter of timing: not tested.) */
 	char *big = malloc(1024 * 1024 + 1);
 	memset(big, 'x', 1024 * 1024);
 	big[1024 * 1024] = '\0';
-	stream(in, 3, "KKKKKKKKKKKKKKK3", one, body, 0);
 	stream(in, 2, "KKKKKKKKKKKKKKK2", one, big, 1);
-	uint64_t a = expect_failed(in, 452, "4.3.1");
-	uint64_t b = expect_failed(in, 452, "4.3.1");
-	ck_assert_uint_eq(a + b, 5);
-	ck_assert_uint_ne(a, b);
+	ck_assert_uint_eq(expect_failed(in, 452, "4.3.1"), 2);
 	free(big);
 	/* Space comes back: the queue serves again, and lost nothing committed. */
 	ck_assert_int_eq(unlink(filler), 0);
