@@ -225,8 +225,11 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 		return queue_store_rcpt_update(st, r->id, RS_FAILED, attempts, 0, why, enh,
 					       res->relay);
 	}
-	int64_t next = now + queue_jitter(queue_backoff(attempts, pol->retry_min, pol->retry_max),
-					  pol->jitter_pct);
+	/* now is in whole seconds, rounded down: one more, or a retry could
+	 * come up to a second before retry-min has passed. */
+	int64_t next = now + 1 +
+		       queue_jitter(queue_backoff(attempts, pol->retry_min, pol->retry_max),
+				    pol->jitter_pct);
 	/* The last try falls on the expiry, so the bounce is not late. */
 	if (next > expires)
 		next = expires;
