@@ -130,6 +130,16 @@ static void anvil_expire(struct intake_anvil *a, uint64_t now_ms, unsigned windo
 		anvil_remove(a, a->oldest);
 }
 
+/* The entry of sa's address (key filled in), after forgetting ended windows. */
+static struct anvil_entry *anvil_lookup(struct intake_anvil *a, const struct sockaddr *sa,
+					uint64_t now_ms, unsigned window_s,
+					uint8_t key[ANVIL_KEY_LEN])
+{
+	anvil_expire(a, now_ms, window_s);
+	anvil_key(sa, key);
+	return anvil_find(a, key);
+}
+
 int intake_anvil_blocked(struct intake_anvil *a, const struct sockaddr *sa, uint64_t now_ms,
 			 unsigned limit, unsigned window_s, unsigned *retry_s)
 {
@@ -137,9 +147,7 @@ int intake_anvil_blocked(struct intake_anvil *a, const struct sockaddr *sa, uint
 
 	if (limit == 0)
 		return 0;
-	anvil_expire(a, now_ms, window_s);
-	anvil_key(sa, key);
-	struct anvil_entry *e = anvil_find(a, key);
+	struct anvil_entry *e = anvil_lookup(a, sa, now_ms, window_s, key);
 	if (e == NULL || e->fails < limit)
 		return 0;
 	if (retry_s != NULL)
@@ -154,9 +162,7 @@ int intake_anvil_fail(struct intake_anvil *a, const struct sockaddr *sa, uint64_
 
 	if (limit == 0)
 		return 0;
-	anvil_expire(a, now_ms, window_s);
-	anvil_key(sa, key);
-	struct anvil_entry *e = anvil_find(a, key);
+	struct anvil_entry *e = anvil_lookup(a, sa, now_ms, window_s, key);
 	if (e == NULL) {
 		if (a->n == a->max)
 			anvil_remove(a, a->oldest);
