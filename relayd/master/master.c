@@ -93,9 +93,14 @@ static void master_exec_role(struct master *m, struct master_worker *mw, int cha
 		if (tmp[i] < 0 || dup2(tmp[i], WORKER_FIRST_FD + (int)i) < 0)
 			_exit(127);
 	close_range((unsigned)top, ~0u, 0);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Blocked across exec: a stop that comes while the worker starts waits
+	 * for its signalfd (ev_signal_add) instead of killing it mid-start. */
+	sigset_t held;
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGHUP);
+	sigprocmask(SIG_SETMASK, &held, NULL);
 	signal(SIGCHLD, SIG_DFL);
 	char *argv[] = {"relayd", "-W", (char *)mw->role, NULL, NULL, NULL};
 	int argc = 3;

@@ -275,6 +275,14 @@ class Relayd:
                 time.sleep(0.05)
             if self.roles is None or "intake" in self.roles:
                 wait_port("127.0.0.1", self.port)
+            # The master's port answers before its workers have their titles
+            # (they are exec'd): wait for them, without failing here when one
+            # cannot start (the test's own checks say what it expects).
+            want = set((self.roles or "intake,queue,delivery").split(",")) | {"master"}
+            end = time.monotonic() + START_BOUND
+            while not want <= set(self.pids()) and time.monotonic() < end and \
+                    self._master_alive():
+                time.sleep(0.05)
         except BaseException:
             self._stopped = True  # the start error is the test's error
             self._kill_all()
