@@ -23,7 +23,7 @@ endif
 
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
-DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2
+DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery

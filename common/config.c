@@ -114,6 +114,12 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->routes);
 	free(cfg->tls_ca_file);
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		free(cfg->dkim[i].domain);
+		free(cfg->dkim[i].selector);
+		free(cfg->dkim[i].keyfile);
+	}
+	free(cfg->dkim);
 	cfg_files_free(&cfg->files);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -57,6 +57,14 @@ struct cfg_route {
 	struct cfg_nexthop hop;
 };
 
+/* dkim-sign DOMAIN SELECTOR KEYFILE */
+struct cfg_dkim {
+	char *domain;       /* lower case, without a leading "*." */
+	int subdomains;     /* written as *.domain */
+	char *selector;
+	char *keyfile;      /* its content: config_file(cfg, keyfile) where held */
+};
+
 struct cfg_dns_server {
 	char addr[64];      /* numeric IPv4 or IPv6 */
 	uint16_t port;      /* 53 unless given */
@@ -100,6 +108,8 @@ struct config {
 	unsigned delay_warning;      /* 0: off */
 	unsigned concurrency_per_destination;
 	unsigned delivery_concurrency;
+	struct cfg_dkim *dkim;       /* in the order written */
+	size_t ndkim;
 	struct cfg_files files;      /* the contents of the files named above */
 };
 
