@@ -1,8 +1,9 @@
 /*
  * dlv.h - the delivery worker's own state, shared by its files: jobs from
  * the queue (dlv_main.c), the destinations that group and limit them, the
- * SMTP client sessions that carry them out (dlv_session.c), and relayctl's
- * route and stats answers (dlv_ctl.c).
+ * SMTP client sessions that carry them out (dlv_session.c finds a server,
+ * dlv_txn.c runs the transactions), and relayctl's route and stats answers
+ * (dlv_ctl.c).
  *
  * A job belongs to exactly one place at a time: its destination's waiting
  * list, or the session delivering it. Every recipient of a job gets exactly
@@ -133,7 +134,7 @@ SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, siz
 /* Seconds since arrival, for delay=. */
 double dlv_delay(int64_t arrival);
 
-/* dlv_session.c */
+/* dlv_session.c, dlv_txn.c */
 /* Starts delivering job (already off its destination's list). */
 void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job);
 /* A piece of the current job's content arrived. */

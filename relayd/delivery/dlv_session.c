@@ -1,21 +1,22 @@
 /*
- * dlv_session.c - the SMTP client (RFC 5321, PIPELINING RFC 2920, SIZE
- * RFC 1870, 8BITMIME RFC 6152, STARTTLS RFC 3207, AUTH RFC 4954).
+ * dlv_session.c - the SMTP client's walk to a server that talks (RFC 5321,
+ * STARTTLS RFC 3207, AUTH RFC 4954): resolve the next hop, connect to its
+ * ranked hosts and their addresses, read the greeting, EHLO (or HELO), take
+ * TLS and AUTH as the hop's policy says; on failure the next address, the
+ * next host, the next smarthost. Once a connection is ready, the
+ * transaction (dlv_txn.c) carries the destination's jobs over it.
  *
- * A session delivers the jobs of one destination: it resolves the next
- * hop, walks its ranked hosts and their addresses until one talks, then
- * carries one job after another over that connection. Every command sent
- * is remembered in a FIFO of expected replies, so pipelined and
- * one-by-one conversations are handled by the same reply handlers.
+ * Every command sent is remembered in a FIFO of expected replies, so
+ * pipelined and one-by-one conversations are handled by the same reply
+ * handlers: the command table below names each one's handler, here or in
+ * dlv_txn.c.
  *
  * Failures before MAIL belong to the host: the session tries the next
  * address, the next host, the next smarthost; when all are used up the
  * job is deferred with the last error. Failures from MAIL on belong to the
  * transaction: the recipients not yet decided are deferred or bounced.
  */
-#include "relayd/delivery/dlv.h"
-#include "relayd/delivery/smtpc_reply.h"
-#include "relayd/delivery/smtpc_stuff.h"
+#include "relayd/delivery/dlv_session.h"
 #include "common/base64.h"
 #include "common/conn.h"
 #include "common/log.h"
@@ -29,34 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * RFC 5321 4.5.3.2 timeouts, in seconds (the table below); a build may
- * divide them for labs, tests through dlv_session_timeout_div().
- */
+/* Divides the timeouts of dlv_session.h and of the table below. */
 #ifndef SMTPC_TIMEOUT_DIV
 #define SMTPC_TIMEOUT_DIV 1
 #endif
 static unsigned smtpc_timeout_div = SMTPC_TIMEOUT_DIV;
-#define SMTPC_CONNECT_TIMEOUT 30
-#define SMTPC_TLS_TIMEOUT 60
-#define SMTPC_BLOCK_TIMEOUT 180
 
-enum smtpc_cmd {
-	SC_GREETING,
-	SC_EHLO,
-	SC_HELO,
-	SC_STARTTLS,
-	SC_AUTH,
-	SC_AUTH_USER,
-	SC_AUTH_PASS,
-	SC_MAIL,
-	SC_RCPT,
-	SC_DATA,
-	SC_DOT,
-	SC_RSET,
-};
-
-struct dlv_session;
 typedef void (*smtpc_handler)(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
 
 static void smtpc_h_greeting(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
@@ -64,11 +43,6 @@ static void smtpc_h_ehlo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg
 static void smtpc_h_helo(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
 static void smtpc_h_starttls(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
 static void smtpc_h_auth(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
-static void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
-static void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
-static void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
-static void smtpc_h_dot(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
-static void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
 
 struct smtpc_cmd_row {
 	const char *name;     /* "(in reply to NAME)" */
@@ -97,59 +71,16 @@ static const struct smtpc_cmd_row smtpc_cmds[] = {
 
 /* SC_AUTH's argument: which mechanism. */
 enum { SMTPC_MECH_PLAIN, SMTPC_MECH_LOGIN };
-/* SC_DOT's argument: 1 when it only closes a DATA nobody wanted. */
 
 /* What ended an attempt on one address; decides where to go next. */
 enum smtpc_fail { SF_CONNECT, SF_TLS, SF_OTHER };
 
-struct smtpc_pend {
-	uint8_t cmd;
-	uint32_t arg;
-};
-
-struct dlv_session {
-	struct dlv_ctx *ctx;
-	struct dlv_dest *dest;
-	struct dlv_job *job;
-	struct dlv_hop hop;
-	size_t hop_idx;
-	struct mx_plan *plan;
-	size_t host_idx, addr_idx;
-	struct conn *c;
-	struct ev_timer timer;
-	struct smtpc_reply reply;
-	struct smtpc_caps caps;
-	struct smtpc_stuff stuff;
-	struct buf tmp;
-	struct smtpc_pend *pend;
-	size_t pend_head, pend_tail, pend_cap;
-	char peer[340];       /* "host[ip]" */
-	char relay[350];      /* "host[ip]:port" */
-	unsigned conn_use;    /* transactions started on this connection */
-	struct dlv_outcome last; /* the error the job is deferred with when all fail */
-	unsigned busy;        /* inside one of our callbacks */
-	unsigned resolving : 1;
-	unsigned closed : 1;  /* ended; freed when not busy nor resolving */
-	unsigned handshake : 1;
-	unsigned tls_active : 1;
-	unsigned plain_retry : 1;  /* this address again, without STARTTLS */
-	unsigned starttls_refused : 1;
-	unsigned in_txn : 1;
-	unsigned mail_ok : 1;
-	unsigned in_content : 1;
-	unsigned want_chunk : 1;
-	unsigned broken : 1;  /* the connection cannot carry another command */
-	size_t naccepted;
-};
-
 static void smtpc_resolve(struct dlv_session *s);
 static void smtpc_try_connect(struct dlv_session *s);
-static void smtpc_start_txn(struct dlv_session *s);
-static void smtpc_close(struct dlv_session *s);
 
 /* ---- lifetime ---- */
 
-static void smtpc_enter(struct dlv_session *s)
+void smtpc_enter(struct dlv_session *s)
 {
 	s->busy++;
 }
@@ -163,13 +94,13 @@ static void smtpc_free(struct dlv_session *s)
 	free(s);
 }
 
-static void smtpc_leave(struct dlv_session *s)
+void smtpc_leave(struct dlv_session *s)
 {
 	if (--s->busy == 0 && s->closed && !s->resolving)
 		smtpc_free(s);
 }
 
-static unsigned smtpc_timeout_ms(unsigned secs)
+unsigned smtpc_timeout_ms(unsigned secs)
 {
 	unsigned ms = secs * 1000 / smtpc_timeout_div;
 	return ms ? ms : 1;
@@ -225,7 +156,7 @@ static void smtpc_drop_conn(struct dlv_session *s)
 	smtpc_reply_init(&s->reply);
 }
 
-static void smtpc_push(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+void smtpc_push(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 {
 	if (s->pend_head == s->pend_tail) {
 		s->pend_head = s->pend_tail = 0;
@@ -240,11 +171,7 @@ static void smtpc_push(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 	s->pend_tail++;
 }
 
-/* Sends one command line (CRLF added) and expects its reply. */
-static void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt,
-		       ...) __attribute__((format(printf, 4, 5)));
-static void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt,
-		       ...)
+void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt, ...)
 {
 	va_list ap;
 	char *line = NULL;
@@ -263,63 +190,14 @@ static void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, 
 	smtpc_push(s, cmd, arg);
 }
 
-/* ---- outcomes ---- */
-
-static void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_class cls,
-				const char *enh, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-static void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_class cls,
-				const char *enh, const char *fmt, ...)
+const char *smtpc_cmd_name(enum smtpc_cmd cmd)
 {
-	va_list ap;
-
-	memset(o, 0, sizeof(*o));
-	o->cls = cls;
-	snprintf(o->enh, sizeof(o->enh), "%s", enh);
-	va_start(ap, fmt);
-	vsnprintf(o->text, sizeof(o->text), fmt, ap);
-	va_end(ap);
-	o->relay = s->c ? s->relay : NULL;
-	o->conn_use = s->conn_use;
+	return smtpc_cmds[cmd].name;
 }
 
-/* The outcome the current reply gives to a recipient. */
-static void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtpc_cmd cmd)
-{
-	char line[1024];
-	int cls = s->reply.code / 100;
+/* ---- ending the session ---- */
 
-	memset(o, 0, sizeof(*o));
-	/* A 3xx where none belongs is the server's confusion: try again later. */
-	o->cls = cls == 2 ? DLV_SENT : cls == 5 ? DLV_BOUNCED : DLV_DEFERRED;
-	o->code = s->reply.code;
-	if (s->reply.enh[0])
-		snprintf(o->enh, sizeof(o->enh), "%s", s->reply.enh);
-	else
-		snprintf(o->enh, sizeof(o->enh), "%s",
-			 cls == 2 ? "2.0.0" : cls == 5 ? "5.0.0" : "4.0.0");
-	smtpc_reply_oneline(&s->reply, line, sizeof(line));
-	if (o->cls == DLV_SENT)
-		snprintf(o->text, sizeof(o->text), "%s", line);
-	else
-		snprintf(o->text, sizeof(o->text), "host %s said: %s (in reply to %s)", s->peer,
-			 line, smtpc_cmds[cmd].name);
-	o->relay = s->relay;
-	o->conn_use = s->conn_use;
-}
-
-/* Recipients accepted by RCPT, still waiting for the end of DATA. */
-static void smtpc_outcome_accepted(struct dlv_session *s, const struct dlv_outcome *o)
-{
-	for (size_t i = 0; i < s->job->nrcpts; i++)
-		if (s->job->rcpts[i].accepted && !s->job->rcpts[i].done)
-			dlv_rcpt_outcome(s->ctx, s->job, i, o);
-}
-
-/* ---- ending jobs and the session ---- */
-
-/* The session is over: its connection goes, its destination may start another. */
-static void smtpc_close(struct dlv_session *s)
+void smtpc_close(struct dlv_session *s)
 {
 	if (s->closed)
 		return;
@@ -334,42 +212,7 @@ static void smtpc_close(struct dlv_session *s)
 		smtpc_free(s);
 }
 
-/*
- * The current job is over (all its recipients decided). The connection
- * then takes the next waiting job of the destination, after an RSET when
- * the last transaction did not end with the final dot.
- */
-static void smtpc_job_end(struct dlv_session *s, int need_rset)
-{
-	struct dlv_job *next;
-
-	dlv_job_finish(s->ctx, s->job);
-	s->job = NULL;
-	s->in_txn = 0;
-	s->mail_ok = 0;
-	s->naccepted = 0;
-	if (s->c == NULL || s->broken || (next = dlv_dest_take(s->ctx, s->dest)) == NULL) {
-		smtpc_close(s);
-		return;
-	}
-	s->job = next;
-	next->sess = s;
-	s->conn_use++;
-	s->ctx->stats.conn_reuse++;
-	if (need_rset)
-		smtpc_send(s, SC_RSET, 0, "RSET");
-	else
-		smtpc_start_txn(s);
-}
-
-/* The transaction cannot go on: every undecided recipient gets o. */
-static void smtpc_txn_fail(struct dlv_session *s, const struct dlv_outcome *o)
-{
-	log_msg(LOG_INFO, s->job->qid, "%s", o->text);
-	dlv_job_outcome_all(s->ctx, s->job, o);
-	s->broken = 1;
-	smtpc_job_end(s, 0);
-}
+/* ---- an attempt that failed ---- */
 
 /*
  * Nothing is left to try for this job: defer it with the last error, and
@@ -501,7 +344,7 @@ static void smtpc_start_tls(struct dlv_session *s)
 		smtpc_host_fail(s, SF_TLS, "4.7.5", "cannot start TLS with %s", s->peer);
 }
 
-/* ---- the conversation ---- */
+/* ---- greeting, EHLO, STARTTLS, AUTH ---- */
 
 /* After EHLO/HELO (again after STARTTLS): TLS, then AUTH, then the mail. */
 static void smtpc_after_hello(struct dlv_session *s)
@@ -625,175 +468,7 @@ static void smtpc_h_auth(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg
 	smtpc_host_fail_reply(s, cmd, "rejected the credentials (SASL authentication failed)");
 }
 
-/* Requirements of the message the server must meet before MAIL is sent. */
-static int smtpc_check_server(struct dlv_session *s)
-{
-	struct dlv_job *job = s->job;
-	struct dlv_outcome o;
-
-	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
-	    job->size > s->caps.size_max)
-		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.3.4",
-				    "message size %llu exceeds size limit %llu of server %s",
-				    (unsigned long long)job->size,
-				    (unsigned long long)s->caps.size_max, s->peer);
-	else if ((job->body & BODY_8BITMIME) && !(s->caps.ext & SMTPC_EXT_8BITMIME))
-		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.3",
-				    "host %s does not support 8BITMIME and the message has "
-				    "8-bit content", s->peer);
-	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8))
-		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
-				    "host %s does not support SMTPUTF8, needed by this message",
-				    s->peer);
-	else
-		return 0;
-	log_msg(LOG_INFO, job->qid, "%s", o.text);
-	dlv_job_outcome_all(s->ctx, job, &o);
-	return -1;
-}
-
-static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
-{
-	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>", s->job->rcpts[i].addr);
-}
-
-static void smtpc_start_txn(struct dlv_session *s)
-{
-	struct dlv_job *job = s->job;
-	char params[96] = "";
-	size_t n = 0;
-
-	if (smtpc_check_server(s) < 0) {
-		smtpc_job_end(s, 0);
-		return;
-	}
-	if (s->caps.ext & SMTPC_EXT_SIZE)
-		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
-				      (unsigned long long)job->size);
-	if (job->body & BODY_8BITMIME)
-		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
-	if (job->body & BODY_SMTPUTF8)
-		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
-	s->in_txn = 1;
-	s->mail_ok = 0;
-	s->naccepted = 0;
-	smtpc_send(s, SC_MAIL, 0, "MAIL FROM:<%s>%s", job->sender, params);
-	if (!(s->caps.ext & SMTPC_EXT_PIPELINING))
-		return;
-	for (size_t i = 0; i < job->nrcpts; i++)
-		smtpc_send_rcpt(s, i);
-	smtpc_send(s, SC_DATA, 0, "DATA");
-}
-
-/* One by one: after the last RCPT, DATA if anybody was accepted. */
-static void smtpc_after_rcpts(struct dlv_session *s)
-{
-	if (s->naccepted > 0)
-		smtpc_send(s, SC_DATA, 0, "DATA");
-	else
-		smtpc_job_end(s, 1);
-}
-
-static void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
-{
-	(void)cmd;
-	int pipelining = (s->caps.ext & SMTPC_EXT_PIPELINING) != 0;
-	struct dlv_outcome o;
-
-	(void)arg;
-	if (s->reply.code / 100 == 2) {
-		s->mail_ok = 1;
-		if (!pipelining)
-			smtpc_send_rcpt(s, 0);
-		return;
-	}
-	smtpc_outcome_reply(s, &o, SC_MAIL);
-	dlv_job_outcome_all(s->ctx, s->job, &o);
-	/* Pipelined: the RCPT and DATA replies are still to come. */
-	if (!pipelining)
-		smtpc_job_end(s, 1);
-}
-
-static void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t i)
-{
-	(void)cmd;
-	struct dlv_rcpt *r = &s->job->rcpts[i];
-	struct dlv_outcome o;
-
-	if (!r->done) {
-		if (s->reply.code / 100 == 2) {
-			r->accepted = 1;
-			s->naccepted++;
-		} else {
-			smtpc_outcome_reply(s, &o, SC_RCPT);
-			dlv_rcpt_outcome(s->ctx, s->job, i, &o);
-		}
-	}
-	if (s->caps.ext & SMTPC_EXT_PIPELINING)
-		return;
-	if (i + 1 < s->job->nrcpts)
-		smtpc_send_rcpt(s, i + 1);
-	else
-		smtpc_after_rcpts(s);
-}
-
-static void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
-{
-	(void)cmd;
-	struct dlv_outcome o;
-	int wanted = s->mail_ok && s->naccepted > 0;
-
-	(void)arg;
-	if (s->reply.code == 354) {
-		if (!wanted) {
-			/* A server that says go ahead with nobody accepted gets an empty end. */
-			conn_write(s->c, ".\r\n", 3);
-			smtpc_push(s, SC_DOT, 1);
-			return;
-		}
-		s->in_content = 1;
-		s->want_chunk = 0;
-		smtpc_stuff_init(&s->stuff);
-		s->job->chunk_seq = 0;
-		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-		dlv_job_request_chunk(s->ctx, s->job);
-		return;
-	}
-	if (wanted) {
-		smtpc_outcome_reply(s, &o, SC_DATA);
-		smtpc_outcome_accepted(s, &o);
-	}
-	smtpc_job_end(s, 1);
-}
-
-static void smtpc_h_dot(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t discard)
-{
-	(void)cmd;
-	struct dlv_outcome o;
-
-	if (discard) {
-		smtpc_job_end(s, 1);
-		return;
-	}
-	smtpc_outcome_reply(s, &o, SC_DOT);
-	smtpc_outcome_accepted(s, &o);
-	smtpc_job_end(s, 0);
-}
-
-static void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
-{
-	(void)cmd;
-	(void)arg;
-	if (s->reply.code / 100 == 2) {
-		smtpc_start_txn(s);
-		return;
-	}
-	/* The job never started here: it waits for another connection. */
-	dlv_dest_requeue(s->ctx, s->job);
-	s->job = NULL;
-	s->broken = 1;
-	smtpc_close(s);
-}
+/* ---- replies and the connection's events ---- */
 
 /* One complete reply: the generic rules, then the command's handler. */
 static void smtpc_on_reply(struct dlv_session *s)
@@ -922,39 +597,6 @@ static void smtpc_on_connected(struct conn *c, void *arg)
 		smtpc_start_tls(s);
 	else
 		smtpc_push(s, SC_GREETING, 0);
-	smtpc_leave(s);
-}
-
-static void smtpc_on_drain(struct conn *c, void *arg)
-{
-	struct dlv_session *s = arg;
-
-	(void)c;
-	if (!s->in_content || !s->want_chunk || s->job->chunk_pending)
-		return;
-	s->want_chunk = 0;
-	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-	dlv_job_request_chunk(s->ctx, s->job);
-}
-
-void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last)
-{
-	if (!s->in_content || s->c == NULL)
-		return;
-	smtpc_enter(s);
-	buf_reset(&s->tmp);
-	smtpc_stuff(&s->stuff, p, n, &s->tmp);
-	if (last)
-		smtpc_stuff_end(&s->stuff, &s->tmp);
-	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
-	/* Bounded memory: the next piece is asked for when this one has left. */
-	if (last) {
-		s->in_content = 0;
-		smtpc_push(s, SC_DOT, 0);
-	} else {
-		s->want_chunk = 1;
-		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-	}
 	smtpc_leave(s);
 }
 

@@ -2,7 +2,7 @@
  * smtp_session.c - the SMTP server dialogue of intake (RFC 5321, 2920,
  * 3207, 4954): reading command lines, the verb table, STARTTLS, AUTH,
  * relay control and limits. The content of a message goes to the queue
- * through smtp_handoff.c.
+ * through smtp_handoff.c; every reply comes from smtp_reply.c.
  */
 #include "smtp_session.h"
 #include "intake_anvil.h"
@@ -100,25 +100,14 @@ void smtp_session_free(struct smtp_session *s)
 		smtp_destroy(s);
 }
 
-static void smtp_write_raw(struct smtp_session *s, const char *text)
-{
-	conn_write(s->c, text, strlen(text));
-}
-
 /* Sends a reply from the table, counting permanent failures. */
 static void smtp_reply(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
 {
-	static struct buf line;
-
-	buf_reset(&line);
-	smtp_reply_format(&line, id, arg);
-	conn_write(s->c, buf_head(&line), buf_avail(&line));
+	smtp_reply_write(s->c, id, arg);
 	if (smtp_reply_is_error(id) && ++s->errors >= SMTP_MAX_ERRORS &&
 	    s->input != SI_CLOSING) {
 		log_info("too many errors from [%s]", s->ip);
-		buf_reset(&line);
-		smtp_reply_format(&line, SR_TOO_MANY_ERRORS, NULL);
-		conn_write(s->c, buf_head(&line), buf_avail(&line));
+		smtp_reply_write(s->c, SR_TOO_MANY_ERRORS, NULL);
 		s->input = SI_CLOSING;
 		conn_close_after_flush(s->c);
 	}
@@ -159,7 +148,7 @@ static void smtp_tx_reset(struct smtp_session *s)
 
 static void smtp_greeting(struct smtp_session *s)
 {
-	conn_printf(s->c, "220 %s ESMTP relayd\r\n", smtp_cfg(s)->hostname);
+	smtp_reply(s, SR_GREETING, smtp_cfg(s)->hostname);
 }
 
 /* The verbs. */
@@ -195,32 +184,23 @@ static int smtp_helo_common(struct smtp_session *s, const char *args, int esmtp)
 static void smtp_ehlo(struct smtp_session *s, const char *args)
 {
 	const struct config *cfg = smtp_cfg(s);
-	const char *kw[8];
-	char size[32];
-	size_t n = 0;
+	unsigned offer = 0;
 
 	if (smtp_helo_common(s, args, 1) < 0)
 		return;
-	kw[n++] = "PIPELINING";
-	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cfg->max_message_size);
-	kw[n++] = size;
-	kw[n++] = "8BITMIME";
-	kw[n++] = "ENHANCEDSTATUSCODES";
-	kw[n++] = "SMTPUTF8";
 	if (s->in->tls != NULL && !s->tls)
-		kw[n++] = "STARTTLS";
+		offer |= SMTP_EHLO_STARTTLS;
+	/* AUTH only inside TLS: no password crosses the network in the clear. */
 	if (s->tls)
-		kw[n++] = "AUTH PLAIN LOGIN";
-	conn_printf(s->c, "250-%s\r\n", cfg->hostname);
-	for (size_t i = 0; i < n; i++)
-		conn_printf(s->c, "250%c%s\r\n", i + 1 == n ? ' ' : '-', kw[i]);
+		offer |= SMTP_EHLO_AUTH;
+	smtp_reply_ehlo(s->c, cfg->hostname, (unsigned long long)cfg->max_message_size, offer);
 }
 
 static void smtp_helo(struct smtp_session *s, const char *args)
 {
 	if (smtp_helo_common(s, args, 0) < 0)
 		return;
-	conn_printf(s->c, "250 %s\r\n", smtp_cfg(s)->hostname);
+	smtp_reply(s, SR_HELO, smtp_cfg(s)->hostname);
 }
 
 static int smtp_may_relay(const struct smtp_session *s)
@@ -524,7 +504,7 @@ static void smtp_auth_step(struct smtp_session *s, enum smtp_auth_step step, con
 	if (step == SA_LOGIN_USER) {
 		s->auth_step = SA_LOGIN_PASS;
 		s->input = SI_AUTH;
-		smtp_write_raw(s, "334 UGFzc3dvcmQ6\r\n"); /* "Password:" */
+		smtp_reply(s, SR_AUTH_PASSWORD, NULL);
 		return;
 	}
 	smtp_auth_verify(s, user, pass);
@@ -556,13 +536,13 @@ static void smtp_auth(struct smtp_session *s, const char *args)
 	memcpy(mech, args, n);
 	mech[n] = '\0';
 	enum smtp_auth_step step;
-	const char *challenge;
+	enum smtp_reply_id challenge;
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		step = SA_PLAIN;
-		challenge = "334 \r\n";
+		challenge = SR_AUTH_GO;
 	} else if (strcasecmp(mech, "LOGIN") == 0) {
 		step = SA_LOGIN_USER;
-		challenge = "334 VXNlcm5hbWU6\r\n"; /* "Username:" */
+		challenge = SR_AUTH_USERNAME;
 	} else {
 		smtp_reply(s, SR_AUTH_MECH, NULL);
 		return;
@@ -573,7 +553,7 @@ static void smtp_auth(struct smtp_session *s, const char *args)
 	}
 	s->auth_step = step;
 	s->input = SI_AUTH;
-	smtp_write_raw(s, challenge);
+	smtp_reply(s, challenge, NULL);
 }
 
 enum smtp_args { ARGS_NONE, ARGS_REQUIRED, ARGS_ANY };
@@ -845,11 +825,7 @@ void smtp_session_failed(struct smtp_session *s, int code, const char *enhanced,
 {
 	log_msg(LOG_WARNING, s->tx->qid, "queue refused the message from [%s]: %d %s %s", s->ip,
 		code, enhanced, text);
-	/* Only temporary failures come from the queue; anything else is a bug. */
-	if (code < 400 || code > 499)
-		code = 451;
-	conn_printf(s->c, "%d %s %s\r\n", code, enhanced[0] ? enhanced : "4.3.0",
-		    text[0] ? text : "Error: queue failure");
+	smtp_reply_queue_failed(s->c, code, enhanced, text);
 	s->tx->ended = 1;
 	smtp_tx_done(s);
 }

@@ -1,0 +1,311 @@
+/*
+ * dlv_txn.c - one mail transaction of the SMTP client (RFC 5321, PIPELINING
+ * RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531) on a
+ * connection dlv_session.c made ready: MAIL, RCPT, DATA, the dot-stuffed
+ * content as it arrives from the queue, and one outcome per recipient;
+ * then RSET and the destination's next job on the same connection.
+ *
+ * Pipelined or one by one, the commands go out through smtpc_send() and
+ * their replies come back to the handlers here in order.
+ */
+#include "relayd/delivery/dlv_session.h"
+#include "common/conn.h"
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- outcomes ---- */
+
+void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_class cls,
+			 const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(o, 0, sizeof(*o));
+	o->cls = cls;
+	snprintf(o->enh, sizeof(o->enh), "%s", enh);
+	va_start(ap, fmt);
+	vsnprintf(o->text, sizeof(o->text), fmt, ap);
+	va_end(ap);
+	o->relay = s->c ? s->relay : NULL;
+	o->conn_use = s->conn_use;
+}
+
+void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtpc_cmd cmd)
+{
+	char line[1024];
+	int cls = s->reply.code / 100;
+
+	memset(o, 0, sizeof(*o));
+	/* A 3xx where none belongs is the server's confusion: try again later. */
+	o->cls = cls == 2 ? DLV_SENT : cls == 5 ? DLV_BOUNCED : DLV_DEFERRED;
+	o->code = s->reply.code;
+	if (s->reply.enh[0])
+		snprintf(o->enh, sizeof(o->enh), "%s", s->reply.enh);
+	else
+		snprintf(o->enh, sizeof(o->enh), "%s",
+			 cls == 2 ? "2.0.0" : cls == 5 ? "5.0.0" : "4.0.0");
+	smtpc_reply_oneline(&s->reply, line, sizeof(line));
+	if (o->cls == DLV_SENT)
+		snprintf(o->text, sizeof(o->text), "%s", line);
+	else
+		snprintf(o->text, sizeof(o->text), "host %s said: %s (in reply to %s)", s->peer,
+			 line, smtpc_cmd_name(cmd));
+	o->relay = s->relay;
+	o->conn_use = s->conn_use;
+}
+
+/* Recipients accepted by RCPT, still waiting for the end of DATA. */
+static void smtpc_outcome_accepted(struct dlv_session *s, const struct dlv_outcome *o)
+{
+	for (size_t i = 0; i < s->job->nrcpts; i++)
+		if (s->job->rcpts[i].accepted && !s->job->rcpts[i].done)
+			dlv_rcpt_outcome(s->ctx, s->job, i, o);
+}
+
+/* ---- ending jobs ---- */
+
+/*
+ * The current job is over (all its recipients decided). The connection
+ * then takes the next waiting job of the destination, after an RSET when
+ * the last transaction did not end with the final dot.
+ */
+void smtpc_job_end(struct dlv_session *s, int need_rset)
+{
+	struct dlv_job *next;
+
+	dlv_job_finish(s->ctx, s->job);
+	s->job = NULL;
+	s->in_txn = 0;
+	s->mail_ok = 0;
+	s->naccepted = 0;
+	if (s->c == NULL || s->broken || (next = dlv_dest_take(s->ctx, s->dest)) == NULL) {
+		smtpc_close(s);
+		return;
+	}
+	s->job = next;
+	next->sess = s;
+	s->conn_use++;
+	s->ctx->stats.conn_reuse++;
+	if (need_rset)
+		smtpc_send(s, SC_RSET, 0, "RSET");
+	else
+		smtpc_start_txn(s);
+}
+
+void smtpc_txn_fail(struct dlv_session *s, const struct dlv_outcome *o)
+{
+	log_msg(LOG_INFO, s->job->qid, "%s", o->text);
+	dlv_job_outcome_all(s->ctx, s->job, o);
+	s->broken = 1;
+	smtpc_job_end(s, 0);
+}
+
+/* ---- MAIL, RCPT, DATA ---- */
+
+/* Requirements of the message the server must meet before MAIL is sent. */
+static int smtpc_check_server(struct dlv_session *s)
+{
+	struct dlv_job *job = s->job;
+	struct dlv_outcome o;
+
+	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
+	    job->size > s->caps.size_max)
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.3.4",
+				    "message size %llu exceeds size limit %llu of server %s",
+				    (unsigned long long)job->size,
+				    (unsigned long long)s->caps.size_max, s->peer);
+	else if ((job->body & BODY_8BITMIME) && !(s->caps.ext & SMTPC_EXT_8BITMIME))
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.3",
+				    "host %s does not support 8BITMIME and the message has "
+				    "8-bit content", s->peer);
+	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8))
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
+				    "host %s does not support SMTPUTF8, needed by this message",
+				    s->peer);
+	else
+		return 0;
+	log_msg(LOG_INFO, job->qid, "%s", o.text);
+	dlv_job_outcome_all(s->ctx, job, &o);
+	return -1;
+}
+
+static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
+{
+	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>", s->job->rcpts[i].addr);
+}
+
+void smtpc_start_txn(struct dlv_session *s)
+{
+	struct dlv_job *job = s->job;
+	char params[96] = "";
+	size_t n = 0;
+
+	if (smtpc_check_server(s) < 0) {
+		smtpc_job_end(s, 0);
+		return;
+	}
+	if (s->caps.ext & SMTPC_EXT_SIZE)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
+				      (unsigned long long)job->size);
+	if (job->body & BODY_8BITMIME)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
+	if (job->body & BODY_SMTPUTF8)
+		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	s->in_txn = 1;
+	s->mail_ok = 0;
+	s->naccepted = 0;
+	smtpc_send(s, SC_MAIL, 0, "MAIL FROM:<%s>%s", job->sender, params);
+	if (!(s->caps.ext & SMTPC_EXT_PIPELINING))
+		return;
+	for (size_t i = 0; i < job->nrcpts; i++)
+		smtpc_send_rcpt(s, i);
+	smtpc_send(s, SC_DATA, 0, "DATA");
+}
+
+/* One by one: after the last RCPT, DATA if anybody was accepted. */
+static void smtpc_after_rcpts(struct dlv_session *s)
+{
+	if (s->naccepted > 0)
+		smtpc_send(s, SC_DATA, 0, "DATA");
+	else
+		smtpc_job_end(s, 1);
+}
+
+void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	int pipelining = (s->caps.ext & SMTPC_EXT_PIPELINING) != 0;
+	struct dlv_outcome o;
+
+	(void)arg;
+	if (s->reply.code / 100 == 2) {
+		s->mail_ok = 1;
+		if (!pipelining)
+			smtpc_send_rcpt(s, 0);
+		return;
+	}
+	smtpc_outcome_reply(s, &o, SC_MAIL);
+	dlv_job_outcome_all(s->ctx, s->job, &o);
+	/* Pipelined: the RCPT and DATA replies are still to come. */
+	if (!pipelining)
+		smtpc_job_end(s, 1);
+}
+
+void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t i)
+{
+	(void)cmd;
+	struct dlv_rcpt *r = &s->job->rcpts[i];
+	struct dlv_outcome o;
+
+	if (!r->done) {
+		if (s->reply.code / 100 == 2) {
+			r->accepted = 1;
+			s->naccepted++;
+		} else {
+			smtpc_outcome_reply(s, &o, SC_RCPT);
+			dlv_rcpt_outcome(s->ctx, s->job, i, &o);
+		}
+	}
+	if (s->caps.ext & SMTPC_EXT_PIPELINING)
+		return;
+	if (i + 1 < s->job->nrcpts)
+		smtpc_send_rcpt(s, i + 1);
+	else
+		smtpc_after_rcpts(s);
+}
+
+void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	struct dlv_outcome o;
+	int wanted = s->mail_ok && s->naccepted > 0;
+
+	(void)arg;
+	if (s->reply.code == 354) {
+		if (!wanted) {
+			/* A server that says go ahead with nobody accepted gets an empty end. */
+			conn_write(s->c, ".\r\n", 3);
+			smtpc_push(s, SC_DOT, 1);
+			return;
+		}
+		s->in_content = 1;
+		s->want_chunk = 0;
+		smtpc_stuff_init(&s->stuff);
+		s->job->chunk_seq = 0;
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+		dlv_job_request_chunk(s->ctx, s->job);
+		return;
+	}
+	if (wanted) {
+		smtpc_outcome_reply(s, &o, SC_DATA);
+		smtpc_outcome_accepted(s, &o);
+	}
+	smtpc_job_end(s, 1);
+}
+
+void smtpc_h_dot(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t discard)
+{
+	(void)cmd;
+	struct dlv_outcome o;
+
+	if (discard) {
+		smtpc_job_end(s, 1);
+		return;
+	}
+	smtpc_outcome_reply(s, &o, SC_DOT);
+	smtpc_outcome_accepted(s, &o);
+	smtpc_job_end(s, 0);
+}
+
+void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
+{
+	(void)cmd;
+	(void)arg;
+	if (s->reply.code / 100 == 2) {
+		smtpc_start_txn(s);
+		return;
+	}
+	/* The job never started here: it waits for another connection. */
+	dlv_dest_requeue(s->ctx, s->job);
+	s->job = NULL;
+	s->broken = 1;
+	smtpc_close(s);
+}
+
+/* ---- the content ---- */
+
+void smtpc_on_drain(struct conn *c, void *arg)
+{
+	struct dlv_session *s = arg;
+
+	(void)c;
+	if (!s->in_content || !s->want_chunk || s->job->chunk_pending)
+		return;
+	s->want_chunk = 0;
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	dlv_job_request_chunk(s->ctx, s->job);
+}
+
+void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last)
+{
+	if (!s->in_content || s->c == NULL)
+		return;
+	smtpc_enter(s);
+	buf_reset(&s->tmp);
+	smtpc_stuff(&s->stuff, p, n, &s->tmp);
+	if (last)
+		smtpc_stuff_end(&s->stuff, &s->tmp);
+	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
+	/* Bounded memory: the next piece is asked for when this one has left. */
+	if (last) {
+		s->in_content = 0;
+		smtpc_push(s, SC_DOT, 0);
+	} else {
+		s->want_chunk = 1;
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	}
+	smtpc_leave(s);
+}
