@@ -162,7 +162,7 @@ int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd)
 {
 	struct queue *q = p->q;
 	char enh[16], text[1024], relay[300];
-	struct queue_result res;
+	struct queue_result res = {.suspended_until = 0};
 	uint64_t jobid = ipc_get_u64(rd);
 	res.rcptid = (int64_t)ipc_get_u64(rd);
 	res.dclass = ipc_get_u32(rd);
