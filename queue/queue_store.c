@@ -46,7 +46,7 @@ enum queue_stmt {
 	Q_MSG_DEL, Q_CHUNK_DEL, Q_RCPT_DEL_MSG,
 	Q_MSG_GET, Q_CHUNK_GET, Q_NEXT_DUE, Q_FIRST_DUE, Q_DUE_GROUP, Q_RCPTS_OF, Q_MSGS,
 	Q_RCPT_GET, Q_RCPT_STATE, Q_RCPT_UPDATE, Q_RCPT_DEL, Q_RCPT_WARNED, Q_INFLIGHT_OF,
-	Q_RCPT_COUNT, Q_FAILED_DEL,
+	Q_RCPT_COUNT, Q_FAILED_DEL, Q_DOMAINS_OF,
 	Q_MSG_HOLD, Q_RCPT_HOLD, Q_RCPT_RELEASE, Q_FLUSH_ONE, Q_FLUSH_ALL, Q_COUNT,
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
@@ -85,6 +85,8 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_RCPT_DEL] = "DELETE FROM recipients WHERE id = ?1",
 	[Q_RCPT_WARNED] = "UPDATE recipients SET warned = 1 WHERE qid = ?1",
 	[Q_INFLIGHT_OF] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_INFLIGHT),
+	[Q_DOMAINS_OF] = "SELECT min(id), qid, '', domain, 0, 0, 0, '', '', '', 0"
+			 " FROM recipients WHERE qid = ?1 GROUP BY domain ORDER BY 1",
 	[Q_RCPT_COUNT] = "SELECT count(*) FROM recipients WHERE qid = ?1",
 	[Q_FAILED_DEL] = "DELETE FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_FAILED),
 	[Q_MSG_HOLD] = "UPDATE messages SET hold = ?2 WHERE qid = ?1 AND complete = 1",
@@ -539,6 +541,13 @@ int queue_store_due_group(struct queue_store *st, const char *qid, const char *d
 int queue_store_rcpts_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg)
 {
 	sqlite3_stmt *s = queue_stmt(st, Q_RCPTS_OF);
+	bind_text(s, 1, qid);
+	return queue_each_rcpt(st, s, cb, arg);
+}
+
+int queue_store_domains_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_DOMAINS_OF);
 	bind_text(s, 1, qid);
 	return queue_each_rcpt(st, s, cb, arg);
 }

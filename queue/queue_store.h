@@ -120,6 +120,8 @@ int queue_store_due_group(struct queue_store *st, const char *qid, const char *d
 			  int64_t now, queue_rcpt_fn cb, void *arg);
 /* Every recipient of a message, in insertion order. */
 int queue_store_rcpts_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg);
+/* One row per destination domain of qid (id and domain set, the rest empty). */
+int queue_store_domains_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg);
 /* Every complete message, oldest first. */
 int queue_store_messages(struct queue_store *st, queue_msg_fn cb, void *arg);
 

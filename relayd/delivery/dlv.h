@@ -24,7 +24,7 @@
 struct dlv_session;
 struct dlv_dest;
 
-/* How long a next hop whose every address failed is left alone. */
+/* How long a next hop whose every address failed is left alone (at most retry-min). */
 #define DLV_DEST_HOLD_MS (60 * 1000)
 /* What the queue keeps of a result's text and relay (queue_dlv.c). */
 #define DLV_RESULT_TEXT_MAX 1000
