@@ -120,6 +120,23 @@ async def submit(port, n, clients):
     return counter[0]
 
 
+def cpu_by_role(master):
+    """{role: CPU seconds used so far} of the master's worker processes."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                args = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[1]) == master and args.startswith("relayd: "):
+            out[args.split()[1]] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def ctl(conf, *args):
     p = subprocess.run([RELAYCTL, "-f", conf] + list(args), capture_output=True, text=True,
                        timeout=60)
@@ -162,12 +179,16 @@ def main():
         attempts = sum(r["attempts"] for m in json.loads(ctl(conf, "queue", "--json"))
                        for r in m["recipients"])
         sink.start()
+        cpu0 = cpu_by_role(proc.pid)
+        own0 = sum(os.times()[:2])
         t1 = time.monotonic()
         ctl(conf, "flush")
         end = t1 + 600
         while sink.count < n and time.monotonic() < end:
             time.sleep(0.05)
         took = time.monotonic() - t1
+        cpu1 = cpu_by_role(proc.pid)
+        own = sum(os.times()[:2]) - own0
         print("queued %d messages with %d clients in %.1f s (%.0f/s)" % (sent, clients, queued_in,
                                                                       sent / queued_in))
         print("outage: %d deferrals after a refused connection, %d suspended without "
@@ -177,6 +198,9 @@ def main():
                   % (sink.count, n, took))
             sys.exit(1)
         print("relayctl flush -> all %d delivered in %.1f s (%.0f msg/s)" % (n, took, n / took))
+        print("CPU seconds during the flush: " + ", ".join(
+            "%s %.1f" % (role, cpu1[role] - cpu0.get(role, 0)) for role in sorted(cpu1))
+            + "; the sink %.1f" % own)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
