@@ -69,6 +69,14 @@ enum ipc_type {
 			        str text, str relay */
 	MSG_D_DONE,          /* d->q: u64 jobid */
 	MSG_D_JOB_FAIL,      /* q->d: u64 jobid: content unavailable */
+	/* The job's undecided recipients were deferred without a connection
+	 * (the next hop failed recently): no attempt is counted, they are due
+	 * again at until. DONE follows. */
+	MSG_D_SUSPENDED,     /* d->q: u64 jobid, i64 until (unix seconds),
+			        str enhanced, str text */
+	/* relayctl flush: forget the failure of the domain's next hop, or of
+	 * every next hop when domain is "". Sent before the recipients are due. */
+	MSG_D_FLUSH,         /* q->d: str domain */
 };
 
 enum ipc_role { ROLE_INTAKE = 1, ROLE_DELIVERY = 2 };

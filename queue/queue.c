@@ -46,6 +46,7 @@ static const struct queue_handler {
 	{MSG_D_CHUNK_REQ, ROLE_DELIVERY, queue_dlv_chunk_req},
 	{MSG_D_RESULT, ROLE_DELIVERY, queue_dlv_result},
 	{MSG_D_DONE, ROLE_DELIVERY, queue_dlv_done},
+	{MSG_D_SUSPENDED, ROLE_DELIVERY, queue_dlv_suspended},
 };
 
 static int64_t queue_wallclock(void)

@@ -107,6 +107,10 @@ int queue_dlv_ready(struct queue_peer *p, struct ipc_rd *rd);
 int queue_dlv_chunk_req(struct queue_peer *p, struct ipc_rd *rd);
 int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd);
 int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd);
+/* Deferred without a connection: the job's recipients wait for the hop's memory to end. */
+int queue_dlv_suspended(struct queue_peer *p, struct ipc_rd *rd);
+/* relayctl flush: delivery forgets the failed next hops of qid (all when NULL). */
+int queue_dlv_flush(struct queue *q, const char *qid);
 void queue_dlv_gone(struct queue *q);
 /* Hands out jobs while delivery has credit. */
 void queue_dlv_schedule(struct queue *q);

@@ -183,7 +183,9 @@ static int queue_ctl_flush(struct queue *q, int argc, char **argv, struct buf *o
 	long n = 0;
 	if (qid != NULL && queue_ctl_msg(q, qid, &m, out) <= 0)
 		return 1;
-	if (queue_txn(q) < 0 || queue_store_flush(q->st, qid, q->now(), &n) < 0) {
+	/* Before the recipients are due: their jobs follow on the same channel. */
+	if (queue_dlv_flush(q, qid) < 0 ||
+	    queue_txn(q) < 0 || queue_store_flush(q->st, qid, q->now(), &n) < 0) {
 		queue_txn_abort(q);
 		buf_appendf(out, "relayctl: queue error\n");
 		return 1;

@@ -162,7 +162,7 @@ int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd)
 {
 	struct queue *q = p->q;
 	char enh[16], text[1024], relay[300];
-	struct queue_result res;
+	struct queue_result res = {.suspended_until = 0};
 	uint64_t jobid = ipc_get_u64(rd);
 	res.rcptid = (int64_t)ipc_get_u64(rd);
 	res.dclass = ipc_get_u32(rd);
@@ -185,6 +185,52 @@ int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd)
 	j->resolved[i] = 1;
 	queue_dlv_apply(q, &res);
 	return 0;
+}
+
+int queue_dlv_suspended(struct queue_peer *p, struct ipc_rd *rd)
+{
+	struct queue *q = p->q;
+	char enh[16], text[1024];
+	uint64_t jobid = ipc_get_u64(rd);
+	int64_t until = ipc_get_i64(rd);
+	ipc_get_str(rd, enh, sizeof(enh));
+	ipc_get_str(rd, text, sizeof(text));
+	if (ipc_rd_done(rd) < 0 || until <= 0)
+		return -1;
+	struct queue_job *j = queue_job_find(q, jobid);
+	for (size_t i = 0; j != NULL && i < j->n; i++) {
+		if (j->resolved[i])
+			continue;
+		struct queue_result res = {
+			.rcptid = j->rcptid[i], .dclass = DLV_DEFERRED, .enh = enh, .text = text,
+			.relay = "none", .suspended_until = until,
+		};
+		j->resolved[i] = 1;
+		queue_dlv_apply(q, &res);
+	}
+	return 0;
+}
+
+/* Tells delivery to forget the failed next hop of each domain, once. */
+static int queue_dlv_flush_domain(const struct queue_rcpt *r, void *arg)
+{
+	struct queue *q = arg;
+	struct ipc_wr wr;
+	ipc_wr_init(&wr);
+	ipc_put_str(&wr, r->domain);
+	ipc_send_wr(q->dlv->ch, MSG_D_FLUSH, &wr);
+	ipc_wr_free(&wr);
+	return 0;
+}
+
+int queue_dlv_flush(struct queue *q, const char *qid)
+{
+	struct queue_rcpt all = {.domain = ""};
+	if (q->dlv == NULL)
+		return 0; /* a delivery worker that starts remembers nothing */
+	if (qid == NULL)
+		return queue_dlv_flush_domain(&all, q);
+	return queue_store_domains_of(q->st, qid, queue_dlv_flush_domain, q);
 }
 
 int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd)

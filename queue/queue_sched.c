@@ -159,12 +159,12 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 	struct queue_rlist failed = {.state = RS_FAILED};
 	struct queue_msg m;
 	char newqid[QUEUE_QID_MAX];
-	long pending = 0;
+	long inflight = 0, left = 0;
 	int ret = -1;
 
-	if (queue_store_pending(st, qid, &pending) < 0)
+	if (queue_store_inflight_of(st, qid, &inflight) < 0)
 		return -1;
-	if (pending > 0)
+	if (inflight > 0)
 		return 0;
 	int rc = queue_store_msg_get(st, qid, &m);
 	if (rc <= 0)
@@ -177,9 +177,16 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 		goto fail;
 	if (failed.n > 0 && m.sender[0] == '\0')
 		log_msg(LOG_INFO, qid, "undeliverable report discarded (sender <>)");
-	if (queue_store_msg_delete(st, qid) < 0)
+	/* Reported once: the failed rows go with their report. */
+	if (failed.n > 0 && queue_store_failed_delete(st, qid) < 0)
 		goto fail;
-	log_msg(LOG_INFO, qid, "removed");
+	if (queue_store_rcpt_count(st, qid, &left) < 0)
+		goto fail;
+	if (left == 0) {
+		if (queue_store_msg_delete(st, qid) < 0)
+			goto fail;
+		log_msg(LOG_INFO, qid, "removed");
+	}
 	ret = 0;
 fail:
 	free(failed.v);
@@ -202,6 +209,16 @@ static int queue_delay_notice(struct queue_store *st, const struct queue_policy 
 fail:
 	free(deferred.v);
 	return ret;
+}
+
+/* The delay notice, once the message is old enough (never for <>). */
+static int queue_delay_due(struct queue_store *st, const struct queue_policy *pol,
+			   const struct queue_rcpt *r, const struct queue_msg *m, int64_t now)
+{
+	if (pol->delay_warning > 0 && !r->warned && m->sender[0] != '\0' &&
+	    now - m->arrival >= (int64_t)pol->delay_warning)
+		return queue_delay_notice(st, pol, m, now);
+	return 0;
 }
 
 /* A temporary failure: retry later, or give up when the message is too old. */
@@ -237,10 +254,33 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 	if (queue_store_rcpt_update(st, r->id, m->hold ? RS_HOLD : RS_DEFERRED, attempts, next,
 				    res->text, res->enh, res->relay) < 0)
 		return -1;
-	if (pol->delay_warning > 0 && !r->warned && m->sender[0] != '\0' &&
-	    age >= (int64_t)pol->delay_warning)
-		return queue_delay_notice(st, pol, m, now);
-	return 0;
+	return queue_delay_due(st, pol, r, m, now);
+}
+
+/*
+ * Deferred without a connection, because delivery remembers the next hop
+ * as dead: no attempt was made, so the attempt count and backoff step stay;
+ * the recipient comes back when that memory ends. Past the lifetime it
+ * gives up like any deferral.
+ */
+static int queue_result_suspend(struct queue_store *st, const struct queue_policy *pol,
+				const struct queue_rcpt *r, const struct queue_msg *m,
+				const struct queue_result *res, int64_t now,
+				struct queue_counters *cnt)
+{
+	int64_t expires = m->arrival + pol->lifetime;
+	int64_t next = res->suspended_until;
+	int state = r->attempts > 0 ? RS_DEFERRED : RS_QUEUED;
+
+	if (now >= expires)
+		return queue_result_defer(st, pol, r, m, res, now, cnt);
+	if (next > expires)
+		next = expires;
+	cnt->deferred++;
+	if (queue_store_rcpt_update(st, r->id, m->hold ? RS_HOLD : state, r->attempts, next,
+				    res->text, res->enh, res->relay) < 0)
+		return -1;
+	return queue_delay_due(st, pol, r, m, now);
 }
 
 int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
@@ -268,7 +308,8 @@ int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
 					     res->enh, res->relay);
 		break;
 	case DLV_DEFERRED:
-		rc = queue_result_defer(st, pol, &r, &m, res, now, cnt);
+		rc = res->suspended_until > 0 ? queue_result_suspend(st, pol, &r, &m, res, now, cnt)
+					      : queue_result_defer(st, pol, &r, &m, res, now, cnt);
 		break;
 	default:
 		fatal("queue_result_apply: class %u", res->dclass);

@@ -1,10 +1,10 @@
 /*
  * queue_sched.h - the queue's policy on top of the store: which recipients
  * form the next delivery job, what a delivery result does to a recipient
- * (done, retry with backoff, give up), and when a message is finished and
- * its failures go back to the sender in one report. Everything runs inside
- * the caller's open transaction with the time passed in, so unit tests
- * drive it with their own clock.
+ * (done, retry with backoff, give up), when the failures of a delivery
+ * pass go back to the sender in one report, and when a message is
+ * finished. Everything runs inside the caller's open transaction with the
+ * time passed in, so unit tests drive it with their own clock.
  */
 #ifndef RELAYD_QUEUE_SCHED_H
 #define RELAYD_QUEUE_SCHED_H
@@ -36,6 +36,9 @@ struct queue_result {
 	uint32_t dclass; /* enum dlv_class */
 	uint32_t code;
 	const char *enh, *text, *relay;
+	/* DLV_DEFERRED without an attempt (the next hop is remembered as
+	 * dead): due again at this time (unix seconds); 0 for a real attempt. */
+	int64_t suspended_until;
 };
 
 struct queue_pick {
@@ -66,8 +69,9 @@ int queue_sched_pick(struct queue_store *st, int64_t now, struct queue_pick *p);
 int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
 		       const struct queue_result *res, int64_t now, struct queue_counters *cnt);
 
-/* When no recipient of qid is pending: one report for its failed
- * recipients (none if the sender is <>), then the message is deleted. */
+/* When a delivery pass of qid ends (no recipient in flight): one report
+ * for the recipients that failed in it (none if the sender is <>), which
+ * are then removed; the message goes when no recipient is left. */
 int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, const char *qid,
 		     int64_t now);
 

@@ -45,7 +45,8 @@ enum queue_stmt {
 	Q_MSG_ADD, Q_RCPT_ADD, Q_CHUNK_ADD, Q_MSG_COMPLETE, Q_RCPT_READY,
 	Q_MSG_DEL, Q_CHUNK_DEL, Q_RCPT_DEL_MSG,
 	Q_MSG_GET, Q_CHUNK_GET, Q_NEXT_DUE, Q_FIRST_DUE, Q_DUE_GROUP, Q_RCPTS_OF, Q_MSGS,
-	Q_RCPT_GET, Q_RCPT_STATE, Q_RCPT_UPDATE, Q_RCPT_DEL, Q_RCPT_WARNED, Q_PENDING,
+	Q_RCPT_GET, Q_RCPT_STATE, Q_RCPT_UPDATE, Q_RCPT_DEL, Q_RCPT_WARNED, Q_INFLIGHT_OF,
+	Q_RCPT_COUNT, Q_FAILED_DEL, Q_DOMAINS_OF,
 	Q_MSG_HOLD, Q_RCPT_HOLD, Q_RCPT_RELEASE, Q_FLUSH_ONE, Q_FLUSH_ALL, Q_COUNT,
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
@@ -83,7 +84,11 @@ static const char *const queue_sql[Q_NSTMT] = {
 			  " last_error = ?5, last_enh = ?6, relay = ?7 WHERE id = ?1",
 	[Q_RCPT_DEL] = "DELETE FROM recipients WHERE id = ?1",
 	[Q_RCPT_WARNED] = "UPDATE recipients SET warned = 1 WHERE qid = ?1",
-	[Q_PENDING] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state <> " RS_SQL(RS_FAILED),
+	[Q_INFLIGHT_OF] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_INFLIGHT),
+	[Q_DOMAINS_OF] = "SELECT min(id), qid, '', domain, 0, 0, 0, '', '', '', 0"
+			 " FROM recipients WHERE qid = ?1 GROUP BY domain ORDER BY 1",
+	[Q_RCPT_COUNT] = "SELECT count(*) FROM recipients WHERE qid = ?1",
+	[Q_FAILED_DEL] = "DELETE FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_FAILED),
 	[Q_MSG_HOLD] = "UPDATE messages SET hold = ?2 WHERE qid = ?1 AND complete = 1",
 	[Q_RCPT_HOLD] = "UPDATE recipients SET state = " RS_SQL(RS_HOLD) " WHERE qid = ?1 AND state IN " RS_SQL_DUE,
 	[Q_RCPT_RELEASE] = "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN " RS_SQL(RS_DEFERRED) " ELSE " RS_SQL(RS_QUEUED) " END"
@@ -540,6 +545,13 @@ int queue_store_rcpts_of(struct queue_store *st, const char *qid, queue_rcpt_fn 
 	return queue_each_rcpt(st, s, cb, arg);
 }
 
+int queue_store_domains_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_DOMAINS_OF);
+	bind_text(s, 1, qid);
+	return queue_each_rcpt(st, s, cb, arg);
+}
+
 int queue_store_messages(struct queue_store *st, queue_msg_fn cb, void *arg)
 {
 	sqlite3_stmt *s = queue_stmt(st, Q_MSGS);
@@ -612,15 +624,33 @@ int queue_store_rcpts_warned(struct queue_store *st, const char *qid)
 	return queue_exec(st, s, NULL);
 }
 
-int queue_store_pending(struct queue_store *st, const char *qid, long *n)
+/* A count of one message's recipients (statement st->stmt[id], ?1 the qid). */
+static int queue_count_of(struct queue_store *st, enum queue_stmt id, const char *qid, long *n)
 {
 	int64_t v = 0;
-	sqlite3_stmt *s = queue_stmt(st, Q_PENDING);
+	sqlite3_stmt *s = queue_stmt(st, id);
 	bind_text(s, 1, qid);
 	if (queue_int(st, s, &v) < 0)
 		return -1;
 	*n = (long)v;
 	return 0;
+}
+
+int queue_store_inflight_of(struct queue_store *st, const char *qid, long *n)
+{
+	return queue_count_of(st, Q_INFLIGHT_OF, qid, n);
+}
+
+int queue_store_rcpt_count(struct queue_store *st, const char *qid, long *n)
+{
+	return queue_count_of(st, Q_RCPT_COUNT, qid, n);
+}
+
+int queue_store_failed_delete(struct queue_store *st, const char *qid)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_FAILED_DEL);
+	bind_text(s, 1, qid);
+	return queue_exec(st, s, NULL);
 }
 
 int queue_store_msg_hold(struct queue_store *st, const char *qid, int hold)

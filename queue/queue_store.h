@@ -34,7 +34,7 @@
 #define RS_INFLIGHT 2 /* handed to delivery */
 #define RS_DEFERRED 3 /* failed temporarily, due at next_attempt */
 #define RS_HOLD 4     /* the message is on hold */
-#define RS_FAILED 5   /* given up: waits for the message's bounce report */
+#define RS_FAILED 5   /* given up: reported (and removed) when the delivery pass ends */
 #define RS_SQL_(v) #v
 #define RS_SQL(v) RS_SQL_(v)
 /* The states that wait for their next attempt, as an SQL list. */
@@ -120,6 +120,8 @@ int queue_store_due_group(struct queue_store *st, const char *qid, const char *d
 			  int64_t now, queue_rcpt_fn cb, void *arg);
 /* Every recipient of a message, in insertion order. */
 int queue_store_rcpts_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg);
+/* One row per destination domain of qid (id and domain set, the rest empty). */
+int queue_store_domains_of(struct queue_store *st, const char *qid, queue_rcpt_fn cb, void *arg);
 /* Every complete message, oldest first. */
 int queue_store_messages(struct queue_store *st, queue_msg_fn cb, void *arg);
 
@@ -131,8 +133,12 @@ int queue_store_rcpt_update(struct queue_store *st, int64_t id, int state, unsig
 			    const char *relay);
 int queue_store_rcpt_delete(struct queue_store *st, int64_t id);
 int queue_store_rcpts_warned(struct queue_store *st, const char *qid);
-/* Recipients of qid not yet settled (queued, in flight, deferred, hold, new). */
-int queue_store_pending(struct queue_store *st, const char *qid, long *n);
+/* Recipients of qid in flight: while there are, its delivery pass goes on. */
+int queue_store_inflight_of(struct queue_store *st, const char *qid, long *n);
+/* Recipients of qid left, in any state. */
+int queue_store_rcpt_count(struct queue_store *st, const char *qid, long *n);
+/* Removes the failed recipients of qid (once their report is queued). */
+int queue_store_failed_delete(struct queue_store *st, const char *qid);
 
 /* hold 1: message held, its waiting recipients RS_HOLD; 0: back to
  * queued/deferred. 0 when the message does not exist, 1 done. */

@@ -25,7 +25,7 @@
 struct dlv_session;
 struct dlv_dest;
 
-/* How long a next hop whose every address failed is left alone. */
+/* How long a next hop whose every address failed is left alone (at most retry-min). */
 #define DLV_DEST_HOLD_MS (60 * 1000)
 /* What the queue keeps of a result's text and relay (queue_dlv.c). */
 #define DLV_RESULT_TEXT_MAX 1000
@@ -65,7 +65,7 @@ struct dlv_dest {
 	struct dlv_job_list waiting;
 	size_t nwaiting;
 	unsigned nsessions;
-	uint64_t hold_until;      /* ev_now() ms: recently failed, do not connect */
+	uint64_t hold_until;      /* ev_now() ms: recently failed, do not connect; 0 none */
 	char hold_text[1600];     /* the failure its jobs are deferred with */
 	char hold_enh[16];
 	LIST_ENTRY(dlv_dest) entry;
@@ -123,8 +123,9 @@ struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest);
 /* Puts a job a session could not start back at the head of its list. */
 void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job);
 /*
- * Every address of dest's next hop failed: remember it for a while and
- * defer its waiting jobs with the same error, without connecting.
+ * Every address of dest's next hop failed: remember it for a while (at
+ * most retry-min; relayctl flush and reload forget it) and suspend its
+ * waiting jobs with the same error, without connecting.
  */
 void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dlv_outcome *o);
 /* A session ended: lets waiting jobs start (from a timer, not from here). */

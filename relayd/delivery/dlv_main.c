@@ -75,12 +75,12 @@ static void dlv_send_ready(struct dlv_ctx *ctx, unsigned n)
 	ipc_wr_free(&wr);
 }
 
-void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
-		      const struct dlv_outcome *o)
+/* The outcome's log line and counters; the recipient is decided. */
+static void dlv_rcpt_log(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
+			 const struct dlv_outcome *o)
 {
 	struct dlv_rcpt *r = &job->rcpts[i];
-	char conn_use[32] = "", text[DLV_RESULT_TEXT_MAX], relay[DLV_RESULT_RELAY_MAX];
-	struct ipc_wr wr;
+	char conn_use[32] = "";
 
 	if (r->done)
 		fatal("%s: second outcome for <%s>", job->qid, r->addr);
@@ -96,6 +96,16 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		ctx->stats.rcpt_deferred++;
 	else
 		ctx->stats.rcpt_bounced++;
+}
+
+void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
+		      const struct dlv_outcome *o)
+{
+	struct dlv_rcpt *r = &job->rcpts[i];
+	char text[DLV_RESULT_TEXT_MAX], relay[DLV_RESULT_RELAY_MAX];
+	struct ipc_wr wr;
+
+	dlv_rcpt_log(ctx, job, i, o);
 	ipc_wr_init(&wr);
 	ipc_put_u64(&wr, job->id);
 	ipc_put_u64(&wr, r->id);
@@ -186,34 +196,74 @@ void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job)
 	dlv_dispatch_soon(ctx);
 }
 
-/* A job for a destination on hold is deferred at once, without a connection. */
+/*
+ * A job for a destination on hold is deferred at once, without a
+ * connection: "delivery temporarily suspended" (as Postfix says), and the
+ * queue told when the hold ends, so that no attempt is counted and the
+ * recipients come back just then.
+ */
 static void dlv_dest_hold_job(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job)
 {
 	struct dlv_outcome o;
+	struct ipc_wr wr;
 	uint64_t now = ev_now(ctx->loop);
+	int64_t until = ev_wallclock() + (int64_t)((dest->hold_until - now + 999) / 1000);
 
 	memset(&o, 0, sizeof(o));
 	o.cls = DLV_DEFERRED;
 	snprintf(o.enh, sizeof(o.enh), "%s", dest->hold_enh);
-	snprintf(o.text, sizeof(o.text), "%s", dest->hold_text);
-	log_msg(LOG_INFO, job->qid, "next hop %s failed recently; deferring without connecting "
-		"(%llu s more)", dest->key,
-		(unsigned long long)((dest->hold_until - now + 999) / 1000));
-	dlv_job_outcome_all(ctx, job, &o);
+	snprintf(o.text, sizeof(o.text), "delivery temporarily suspended: %.*s",
+		 DLV_RESULT_TEXT_MAX - 40, dest->hold_text);
+	for (size_t i = 0; i < job->nrcpts; i++)
+		if (!job->rcpts[i].done)
+			dlv_rcpt_log(ctx, job, i, &o);
+	ipc_wr_init(&wr);
+	ipc_put_u64(&wr, job->id);
+	ipc_put_i64(&wr, until);
+	ipc_put_str(&wr, o.enh);
+	ipc_put_str(&wr, o.text);
+	ipc_send_wr(ctx->queue, MSG_D_SUSPENDED, &wr);
+	ipc_wr_free(&wr);
 	dlv_job_finish(ctx, job);
 }
 
 void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dlv_outcome *o)
 {
 	struct dlv_job *job;
+	/* Never longer than retry-min, the queue's shortest wait (Postfix:
+	 * minimal_backoff_time), so a retry is not suspended by it. */
+	uint64_t hold = (uint64_t)ctx->w->cfg->retry_min * 1000;
 
-	dest->hold_until = ev_now(ctx->loop) + DLV_DEST_HOLD_MS;
+	if (hold > DLV_DEST_HOLD_MS)
+		hold = DLV_DEST_HOLD_MS;
+	dest->hold_until = ev_now(ctx->loop) + hold;
 	snprintf(dest->hold_text, sizeof(dest->hold_text), "%s", o->text);
 	snprintf(dest->hold_enh, sizeof(dest->hold_enh), "%s", o->enh);
-	log_info("next hop %s failed (%s); its mail waits %d s before the next attempt",
-		 dest->key, o->text, DLV_DEST_HOLD_MS / 1000);
+	log_info("next hop %s failed (%s); its mail waits %llu s before the next attempt",
+		 dest->key, o->text, (unsigned long long)(hold + 999) / 1000);
 	while ((job = dlv_dest_take(ctx, dest)) != NULL)
 		dlv_dest_hold_job(ctx, dest, job);
+}
+
+/*
+ * relayctl flush and reload: the failure memory of the destination of
+ * domain (every destination when NULL) ends now.
+ */
+static void dlv_dest_forget(struct dlv_ctx *ctx, const char *domain)
+{
+	char key[300];
+	struct dlv_dest *d;
+
+	if (domain != NULL)
+		dlv_dest_key(ctx->w->cfg, domain, key, sizeof(key));
+	LIST_FOREACH(d, &ctx->dests, entry) {
+		if (d->hold_until == 0 || (domain != NULL && strcmp(d->key, key) != 0))
+			continue;
+		d->hold_until = 0;
+		log_info("next hop %s: failure forgotten; its mail goes at the next attempt",
+			 d->key);
+	}
+	dlv_dispatch_soon(ctx);
 }
 
 void dlv_session_ended(struct dlv_ctx *ctx, struct dlv_dest *dest)
@@ -360,6 +410,21 @@ static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 	dlv_job_finish(ctx, job);
 }
 
+/* MSG_D_FLUSH: str domain ("" for every destination). */
+static void dlv_on_flush(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+{
+	struct ipc_rd rd;
+	char domain[256];
+
+	ipc_rd_init(&rd, p, len);
+	ipc_get_str(&rd, domain, sizeof(domain));
+	if (ipc_rd_done(&rd) < 0) {
+		ipc_fail(ctx->queue, "bad MSG_D_FLUSH");
+		return;
+	}
+	dlv_dest_forget(ctx, domain[0] ? domain : NULL);
+}
+
 /*
  * A queue worker serves the channel (a connect alone only reached the
  * master's socket): now the credits, and jobs can come.
@@ -396,6 +461,9 @@ static void dlv_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t
 		break;
 	case MSG_D_JOB_FAIL:
 		dlv_on_job_fail(ctx, p, len);
+		break;
+	case MSG_D_FLUSH:
+		dlv_on_flush(ctx, p, len);
 		break;
 	default:
 		ipc_fail(ch, "unexpected message from the queue");
@@ -484,6 +552,8 @@ static void dlv_reload(struct worker *w)
 	ctx->tls_ctx = ctx->tls_verify_ctx = NULL;
 	if (resolver_reload(ctx->res, w->cfg, err, sizeof(err)) < 0)
 		log_warnx("reload: keeping the old DNS servers: %s", err);
+	/* Next hops may have changed with the config: try them afresh. */
+	dlv_dest_forget(ctx, NULL);
 }
 
 void delivery_main(struct worker *w)

@@ -35,7 +35,7 @@ MSG_Q_HELLO, MSG_Q_HELLO_OK = 40, 41
 MSG_Q_BEGIN, MSG_Q_RCPT, MSG_Q_CONTENT, MSG_Q_END, MSG_Q_ABORT, \
     MSG_Q_COMMITTED, MSG_Q_FAILED = range(50, 57)
 MSG_D_READY, MSG_D_JOB, MSG_D_CHUNK_REQ, MSG_D_CHUNK, MSG_D_RESULT, \
-    MSG_D_DONE, MSG_D_JOB_FAIL = range(70, 77)
+    MSG_D_DONE, MSG_D_JOB_FAIL, MSG_D_SUSPENDED, MSG_D_FLUSH = range(70, 79)
 ROLE_INTAKE, ROLE_DELIVERY = 1, 2
 DLV_SENT, DLV_DEFERRED, DLV_BOUNCED = 1, 2, 3
 BODY_8BITMIME = 1
@@ -190,6 +190,13 @@ class QueuePeer:
         j["rcpts"] = [(f.u64(), f.str()) for _ in range(n)]
         assert f.done()
         return j
+
+    def flushed(self, domain):
+        """relayctl flush told delivery to forget domain's next hop ("": all)."""
+        f = self.expect(MSG_D_FLUSH)
+        got = f.str()
+        if got != domain or not f.done():
+            raise AssertionError("MSG_D_FLUSH for %r, wanted %r" % (got, domain))
 
     def fetch(self, jobid):
         """The whole content of a job, pulled chunk by chunk."""
@@ -485,6 +492,7 @@ class TestDelivery(QueueWorkerTest):
         # flush makes it due now; delivery has credit left, so it comes at once.
         cp = self.r.ctl("flush")
         self.assertEqual(cp.returncode, 0, cp.stderr)
+        d.flushed("")
         j2 = d.job()
         self.assertEqual(j2["rcpts"], j["rcpts"])
         self.r.wait_log(r"flush by relayctl")
@@ -608,6 +616,7 @@ class TestBounces(QueueWorkerTest):
         self.assertEqual(status[0]["Final-Recipient"], "rfc822; a@x.example")
         # A second failure sends no second notice.
         self.assertEqual(self.r.ctl("flush", qid_for(1)).returncode, 0)
+        d.flushed("x.example")
         d.ready(1)
         j = d.job()
         self.assertEqual(j["qid"], qid_for(1))

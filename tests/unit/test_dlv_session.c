@@ -348,6 +348,16 @@ struct result {
 static struct result results[64];
 static int nresults;
 
+/* MSG_D_SUSPENDED frames: jobs deferred without a connection. */
+struct suspension {
+	uint64_t jobid;
+	int64_t until;
+	char enh[16], text[2048];
+};
+
+static struct suspension suspended[16];
+static int nsuspended;
+
 /*
  * Plays the queue until njobs DONE frames came: content pieces of at most
  * piece bytes from content[jobid % 100], results recorded.
@@ -387,6 +397,13 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 			ipc_get_str(&rd, r->text, sizeof(r->text));
 			ipc_get_str(&rd, r->relay, sizeof(r->relay));
 			ck_assert_int_eq(ipc_rd_done(&rd), 0);
+		} else if (type == MSG_D_SUSPENDED) {
+			struct suspension *sp = &suspended[nsuspended++];
+			sp->jobid = ipc_get_u64(&rd);
+			sp->until = ipc_get_i64(&rd);
+			ipc_get_str(&rd, sp->enh, sizeof(sp->enh));
+			ipc_get_str(&rd, sp->text, sizeof(sp->text));
+			ck_assert_int_eq(ipc_rd_done(&rd), 0);
 		} else if (type == MSG_D_DONE) {
 			done++;
 		} else {
@@ -411,6 +428,7 @@ static void setup(void)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_dlv_session.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	nresults = 0;
+	nsuspended = 0;
 	nservers = 0;
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -608,14 +626,79 @@ START_TEST(test_refused_then_hold)
 	ck_assert_uint_eq(result_for(600)->cls, DLV_DEFERRED);
 	ck_assert_str_eq(result_for(600)->enh, "4.4.1");
 	ck_assert_ptr_nonnull(strstr(result_for(600)->text, "Connection refused"));
-	/* The next job for the same next hop waits without a connection. */
+	/* The next job for the same next hop is suspended without a connection:
+	 * no result (no attempt), one SUSPENDED until the memory ends (60 s at
+	 * the default retry-min of 5 minutes). */
+	int64_t before = ev_wallclock();
 	send_job(7, "QID7", "s@relayd.test", "example.org", 6, 0, rcpts);
 	serve_queue(1, contents, 100);
-	ck_assert_uint_eq(result_for(700)->cls, DLV_DEFERRED);
+	ck_assert_int_eq(nresults, 1);
+	ck_assert_int_eq(nsuspended, 1);
+	ck_assert_uint_eq(suspended[0].jobid, 7);
+	ck_assert_int_ge(suspended[0].until, before + 58);
+	ck_assert_int_le(suspended[0].until, before + 61);
+	ck_assert_str_eq(suspended[0].enh, "4.4.1");
+	ck_assert_msg(strncmp(suspended[0].text, "delivery temporarily suspended: connect to ",
+			      43) == 0, "%s", suspended[0].text);
+	ck_assert_ptr_nonnull(strstr(suspended[0].text, "Connection refused"));
 	char *l = slurp(dlv_log);
-	ck_assert_ptr_nonnull(strstr(l, "QID7: next hop route:example.org failed recently"));
+	ck_assert_ptr_nonnull(strstr(l, "QID7: to=<a@example.org>, relay=none, delay="));
+	ck_assert_ptr_nonnull(strstr(l, "status=deferred (delivery temporarily suspended: connect to "
+				       "127.0.0.1[127.0.0.1]"));
 	ck_assert_int_eq(count(l, "QID6: connect to 127.0.0.1[127.0.0.1]"), 1);
 	ck_assert_int_eq(count(l, "QID7: connect to"), 0);
+	free(l);
+}
+END_TEST
+
+/* Sends MSG_D_FLUSH for domain ("" : every next hop). */
+static void send_flush(const char *domain)
+{
+	struct ipc_wr w;
+	ipc_wr_init(&w);
+	ipc_put_str(&w, domain);
+	ck_assert_int_eq(ipc_write_frame_blocking(qfd, MSG_D_FLUSH, buf_head(&w.b),
+						  buf_avail(&w.b)), 0);
+	ipc_wr_free(&w);
+}
+
+START_TEST(test_hold_at_most_retry_min_and_flush)
+{
+	uint16_t port = dead_port();
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+
+	start_with_route(port, "retry-min 2s\nroute other.org [127.0.0.1]:1 tls=none\n");
+	send_job(1, "QA1", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(100)->cls, DLV_DEFERRED);
+	/* retry-min 2s: remembered for 2 s, not 60. */
+	int64_t before = ev_wallclock();
+	send_job(2, "QA2", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 1);
+	ck_assert_int_le(suspended[0].until, before + 3);
+	/* A flush of another domain leaves it; a flush of its domain forgets it. */
+	send_flush("other.org");
+	send_job(3, "QA3", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 2);
+	send_flush("example.org");
+	send_job(4, "QA4", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 2);
+	ck_assert_uint_eq(result_for(400)->cls, DLV_DEFERRED);
+	/* Failed again, then "" forgets every next hop. */
+	send_flush("");
+	send_job(5, "QA5", "s@relayd.test", "example.org", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 2);
+	ck_assert_uint_eq(result_for(500)->cls, DLV_DEFERRED);
+	char *l = slurp(dlv_log);
+	ck_assert_int_eq(count(l, "QA4: connect to 127.0.0.1"), 1);
+	ck_assert_int_eq(count(l, "QA5: connect to 127.0.0.1"), 1);
+	ck_assert_int_eq(count(l, "QA3: connect to"), 0);
+	ck_assert_int_eq(count(l, "failure forgotten"), 2);
 	free(l);
 }
 END_TEST
@@ -794,6 +877,7 @@ int main(void)
 	tcase_add_test(tc, test_helo_fallback);
 	tcase_add_test(tc, test_connection_reuse);
 	tcase_add_test(tc, test_refused_then_hold);
+	tcase_add_test(tc, test_hold_at_most_retry_min_and_flush);
 	tcase_add_test(tc, test_greeting_421_defers);
 	tcase_add_test(tc, test_421_on_rcpt_defers_all);
 	tcase_add_test(tc, test_smarthost_order);

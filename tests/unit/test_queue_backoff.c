@@ -2,7 +2,8 @@
  * test_queue_backoff.c - the queue's policy with an injected clock: the
  * backoff schedule, job picking grouped by message and domain, delivery
  * results (sent, deferred, bounced), expiry after queue-lifetime, one
- * bounce per message, no bounce for <>, one delay notice, hold.
+ * bounce per delivery pass (each recipient reported once), no bounce for
+ * <>, one delay notice, hold, deferrals without an attempt (suspended).
  */
 #include "queue/queue_sched.h"
 #include "common/ipc_types.h"
@@ -317,6 +318,177 @@ START_TEST(deferred_while_held_stays_held)
 }
 END_TEST
 
+/* The reports in the queue (messages from <>), their text in order of qid. */
+static int reports(char *texts[], int max)
+{
+	struct msgs l = list();
+	int n = 0;
+	for (int i = 0; i < l.n && n < max; i++)
+		if (l.m[i].sender[0] == '\0')
+			texts[n++] = content(l.m[i].qid);
+	return n;
+}
+
+static void free_reports(char *texts[], int n)
+{
+	for (int i = 0; i < n; i++)
+		free(texts[i]);
+}
+
+/* The next job for domain; reports picked on the way stay in the queue, held. */
+static void pick_domain(int64_t now, const char *domain, struct queue_pick *pk)
+{
+	for (;;) {
+		ck_assert_int_eq(queue_sched_pick(st, now, pk), 1);
+		if (strcmp(pk->domain, domain) == 0)
+			return;
+		ck_assert_str_eq(pk->domain, "example.com");
+		ck_assert_int_eq(queue_store_rcpt_set_state(st, pk->rcpts[0].id, RS_HOLD), 0);
+	}
+}
+
+START_TEST(prompt_bounce_per_pass)
+{
+	static const char *const rc[] = {"good@x.example", "bad@x.example", "later@x.example",
+					 NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	static struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0, &pk), 1);
+	ck_assert_uint_eq(pk.n, 3);
+	int64_t good = pk.rcpts[0].id, bad = pk.rcpts[1].id, later = pk.rcpts[2].id;
+	result(good, DLV_SENT, "2.0.0", "250 ok", T0 + 1);
+	result(bad, DLV_BOUNCED, "5.1.1", "550 5.1.1 no such user", T0 + 1);
+	/* later@ still in flight: the pass goes on, no report yet. */
+	char *t[4];
+	ck_assert_int_eq(reports(t, 4), 0);
+	result(later, DLV_DEFERRED, "4.3.0", "451 4.3.0 try later", T0 + 1);
+	/* The pass ended: bad@ reported at once, later@ keeps its retry. */
+	int n = reports(t, 4);
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(t[0], "Final-Recipient: rfc822; bad@x.example\r\n"));
+	ck_assert_ptr_null(strstr(t[0], "later@"));
+	ck_assert_ptr_null(strstr(t[0], "good@"));
+	free_reports(t, n);
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_rcpt_get(st, bad, &r), 0); /* reported: gone */
+	ck_assert_int_eq(queue_store_rcpt_get(st, later, &r), 1);
+	ck_assert_int_eq(r.state, RS_DEFERRED);
+	/* One second more than the step: now is rounded down (queue_result_defer). */
+	ck_assert_int_eq(r.next_attempt, T0 + 1 + 1 + 300);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 1);
+
+	/* The retry fails permanently: a second report, naming later@ only. */
+	pick_domain(T0 + 302, "x.example", &pk);
+	ck_assert_uint_eq(pk.n, 1);
+	result(pk.rcpts[0].id, DLV_BOUNCED, "5.1.1", "550 5.1.1 gone now", T0 + 303);
+	n = reports(t, 4);
+	ck_assert_int_eq(n, 2);
+	int second = strstr(t[0], "later@") ? 0 : 1;
+	ck_assert_ptr_nonnull(strstr(t[second], "Final-Recipient: rfc822; later@x.example\r\n"));
+	ck_assert_ptr_null(strstr(t[second], "bad@"));
+	ck_assert_ptr_null(strstr(t[1 - second], "later@"));
+	free_reports(t, n);
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 0);
+	ck_assert_int_eq(cnt.bounced, 2);
+}
+END_TEST
+
+START_TEST(expiry_reports_the_rest_alone)
+{
+	static const char *const rc[] = {"bad@x.example", "later@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	static struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0, &pk), 1);
+	result(pk.rcpts[0].id, DLV_BOUNCED, "5.1.1", "550 no", T0);
+	result(pk.rcpts[1].id, DLV_DEFERRED, "4.3.0", "451 later", T0);
+	char *t[4];
+	int n = reports(t, 4);
+	ck_assert_int_eq(n, 1);
+	free_reports(t, n);
+	/* At the lifetime the deferral gives up: its own report, bad@ not again. */
+	int64_t now = T0 + 86400;
+	pick_domain(now, "x.example", &pk);
+	result(pk.rcpts[0].id, DLV_DEFERRED, "4.3.0", "451 later", now);
+	n = reports(t, 4);
+	ck_assert_int_eq(n, 2);
+	int second = strstr(t[0], "later@") ? 0 : 1;
+	ck_assert_ptr_nonnull(strstr(t[second], "Action: failed\r\nStatus: 4.3.0"));
+	ck_assert_ptr_null(strstr(t[second], "bad@"));
+	ck_assert_ptr_null(strstr(t[1 - second], "later@"));
+	free_reports(t, n);
+}
+END_TEST
+
+START_TEST(suspended_keeps_attempts_and_step)
+{
+	static const char *const rc[] = {"a@x.example", NULL};
+	add_msg("AAAA000000000001", "s@example.com", rc, T0);
+	struct queue_rcpt r;
+	int64_t id = pick_one(T0, "x.example", 1);
+	result(id, DLV_DEFERRED, "4.4.1", "connection refused", T0);
+	ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 1);
+	ck_assert_int_eq(r.attempts, 1);
+	ck_assert_int_eq(r.next_attempt, T0 + 1 + 300);
+	/* Due again; delivery still remembers the hop as dead for 20 s. */
+	for (int i = 0; i < 3; i++) {
+		int64_t now = T0 + 301 + i * 20;
+		ck_assert_int_eq(pick_one(now, "x.example", 1), id);
+		struct queue_result s = {.rcptid = id, .dclass = DLV_DEFERRED, .enh = "4.4.1",
+					 .text = "delivery temporarily suspended: refused",
+					 .relay = "", .suspended_until = now + 20};
+		ck_assert_int_eq(queue_result_apply(st, &pol, &s, now, &cnt), 0);
+		ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 1);
+		ck_assert_int_eq(r.state, RS_DEFERRED);
+		ck_assert_int_eq(r.attempts, 1);
+		ck_assert_int_eq(r.next_attempt, now + 20);
+		ck_assert_str_eq(r.last_error, "delivery temporarily suspended: refused");
+	}
+	/* The next real failure takes the second step of the backoff. */
+	int64_t now = T0 + 361;
+	ck_assert_int_eq(pick_one(now, "x.example", 1), id);
+	result(id, DLV_DEFERRED, "4.4.1", "connection refused", now);
+	ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 1);
+	ck_assert_int_eq(r.attempts, 2);
+	ck_assert_int_eq(r.next_attempt, now + 1 + 600);
+	/* Suspended past the lifetime: it gives up like any deferral. */
+	now = T0 + 86400;
+	ck_assert_int_eq(pick_one(now, "x.example", 1), id);
+	struct queue_result s = {.rcptid = id, .dclass = DLV_DEFERRED, .enh = "4.4.1",
+				 .text = "delivery temporarily suspended: refused", .relay = "",
+				 .suspended_until = now + 20};
+	ck_assert_int_eq(queue_result_apply(st, &pol, &s, now, &cnt), 0);
+	ck_assert_int_eq(queue_store_rcpt_get(st, id, &r), 0);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "AAAA000000000001", &m), 0);
+	char *t[4];
+	int n = reports(t, 4);
+	ck_assert_int_eq(n, 1);
+	ck_assert_ptr_nonnull(strstr(t[0], "delivery temporarily suspended: refused"));
+	free_reports(t, n);
+}
+END_TEST
+
+START_TEST(suspended_untried_stays_queued)
+{
+	static const char *const rc[] = {"b@y.example", NULL};
+	add_msg("AAAA000000000002", "s@example.com", rc, T0);
+	int64_t b = pick_one(T0, "y.example", 1);
+	/* The memory outlasts the lifetime: the recipient comes back at the expiry. */
+	struct queue_result s = {.rcptid = b, .dclass = DLV_DEFERRED, .enh = "4.4.1",
+				 .text = "delivery temporarily suspended: refused", .relay = "",
+				 .suspended_until = T0 + 100000};
+	ck_assert_int_eq(queue_result_apply(st, &pol, &s, T0, &cnt), 0);
+	struct queue_rcpt r;
+	ck_assert_int_eq(queue_store_rcpt_get(st, b, &r), 1);
+	ck_assert_int_eq(r.state, RS_QUEUED);
+	ck_assert_int_eq(r.attempts, 0);
+	ck_assert_int_eq(r.next_attempt, T0 + 86400);
+	ck_assert_int_eq(cnt.deferred, 1);
+	ck_assert_int_eq(list().n, 1);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test", 1, 0);
@@ -332,6 +504,10 @@ int main(void)
 	tcase_add_test(tc, no_bounce_for_null_sender);
 	tcase_add_test(tc, one_delay_notice);
 	tcase_add_test(tc, deferred_while_held_stays_held);
+	tcase_add_test(tc, prompt_bounce_per_pass);
+	tcase_add_test(tc, expiry_reports_the_rest_alone);
+	tcase_add_test(tc, suspended_keeps_attempts_and_step);
+	tcase_add_test(tc, suspended_untried_stays_queued);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

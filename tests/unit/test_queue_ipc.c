@@ -481,6 +481,30 @@ static void send_result(int fd, uint64_t jobid, uint64_t rcptid, uint32_t dclass
 	ipc_wr_free(&w);
 }
 
+/* The next frame is MSG_D_FLUSH for domain. */
+static void expect_flush(int fd, const char *domain)
+{
+	struct ipc_rd rd;
+	char got[256];
+	uint8_t *p = expect(fd, MSG_D_FLUSH, &rd);
+	ipc_get_str(&rd, got, sizeof(got));
+	ck_assert_int_eq(ipc_rd_done(&rd), 0);
+	ck_assert_str_eq(got, domain);
+	free(p);
+}
+
+static void send_suspended(int fd, uint64_t jobid, int64_t until)
+{
+	struct ipc_wr w;
+	ipc_wr_init(&w);
+	ipc_put_u64(&w, jobid);
+	ipc_put_i64(&w, until);
+	ipc_put_str(&w, "4.4.1");
+	ipc_put_str(&w, "delivery temporarily suspended: connection refused");
+	send_wr(fd, MSG_D_SUSPENDED, &w);
+	ipc_wr_free(&w);
+}
+
 START_TEST(jobs_content_results)
 {
 	static char out[65536];
@@ -528,9 +552,11 @@ START_TEST(jobs_content_results)
 					 "\"attempts\":1");
 	ck_assert_ptr_null(strstr(out, "a@x.example"));
 	ck_assert_ptr_nonnull(strstr(out, "\"last_error\":\"connection refused\""));
-	/* Flush makes it due again; delivery gets it with the next credit. */
+	/* Flush makes it due again, after telling delivery to forget its next
+	 * hop; delivery gets it with the next credit. */
 	const char *const fl[] = {"flush", "EEEEEEEEEEEEEEE1"};
 	ck_assert_int_eq(ctl(out, sizeof(out), 2, fl), 0);
+	expect_flush(d, "y.example");
 	send_u32(d, MSG_D_READY, 1);
 	read_job(d, &j2);
 	ck_assert_str_eq(j2.addrs[0], "b@y.example");
@@ -538,6 +564,56 @@ START_TEST(jobs_content_results)
 	const char *const st[] = {"stats"};
 	ctl_wait(out, sizeof(out), 1, st, "queued 0\n");
 	ck_assert_str_eq(out, "delivered 3\ndeferred 1\nbounced 0\nqueued 0\n");
+	close(d);
+	close(in);
+}
+END_TEST
+
+START_TEST(suspended_then_flush)
+{
+	static char out[65536];
+	char want[256];
+	int in = peer(ROLE_INTAKE);
+	stream(in, 1, "SSSSSSSSSSSSSSS1", rcpts3, body, 1);
+	expect_committed(in, 1, "SSSSSSSSSSSSSSS1");
+	int d = peer(ROLE_DELIVERY);
+	send_u32(d, MSG_D_READY, 4);
+	struct job jx, jy;
+	read_job(d, &jx);
+	read_job(d, &jy);
+	ck_assert_str_eq(jx.domain, "x.example");
+	/* x.example deferred without a connection, y.example after a real try. */
+	int64_t until = ev_wallclock() + 100;
+	send_suspended(d, jx.jobid, until);
+	struct ipc_wr w;
+	ipc_wr_init(&w);
+	ipc_put_u64(&w, jx.jobid);
+	send_wr(d, MSG_D_DONE, &w);
+	ipc_wr_free(&w);
+	send_result(d, jy.jobid, jy.ids[0], DLV_DEFERRED);
+	const char *const q[] = {"queue", "--json"};
+	ctl_wait(out, sizeof(out), 2, q, "\"address\":\"b@y.example\",\"state\":\"deferred\","
+					 "\"attempts\":1");
+	/* No attempt counted; due when the next hop's memory ends, not after a backoff. */
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "{\"address\":\"%s\",\"state\":\"queued\","
+			 "\"attempts\":0,\"next_attempt\":%lld,\"last_error\":\"delivery "
+			 "temporarily suspended: connection refused\"", i ? "c@x.example" : "a@x.example",
+			 (long long)until);
+		ck_assert_msg(strstr(out, want) != NULL, "%s not in %s", want, out);
+	}
+	/* flush QID: delivery forgets each of the message's next hops, once, then the jobs come. */
+	const char *const fl[] = {"flush", "SSSSSSSSSSSSSSS1"};
+	ck_assert_int_eq(ctl(out, sizeof(out), 2, fl), 0);
+	expect_flush(d, "x.example");
+	expect_flush(d, "y.example");
+	read_job(d, &jx);
+	read_job(d, &jy);
+	ck_assert_uint_eq(jx.n + jy.n, 3);
+	/* flush without a QID: every next hop. */
+	const char *const all[] = {"flush"};
+	ck_assert_int_eq(ctl(out, sizeof(out), 1, all), 0);
+	expect_flush(d, "");
 	close(d);
 	close(in);
 }
@@ -736,6 +812,7 @@ int main(void)
 	tcase_add_test(tc, abort_and_broken_stream_leave_nothing);
 	tcase_add_test(tc, duplicate_qid_fails);
 	tcase_add_test(tc, jobs_content_results);
+	tcase_add_test(tc, suspended_then_flush);
 	tcase_add_test(tc, delivery_gone_requeues);
 	tcase_add_test(tc, ctl_hold_release_delete);
 	tcase_add_test(tc, malformed_frame_closes_only_that_peer);

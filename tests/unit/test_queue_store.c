@@ -233,11 +233,22 @@ START_TEST(recipient_states)
 	ck_assert_int_eq(queue_store_first_due(st, 1200, &r), 1);
 	ck_assert_int_eq(r.id, b);
 
-	/* Pending counts everything but given-up recipients. */
-	ck_assert_int_eq(queue_store_pending(st, "AAAA000000000001", &n), 0);
+	/* In flight, left, and the failed ones removed once reported. */
+	ck_assert_int_eq(queue_store_inflight_of(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(queue_store_rcpt_set_state(st, b, RS_INFLIGHT), 0);
+	ck_assert_int_eq(queue_store_inflight_of(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_store_rcpt_count(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(queue_store_failed_delete(st, "AAAA000000000001"), 0);
+	ck_assert_int_eq(queue_store_rcpt_count(st, "AAAA000000000001", &n), 0);
 	ck_assert_int_eq(n, 1);
 	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_FAILED, 2, 0, "550 no", "5.1.1", ""), 0);
-	ck_assert_int_eq(queue_store_pending(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(queue_store_inflight_of(st, "AAAA000000000001", &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(queue_store_failed_delete(st, "AAAA000000000001"), 0);
+	ck_assert_int_eq(queue_store_rcpt_count(st, "AAAA000000000001", &n), 0);
 	ck_assert_int_eq(n, 0);
 	ck_assert_int_eq(queue_store_msg_delete(st, "AAAA000000000001"), 1);
 	ck_assert_int_eq(queue_store_msg_delete(st, "AAAA000000000001"), 0);
