@@ -9,6 +9,7 @@ BIN     ?= bin
 SAN     ?=
 
 PKGS    := libcares openssl sqlite3
+PKGS    += libsystemd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -23,7 +24,9 @@ endif
 
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
+DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2
+DEB_TEST  += mandoc
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery
