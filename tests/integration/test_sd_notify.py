@@ -9,7 +9,11 @@ test binds and passes in the environment, as systemd does.
 - READY=1 comes once: a worker killed and restarted does not send it again;
 - `relayctl reload` is framed by RELOADING=1 then READY=1, and so is a
   refused reload (relayd goes on with the running configuration);
-- SIGTERM sends STOPPING=1.
+- SIGTERM sends STOPPING=1;
+- every message comes from the master's own pid (systemd's default
+  NotifyAccess=main drops the others);
+- `relayd -F` (the unit's ExecStart) does not fork: the process systemd
+  started is the master that says READY=1, and it logs nothing to stderr.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_sd_notify
 """
@@ -17,11 +21,12 @@ import os
 import re
 import signal
 import socket
+import struct
+import subprocess
 import tempfile
-import time
 import unittest
 
-from harness import Relayd, wait_until
+from harness import RELAYD, Relayd, free_port, wait_until
 
 # Lines each worker logs before it enters its event loop (relayd -d -v).
 WORKERS_UP = [
@@ -39,15 +44,25 @@ class NotifySocket:
         self.path = os.path.join(directory, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        # As systemd does: the kernel tells the sender's pid.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.pid = None  # the only sender allowed (NotifyAccess=main)
 
     def next(self, timeout):
         """The next message within timeout seconds, or None."""
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(4096)
+            data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
         except socket.timeout:
             return None
-        return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        pid = None
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", cdata[:12])[0]
+        msg = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        if self.pid is not None and pid != self.pid:
+            raise AssertionError("%r from pid %r, not the master %d" % (msg, pid, self.pid))
+        return msg
 
     def expect(self, key, timeout=15.0):
         msg = self.next(timeout)
@@ -67,12 +82,16 @@ class NotifySocket:
 
 
 class SdNotifyTest(unittest.TestCase):
-    def start(self, **kw):
+    def notify_socket(self):
         tmp = tempfile.mkdtemp(prefix="relayd-notify-")
         self.addCleanup(os.rmdir, tmp)
         n = NotifySocket(tmp)
         self.addCleanup(os.unlink, n.path)
         self.addCleanup(n.close)
+        return n
+
+    def start(self, **kw):
+        n = self.notify_socket()
         r = Relayd(start=False, **kw)
         self.addCleanup(r.cleanup)
         os.environ["NOTIFY_SOCKET"] = n.path
@@ -80,6 +99,7 @@ class SdNotifyTest(unittest.TestCase):
             r.start()
         finally:
             del os.environ["NOTIFY_SOCKET"]
+        n.pid = r.master_pid
         return r, n
 
     def assert_workers_up(self, r):
@@ -143,6 +163,37 @@ class SdNotifyTest(unittest.TestCase):
         self.assertEqual(r.stop(), 0)
         n.expect("STOPPING", timeout=5)
         n.expect_nothing(0.2)
+
+    def test_F_stays_in_the_foreground(self):
+        n = self.notify_socket()
+        tmp = tempfile.mkdtemp(prefix="relayd-F-")
+        self.addCleanup(os.rmdir, tmp)
+        state = os.path.join(tmp, "state")
+        conf = os.path.join(tmp, "relayd.conf")
+        with open(conf, "w") as f:
+            f.write("state-dir %s\nlisten 127.0.0.1:%d smtp\n" % (state, free_port()))
+        self.addCleanup(os.unlink, conf)
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", state], timeout=30))
+        p = subprocess.Popen([RELAYD, "-F", "-f", conf], env=dict(os.environ, NOTIFY_SOCKET=n.path),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=tmp)
+
+        def stop():
+            if p.poll() is None:
+                p.kill()
+            p.communicate(timeout=10)
+        self.addCleanup(stop)
+        n.pid = p.pid
+        n.expect("READY")
+        self.assertIsNone(p.poll(), "relayd -F exited (forked?)")
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            self.assertEqual(f.read().split(b"\0")[0], b"relayd: master")
+        p.send_signal(signal.SIGTERM)
+        n.expect("STOPPING", timeout=5)
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 0)
+        # Its lines went to syslog, not to the journal's stderr stream.
+        self.assertEqual((out, err), (b"", b""))
 
     def test_without_notify_socket_nothing_changes(self):
         # No NOTIFY_SOCKET (relayd -d, a test, a plain daemon): sd_notify is
