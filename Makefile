@@ -7,6 +7,9 @@ DESTDIR ?=
 BUILD   ?= build
 BIN     ?= bin
 SAN     ?=
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SPOOL   ?= /var/spool/relayd
 
 PKGS    := libcares openssl sqlite3
 PKGS    += libsystemd
@@ -129,6 +132,12 @@ install: all
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
 	install -m 755 $(BIN)/relayctl $(DESTDIR)$(PREFIX)/bin/relayctl
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
+	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
+	[ -d $(DESTDIR)$(SPOOL) ] || install -d -m 700 $(DESTDIR)$(SPOOL)
 
 clean:
 	rm -rf build bin var
