@@ -9,7 +9,6 @@ BIN     ?= bin
 SAN     ?=
 MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-SPOOL   ?= /var/spool/relayd
 
 PKGS    := libcares openssl sqlite3
 PKGS    += libsystemd
@@ -137,7 +136,7 @@ install: all
 	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
 	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
-	[ -d $(DESTDIR)$(SPOOL) ] || install -d -m 700 $(DESTDIR)$(SPOOL)
+	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 700 $(DESTDIR)/var/spool/relayd
 
 clean:
 	rm -rf build bin var
