@@ -7,8 +7,11 @@ DESTDIR ?=
 BUILD   ?= build
 BIN     ?= bin
 SAN     ?=
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 PKGS    := libcares openssl sqlite3
+PKGS    += libsystemd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -23,7 +26,9 @@ endif
 
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
+DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2
+DEB_TEST  += mandoc
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery
@@ -126,6 +131,12 @@ install: all
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
 	install -m 755 $(BIN)/relayctl $(DESTDIR)$(PREFIX)/bin/relayctl
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
+	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
+	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 700 $(DESTDIR)/var/spool/relayd
 
 clean:
 	rm -rf build bin var

@@ -14,7 +14,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: relayd [-f FILE] [-d] [-n] [-v]\n");
+	fprintf(stderr, "usage: relayd [-f FILE] [-d | -F] [-n] [-v]\n");
 	exit(2);
 }
 
@@ -22,18 +22,22 @@ int main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
 	const char *roles = NULL, *worker = NULL;
-	int foreground = 0, check_only = 0, verbose = 0, ch;
+	int foreground = 0, stay = 0, check_only = 0, verbose = 0, ch;
 
 	proctitle_init(argc, argv);
 	/* -X ROLES runs only some workers: for tests of one worker. */
 	/* -W ROLE: a worker, exec'd by the master (master_exec_role). */
-	while ((ch = getopt(argc, argv, "f:dnvX:W:")) != -1) {
+	/* -F: no fork, but syslog as a daemon (under systemd, Type=notify). */
+	while ((ch = getopt(argc, argv, "f:dFnvX:W:")) != -1) {
 		switch (ch) {
 		case 'f':
 			path = optarg;
 			break;
 		case 'd':
 			foreground = 1;
+			break;
+		case 'F':
+			stay = 1;
 			break;
 		case 'n':
 			check_only = 1;
@@ -79,7 +83,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	if (!foreground && daemon(1, 0) < 0) {
+	if (!foreground && !stay && daemon(1, 0) < 0) {
 		perror("relayd: daemon");
 		return 1;
 	}

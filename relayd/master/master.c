@@ -135,6 +135,7 @@ static int master_msg_health_ok(void *arg, const uint8_t *p, size_t len)
 	(void)p;
 	(void)len;
 	mw->health_missed = 0;
+	master_notify_answered(mw);
 	return 0;
 }
 
@@ -231,6 +232,7 @@ static void master_start_worker(struct master *m, struct master_worker *mw)
 				master_worker_chan_closed, mw);
 	const int *fds;
 	master_config_send(mw, m->cfg, MSG_CFG_START, (uint32_t)master_role_fds(m, mw, &fds));
+	master_notify_started(mw);
 	log_info("started %s worker, pid %d", mw->role, (int)pid);
 }
 
@@ -311,6 +313,7 @@ static void master_stop(struct master *m)
 		return;
 	m->stopping = 1;
 	log_info("stopping");
+	master_notify_stopping();
 	master_reload_cancel(m);
 	for (int i = 0; i < MASTER_NWORKERS; i++) {
 		struct master_worker *mw = &m->workers[i];

@@ -28,6 +28,7 @@ struct master_worker {
 	struct ev_timer restart;
 	unsigned quick_deaths;       /* deaths soon after start, for backoff */
 	int health_missed;
+	int answered;                /* answered HEALTH since its start: it runs */
 };
 
 #define MASTER_NWORKERS 3
@@ -50,6 +51,7 @@ struct master {
 	struct master_reload *reload; /* the reload in progress, or NULL */
 	char exe[4096];               /* this program, exec'd for each worker */
 	int verbose;
+	int ready_told;               /* READY=1 went to the service manager */
 };
 
 /* roles: NULL for all, or "intake,queue". Returns the exit status. */
@@ -82,6 +84,15 @@ void master_control_part(struct master *m, const uint8_t *p, size_t len);
 void master_control_worker_gone(struct master *m, struct master_worker *mw);
 /* The master's own answer to a request it kept waiting (reload). */
 void master_control_done(struct master *m, uint32_t id, int status, const char *text);
+
+/* master_notify.c: readiness, reload and stop told to systemd (sd_notify). */
+/* A worker just started: probe it; its answer shows it runs its loop. */
+void master_notify_started(struct master_worker *mw);
+/* Its HEALTH answer: READY=1 once every enabled worker has answered. */
+void master_notify_answered(struct master_worker *mw);
+/* RELOADING=1 (begin) or READY=1 (the reload's outcome is known). */
+void master_notify_reload(struct master *m, int begin);
+void master_notify_stopping(void);
 
 /* master_statedir.c */
 /* Makes, hands over and checks state-dir; -1 with the reason in err. */

@@ -133,6 +133,7 @@ static void master_reload_finish(struct master *m)
 			 r->reason);
 		log_errx("reload refused: %s; the running configuration stays", r->reason);
 	}
+	master_notify_reload(m, 0);
 	if (r->ctl_id)
 		master_control_done(m, r->ctl_id, ok ? CTL_EXIT_OK : CTL_EXIT_FAIL, text);
 	free(r);
@@ -222,6 +223,7 @@ int master_reload(struct master *m, uint32_t ctl_id)
 	r->ctl_id = ctl_id;
 	ev_timer_init(&r->timer, master_reload_timeout, m);
 	m->reload = r;
+	master_notify_reload(m, 1);
 	FILE *ef = open_memstream(&errs, &errsz);
 	int nerr = config_load(m->cfg->path, r->cfg, ef);
 	if (ef)
