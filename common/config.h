@@ -57,7 +57,11 @@ struct cfg_route {
 	struct cfg_nexthop hop;
 };
 
-/* dkim-sign DOMAIN SELECTOR KEYFILE */
+/*
+ * A DKIM signing key: domain, selector, key file (relayd/delivery/dlv_dkim.c).
+ * No directive fills these in yet: the `dkim-sign` line comes with signing
+ * on the delivery path.
+ */
 struct cfg_dkim {
 	char *domain;       /* lower case, without a leading "*." */
 	int subdomains;     /* written as *.domain */

@@ -9,8 +9,6 @@
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
@@ -495,58 +493,6 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 	cfg->routes[cfg->nroutes++] = r;
 }
 
-/* RSA of 1024 bits or more, or Ed25519: what DKIM signs with. */
-static const char *cfg_dkim_key_problem(const struct cfg_file *f)
-{
-	BIO *bio = BIO_new_mem_buf(f->data, (int)f->len);
-	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-	const char *why = NULL;
-	BIO_free(bio);
-	ERR_clear_error();
-	if (k == NULL)
-		why = "not a PEM private key";
-	else if (EVP_PKEY_id(k) == EVP_PKEY_RSA && EVP_PKEY_bits(k) < 1024)
-		why = "an RSA key under 1024 bits";
-	else if (EVP_PKEY_id(k) != EVP_PKEY_RSA && EVP_PKEY_id(k) != EVP_PKEY_ED25519)
-		why = "neither RSA nor Ed25519";
-	EVP_PKEY_free(k);
-	return why;
-}
-
-static void cfg_dkim_sign(struct cfg_state *st, const struct cfg_directive *d, int argc,
-			  char **argv)
-{
-	struct config *cfg = st->cfg;
-	struct cfg_dkim k;
-	const char *domain = cfg_domain_pattern(argv[0], &k.subdomains);
-	(void)argc;
-
-	if (domain == NULL) {
-		cfg_err(st, "%s: \"%s\" is not a domain or *.domain", d->name, argv[0]);
-		return;
-	}
-	if (!config_valid_hostname(argv[1])) {
-		cfg_err(st, "%s: \"%s\" is not a selector", d->name, argv[1]);
-		return;
-	}
-	const struct cfg_file *f = cfg_file(st, argv[2]);
-	if (f == NULL && st->given == NULL) {
-		cfg_err(st, "%s: cannot read %s: %s", d->name, argv[2], strerror(errno));
-		return;
-	}
-	const char *why = f ? cfg_dkim_key_problem(f) : NULL;
-	if (why != NULL) {
-		cfg_err(st, "%s: %s: %s", d->name, argv[2], why);
-		return;
-	}
-	k.domain = xstrdup(domain);
-	cfg_lower(k.domain);
-	k.selector = xstrdup(argv[1]);
-	k.keyfile = xstrdup(argv[2]);
-	cfg->dkim = xreallocarray(cfg->dkim, cfg->ndkim + 1, sizeof(*cfg->dkim));
-	cfg->dkim[cfg->ndkim++] = k;
-}
-
 static void cfg_outbound(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			 char **argv)
 {
@@ -604,7 +550,6 @@ static const struct cfg_directive cfg_directives[] = {
 	{"route", 2, 4, cfg_route, 0, 0, 0},
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
-	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},
 	{"retry-min", 1, 1, cfg_set_duration, CFG_OFF(retry_min), 1, 30 * DAY},
 	{"retry-max", 1, 1, cfg_set_duration, CFG_OFF(retry_max), 1, 30 * DAY},
 	{"queue-lifetime", 1, 1, cfg_set_duration, CFG_OFF(queue_lifetime), 1, 365 * DAY},

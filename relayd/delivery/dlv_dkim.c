@@ -38,6 +38,16 @@ struct dkim_field {
 	size_t nlen, vlen;
 };
 
+/* RSA of 1024 bits or more, or Ed25519: what DKIM signs with. NULL: usable. */
+static const char *dkim_key_problem(const EVP_PKEY *k)
+{
+	if (k == NULL)
+		return "not a PEM private key, or not held";
+	if (EVP_PKEY_id(k) == EVP_PKEY_RSA)
+		return EVP_PKEY_bits(k) < 1024 ? "an RSA key under 1024 bits" : NULL;
+	return EVP_PKEY_id(k) == EVP_PKEY_ED25519 ? NULL : "neither RSA nor Ed25519";
+}
+
 int dlv_dkim_load(struct dlv_dkim *d, const struct config *cfg, char *err, size_t errsz)
 {
 	memset(d, 0, sizeof(*d));
@@ -50,9 +60,11 @@ int dlv_dkim_load(struct dlv_dkim *d, const struct config *cfg, char *err, size_
 		EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
 		BIO_free(bio);
 		ERR_clear_error();
-		if (k == NULL) {
-			snprintf(err, errsz, "dkim-sign %s: the key %s is not held or not usable",
-				 cfg->dkim[i].domain, cfg->dkim[i].keyfile);
+		const char *why = dkim_key_problem(k);
+		if (why != NULL) {
+			snprintf(err, errsz, "DKIM key for %s: %s: %s", cfg->dkim[i].domain,
+				 cfg->dkim[i].keyfile, why);
+			EVP_PKEY_free(k);
 			dlv_dkim_free(d);
 			return -1;
 		}

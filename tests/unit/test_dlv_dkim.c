@@ -4,7 +4,8 @@
  * signatures with RSA-2048 and Ed25519 keys made by openssl, each checked
  * by dkimpy (tests/unit/dkim_verify.py) with the records dlv_dkim_records
  * prints: plain, multipart, odd folding and whitespace, long lines,
- * subdomain keys, dual signing; no signature for a foreign From: domain.
+ * subdomain keys, dual signing; no signature for a foreign From: domain;
+ * keys that cannot sign refused at load.
  */
 #include "common/config.h"
 #include "relayd/delivery/dlv_dkim.h"
@@ -93,31 +94,40 @@ static void teardown(void)
 	run(cmd);
 }
 
-/* A config holding text, loaded from disk as the master does. */
-static int load(const char *text, struct config *cfg, char *errs, size_t errsz)
+/*
+ * A config with the keys of spec, "DOMAIN SELECTOR FILE;..." (FILE in the
+ * test dir), their files read as the master reads them.
+ */
+static void keys(const char *spec, struct config *cfg)
 {
-	char path[128];
-	snprintf(path, sizeof(path), "%s/relayd.conf", dir);
-	FILE *f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	FILE *e = fmemopen(errs, errsz, "w");
-	int n = config_load(path, cfg, e);
-	fclose(e);
-	return n;
+	char *copy = strdup(spec), *save = NULL;
+	config_defaults(cfg);
+	for (char *k = strtok_r(copy, ";", &save); k; k = strtok_r(NULL, ";", &save)) {
+		char domain[128], selector[64], file[64], path[256];
+		ck_assert_int_eq(sscanf(k, "%127s %63s %63s", domain, selector, file), 3);
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+		struct cfg_dkim *d;
+		cfg->dkim = realloc(cfg->dkim, (cfg->ndkim + 1) * sizeof(*cfg->dkim));
+		d = &cfg->dkim[cfg->ndkim++];
+		d->subdomains = strncmp(domain, "*.", 2) == 0;
+		d->domain = strdup(domain + (d->subdomains ? 2 : 0));
+		d->selector = strdup(selector);
+		d->keyfile = strdup(path);
+		cfg_files_read(&cfg->files, path);
+	}
+	free(copy);
 }
 
 /* Signs msg with the keys of conf; dkimpy must verify want signatures. */
-static void sign_and_verify(const char *conf, const char *records_domain, const char *msg,
+static void sign_and_verify(const char *spec, const char *records_domain, const char *msg,
 			    int want)
 {
 	struct config cfg;
 	struct dlv_dkim d;
 	struct buf out, rec;
-	char errs[1024] = "", err[256], path[128], rpath[128], cmd[512];
+	char err[256], path[128], rpath[128], cmd[512];
 
-	ck_assert_int_eq(load(conf, &cfg, errs, sizeof(errs)), 0);
+	keys(spec, &cfg);
 	ck_assert_int_eq(dlv_dkim_load(&d, &cfg, err, sizeof(err)), 0);
 	buf_init(&out);
 	buf_init(&rec);
@@ -165,43 +175,34 @@ static const char *const messages[] = {
 
 START_TEST(test_rsa_verifies)
 {
-	char conf[512];
-	snprintf(conf, sizeof(conf), "dkim-sign example.org rsa1 %s/rsa.pem\n", dir);
-	sign_and_verify(conf, "example.org", messages[_i], 1);
+	sign_and_verify("example.org rsa1 rsa.pem", "example.org", messages[_i], 1);
 }
 END_TEST
 
 START_TEST(test_ed25519_verifies)
 {
-	char conf[512];
-	snprintf(conf, sizeof(conf), "dkim-sign example.org ed1 %s/ed.pem\n", dir);
-	sign_and_verify(conf, "example.org", messages[_i], 1);
+	sign_and_verify("example.org ed1 ed.pem", "example.org", messages[_i], 1);
 }
 END_TEST
 
 START_TEST(test_dual_signing)
 {
-	char conf[512];
-	snprintf(conf, sizeof(conf),
-		 "dkim-sign example.org rsa1 %s/rsa.pem\ndkim-sign example.org ed1 %s/ed.pem\n", dir,
-		 dir);
-	sign_and_verify(conf, "example.org", messages[0], 2);
+	sign_and_verify("example.org rsa1 rsa.pem;example.org ed1 ed.pem", "example.org",
+			messages[0], 2);
 }
 END_TEST
 
 START_TEST(test_subdomain_key)
 {
-	char conf[512];
 	const char *msg = "From: printer@lan.example.org\r\nSubject: s\r\n\r\nbody\r\n";
-	snprintf(conf, sizeof(conf), "dkim-sign *.example.org sub %s/rsa.pem\n", dir);
 	/* The record is published under the key's domain; d= is that domain. */
-	sign_and_verify(conf, "example.org", msg, 1);
+	sign_and_verify("*.example.org sub rsa.pem", "example.org", msg, 1);
 }
 END_TEST
 
 START_TEST(test_foreign_from_not_signed)
 {
-	char conf[512], errs[512] = "", err[256];
+	char err[256];
 	struct config cfg;
 	struct dlv_dkim d;
 	struct buf out;
@@ -211,8 +212,7 @@ START_TEST(test_foreign_from_not_signed)
 		"Subject: no from\r\n\r\nb\r\n",
 		"From: undisclosed\r\n\r\nb\r\n",
 	};
-	snprintf(conf, sizeof(conf), "dkim-sign *.example.org s %s/ed.pem\n", dir);
-	ck_assert_int_eq(load(conf, &cfg, errs, sizeof(errs)), 0);
+	keys("*.example.org s ed.pem", &cfg);
 	ck_assert_int_eq(dlv_dkim_load(&d, &cfg, err, sizeof(err)), 0);
 	buf_init(&out);
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
@@ -226,24 +226,29 @@ START_TEST(test_foreign_from_not_signed)
 }
 END_TEST
 
-START_TEST(test_config_errors)
+/* Keys that cannot sign are refused when loaded, with the reason. */
+static const struct {
+	const char *spec, *why;
+} bad_keys[] = {
+	{"example.org s small.pem", "small.pem: an RSA key under 1024 bits"},
+	{"example.org s notakey.pem", "notakey.pem: not a PEM private key"},
+	{"example.org s missing.pem", "missing.pem: not a PEM private key, or not held"},
+	{"example.org s ed.pem;example.org t small.pem", "an RSA key under 1024 bits"},
+};
+
+START_TEST(test_unusable_keys_refused)
 {
-	char conf[1024], errs[4096] = "";
+	char err[512] = "", path[128];
 	struct config cfg;
-	snprintf(conf, sizeof(conf),
-		 "dkim-sign example.org s %s/small.pem\ndkim-sign example.org s %s/relayd.conf\n"
-		 "dkim-sign ex_ample..org s %s/ed.pem\ndkim-sign example.org bad/sel %s/ed.pem\n"
-		 "dkim-sign example.org s /nonexistent/key\ndkim-sign example.org s\n",
-		 dir, dir, dir, dir);
-	ck_assert_int_eq(load(conf, &cfg, errs, sizeof(errs)), 6);
-	ck_assert_ptr_nonnull(strstr(errs, ":1: dkim-sign: "));
-	ck_assert_ptr_nonnull(strstr(errs, "small.pem: an RSA key under 1024 bits"));
-	ck_assert_ptr_nonnull(strstr(errs, ":2: dkim-sign: "));
-	ck_assert_ptr_nonnull(strstr(errs, "relayd.conf: not a PEM private key"));
-	ck_assert_ptr_nonnull(strstr(errs, ":3: dkim-sign: \"ex_ample..org\" is not a domain"));
-	ck_assert_ptr_nonnull(strstr(errs, ":4: dkim-sign: \"bad/sel\" is not a selector"));
-	ck_assert_ptr_nonnull(strstr(errs, ":5: dkim-sign: cannot read /nonexistent/key"));
-	ck_assert_ptr_nonnull(strstr(errs, ":6: dkim-sign: expected 3 arguments"));
+	struct dlv_dkim d;
+	snprintf(path, sizeof(path), "%s/notakey.pem", dir);
+	FILE *f = fopen(path, "w");
+	fputs("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n", f);
+	fclose(f);
+	keys(bad_keys[_i].spec, &cfg);
+	ck_assert_int_eq(dlv_dkim_load(&d, &cfg, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, bad_keys[_i].why) != NULL, "%s", err);
+	ck_assert_uint_eq(d.n, 0);
 	config_free(&cfg);
 }
 END_TEST
@@ -264,7 +269,8 @@ int main(void)
 	tcase_add_test(sig, test_dual_signing);
 	tcase_add_test(sig, test_subdomain_key);
 	tcase_add_test(sig, test_foreign_from_not_signed);
-	tcase_add_test(sig, test_config_errors);
+	tcase_add_loop_test(sig, test_unusable_keys_refused, 0,
+			    sizeof(bad_keys) / sizeof(bad_keys[0]));
 	suite_add_tcase(s, sig);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
