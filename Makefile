@@ -26,7 +26,7 @@ DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcryp
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2
 
 # Every .c in these folders is library code; the programs' mains are apart.
-LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery
+LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/librelayd.a
