@@ -23,7 +23,7 @@ endif
 
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
-DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2
+DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib openssl procps iproute2 bsd-mailx
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
@@ -33,7 +33,7 @@ LIB      := $(BUILD)/librelayd.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BIN)/relayd $(BIN)/relayctl
+all: $(BIN)/relayd $(BIN)/relayctl $(BIN)/sendmail
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -48,6 +48,10 @@ $(BIN)/relayd: $(BUILD)/relayd/relayd.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/relayctl: $(BUILD)/relayd/relayctl.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/sendmail: $(BUILD)/relayd/sendmail.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -116,7 +120,7 @@ fuzz:
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \
 		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS)) \
-			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
+			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c %/sendmail.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
 		mkdir -p build/fuzz/$$n.corpus; \
 		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/$$n.corpus || exit 1; \
 	done
@@ -125,6 +129,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/relayd
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
 	install -m 755 $(BIN)/relayctl $(DESTDIR)$(PREFIX)/bin/relayctl
+	install -m 755 $(BIN)/sendmail $(DESTDIR)$(PREFIX)/sbin/relayd-sendmail
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
 
 clean:
@@ -132,4 +137,5 @@ clean:
 
 .PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins
 
--include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d \
+	$(BUILD)/relayd/sendmail.d
