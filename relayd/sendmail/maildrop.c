@@ -74,8 +74,14 @@ int maildrop_write(int dirfd, const char *sender, char *const *rcpts, size_t nrc
 		goto fail;
 	}
 	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, name) < 0 || fsync(dirfd) < 0)
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		goto fail;
+	/* A caller who may not read the directory holds it O_PATH (EBADF):
+	 * then only the file's own fsync vouches for it, as with postdrop. */
+	if (fsync(dirfd) < 0 && errno != EBADF) {
+		unlinkat(dirfd, name, 0);
+		return -1;
+	}
 	return 0;
 fail:
 	e = errno;
