@@ -1,6 +1,7 @@
 """test_install.py - `make install DESTDIR=... PREFIX=/usr` (issue 8,
 point 5) puts the programs where the README and the Makefile say, with
-their modes: relayd in PREFIX/sbin and relayctl in PREFIX/bin (0755), the
+their modes: relayd and relayd-sendmail in PREFIX/sbin and relayctl in
+PREFIX/bin (0755), the
 example configuration as /etc/relayd/relayd.conf.example (0644), all under
 DESTDIR; the installed relayd checks the installed example with `-n`.
 
@@ -23,6 +24,7 @@ from harness import BIN, TOP
 EXPECTED = {
     "usr/sbin/relayd": (0o755, os.path.join(BIN, "relayd")),
     "usr/bin/relayctl": (0o755, os.path.join(BIN, "relayctl")),
+    "usr/sbin/relayd-sendmail": (0o755, os.path.join(BIN, "sendmail")),
     "etc/relayd/relayd.conf.example": (0o644, os.path.join(TOP, "etc", "relayd.conf")),
 }
 

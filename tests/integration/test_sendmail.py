@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, Relayd, wait_until
+from harness import BIN, RELAYCTL, Relayd, wait_until
 from intake_util import Upstream, dead_smarthost_conf, headers_of, token
 
 SENDMAIL = os.path.join(BIN, "sendmail")
@@ -313,6 +313,12 @@ class LocalUserTest(unittest.TestCase):
             self.assertEqual(st.st_uid, pwd.getpwnam("daemon").pw_uid)
             self.assertEqual(stat.S_IMODE(os.stat(r.state_dir).st_mode), 0o711)
             self.assertEqual(stat.S_IMODE(os.stat(os.path.join(r.state_dir, "control.sock")).st_mode), 0o600)
+            # The state dir is traversable now; control.sock still is not for others.
+            for argv in ([RELAYCTL, "-f", r.conf_path, "status"], [SENDMAIL, "-C", r.conf_path, "-bp"]):
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                                   preexec_fn=as_user(NOBODY))
+                self.assertNotEqual(p.returncode, 0, argv)
+                self.assertIn("control.sock: Permission denied", p.stderr)
             warm_up(r, up)
             r.stop()
             t_root, t_nobody = token(), token()
