@@ -120,7 +120,7 @@ fuzz:
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); \
 		clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS)) \
-			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c %/sendmail.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
+			-o build/fuzz/$$n $$f $(filter-out %/relayd.c %/relayctl.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
 		mkdir -p build/fuzz/$$n.corpus; \
 		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/$$n.corpus || exit 1; \
 	done
