@@ -91,16 +91,30 @@ static void local_soon(struct intake_local *lp, uint64_t ms)
 	ev_timer_start(lp->in->loop, &lp->timer, ms);
 }
 
-/* The file is refused for good: kept as "bad." for the admin, never retried. */
+/*
+ * The file is refused for good: kept as "bad." for the admin, never
+ * retried. One that cannot be renamed (a name too long for the prefix)
+ * is removed, so that no file is taken again and again.
+ */
 static void local_bad(struct intake_local *lp, const char *name, uid_t uid, const char *why)
 {
 	char bad[NAME_MAX + 16];
 
 	snprintf(bad, sizeof(bad), MAILDROP_BAD_PREFIX "%s", name + strlen(MAILDROP_MSG_PREFIX));
-	if (renameat(lp->dirfd, name, lp->dirfd, bad) < 0)
-		log_warnx("maildrop: %s: cannot rename it to %s: %s", name, bad, strerror(errno));
-	log_warnx("maildrop: %s from uid %u refused: %s; kept as %s", name, (unsigned)uid, why,
-		  bad);
+	if (renameat(lp->dirfd, name, lp->dirfd, bad) == 0) {
+		log_warnx("maildrop: %s from uid %u refused: %s; kept as %s", name, (unsigned)uid,
+			  why, bad);
+		return;
+	}
+	int e = errno;
+	if (unlinkat(lp->dirfd, name, 0) == 0 || unlinkat(lp->dirfd, name, AT_REMOVEDIR) == 0) {
+		log_warnx("maildrop: %s from uid %u refused: %s; removed (cannot rename it: %s)",
+			  name, (unsigned)uid, why, strerror(e));
+		return;
+	}
+	log_warnx("maildrop: %s from uid %u refused: %s; cannot rename or remove it: %s", name,
+		  (unsigned)uid, why, strerror(e));
+	lp->backoff = 1;
 }
 
 static void local_job_free(struct intake_local *lp)
@@ -230,7 +244,7 @@ static void local_start(struct intake_local *lp, const char *name)
 	int sv[2];
 
 	if (local_read(lp, name) < 0) {
-		local_soon(lp, 0);
+		local_soon(lp, lp->backoff ? LOCAL_RESCAN_MS : 0);
 		return;
 	}
 	snprintf(lp->name, sizeof(lp->name), "%s", name);

@@ -351,6 +351,47 @@ class LocalUserTest(unittest.TestCase):
             self.assertEqual(m_nobody.mail_from, "nobody@relayd.test")
             wait_until(lambda: dropped(r) == [], 10, "the drop emptied")
 
+    def test_hostile_drop_files_are_refused_and_do_not_stop_the_pickup(self):
+        with Upstream() as up:
+            r = self.start(up)
+            warm_up(r, up)
+            drop = maildrop(r)
+            long_name = "m." + "x" * 253
+            t_link = token()
+            hostile = (
+                "import os,sys\n"
+                "d = sys.argv[1]\n"
+                "open(os.path.join(d, 'm.0-garbage'), 'w').write('not a drop file')\n"
+                "open(os.path.join(d, %r), 'w').write('x')\n"
+                "os.symlink('/etc/shadow', os.path.join(d, 'm.1-symlink'))\n"
+                "os.mkdir(os.path.join(d, 'm.2-dir'))\n"
+                "ok = 'relayd-maildrop 1\\nfrom nobody@relayd.test\\nto x@example.org\\n\\n"
+                "Subject: %s\\r\\n\\r\\nx\\r\\n'\n"
+                "open(os.path.join(d, 't.own'), 'w').write(ok)\n"
+                "os.chmod(os.path.join(d, 't.own'), 0o640)\n"
+                "os.link(os.path.join(d, 't.own'), os.path.join(d, 'm.3-hardlink'))\n"
+                "os.rename(os.path.join(d, 't.own'), os.path.join(d, 'm.4-linked'))\n"
+                % (long_name, t_link))
+            p = subprocess.run(["/usr/bin/python3", "-c", hostile, drop], capture_output=True,
+                               text=True, timeout=RUN_TIMEOUT, preexec_fn=as_user(NOBODY))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            for name, why in (("m.0-garbage", "malformed file"), ("m.1-symlink", "Too many levels of symbolic links"),
+                              ("m.2-dir", "not a regular file"), ("m.3-hardlink", "a hard link"),
+                              ("m.4-linked", "a hard link")):
+                r.wait_log(r"maildrop: %s from uid \d+ refused: %s; kept as bad\.%s"
+                           % (name, why, name[2:]), timeout=15)
+            r.wait_log(r"maildrop: m\.x+ from uid %d refused: malformed file; removed"
+                       % NOBODY.pw_uid, timeout=15)
+            self.assertEqual(dropped(r), [])
+            self.assertEqual(up.find(t_link), [], "a hard-linked file was taken")
+            # The pickup goes on: a proper drop after them is delivered.
+            r.stop()
+            t = token()
+            self.assertEqual(sendmail(r, ["ok@example.org"], b"Subject: %s\n\nx\n" % t.encode(),
+                                      user=NOBODY).returncode, 0)
+            r.start()
+            up.wait_for(t)
+
 
 if __name__ == "__main__":
     unittest.main()
