@@ -317,7 +317,7 @@ static int sendmail_deliver(const struct sendmail_opts *o, const struct config *
 	}
 
 	struct submit_dlg d;
-	submit_dlg_init(&d, sender, rcpts, nrcpts);
+	submit_dlg_init(&d, sender, rcpts, nrcpts, buf_head(&msg), buf_avail(&msg));
 	sendmail_submit(cfg, &d, &msg);
 	if (d.code == 0) {
 		if (o->verbose)

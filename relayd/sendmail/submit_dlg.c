@@ -6,13 +6,23 @@
 #include <stdio.h>
 #include <string.h>
 
+static int submit_dlg_has_8bit(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		if (c[i] > 127)
+			return 1;
+	return 0;
+}
+
 void submit_dlg_init(struct submit_dlg *d, const char *sender, char *const *rcpts,
-		     size_t nrcpts)
+		     size_t nrcpts, const void *content, size_t len)
 {
 	memset(d, 0, sizeof(*d));
 	d->sender = sender;
 	d->rcpts = rcpts;
 	d->nrcpts = nrcpts;
+	d->eightbit = submit_dlg_has_8bit(content, len);
 	d->step = SUBMIT_GREETING;
 	d->pending = 1;
 }
@@ -57,6 +67,19 @@ static void submit_dlg_qid(struct submit_dlg *d, const struct smtpc_reply *r)
 	d->qid[n] = '\0';
 }
 
+/* EHLO, MAIL and the RCPTs, pipelined. */
+static void submit_dlg_envelope(const struct submit_dlg *d, struct buf *out)
+{
+	/* An address beyond ASCII needs SMTPUTF8, which implies 8-bit content. */
+	int utf8 = submit_dlg_has_8bit(d->sender, strlen(d->sender));
+	for (size_t i = 0; i < d->nrcpts; i++)
+		utf8 |= submit_dlg_has_8bit(d->rcpts[i], strlen(d->rcpts[i]));
+	buf_appendf(out, "EHLO localhost\r\nMAIL FROM:<%s>%s%s\r\n", d->sender,
+		    d->eightbit || utf8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
+	for (size_t i = 0; i < d->nrcpts; i++)
+		buf_appendf(out, "RCPT TO:<%s>\r\n", d->rcpts[i]);
+}
+
 enum submit_result submit_dlg_reply(struct submit_dlg *d, const struct smtpc_reply *r,
 				    struct buf *out)
 {
@@ -68,9 +91,7 @@ enum submit_result submit_dlg_reply(struct submit_dlg *d, const struct smtpc_rep
 			submit_dlg_refused(d, "greeting", r);
 			return submit_dlg_fail(d, out);
 		}
-		buf_appendf(out, "EHLO localhost\r\nMAIL FROM:<%s>\r\n", d->sender);
-		for (size_t i = 0; i < d->nrcpts; i++)
-			buf_appendf(out, "RCPT TO:<%s>\r\n", d->rcpts[i]);
+		submit_dlg_envelope(d, out);
 		d->step = SUBMIT_ENVELOPE;
 		d->pending = 2 + d->nrcpts;
 		return SUBMIT_MORE;

@@ -27,6 +27,7 @@ struct submit_dlg {
 	const char *sender;
 	char *const *rcpts;
 	size_t nrcpts;
+	int eightbit;       /* the content has octets over 127: BODY=8BITMIME */
 	enum submit_step step;
 	size_t pending;     /* replies still due in this step */
 	size_t answered;    /* replies of the envelope step so far */
@@ -36,8 +37,9 @@ struct submit_dlg {
 	char qid[64];
 };
 
+/* The MAIL parameters follow the envelope and the content (RFC 6152, 6531). */
 void submit_dlg_init(struct submit_dlg *d, const char *sender, char *const *rcpts,
-		     size_t nrcpts);
+		     size_t nrcpts, const void *content, size_t len);
 /* A complete reply from the server; the next commands go to out. */
 enum submit_result submit_dlg_reply(struct submit_dlg *d, const struct smtpc_reply *r,
 				    struct buf *out);

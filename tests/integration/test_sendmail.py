@@ -235,6 +235,14 @@ class SendmailTest(unittest.TestCase):
         self.assertEqual(header(m.data, "Message-ID"), ["<own@lan.test>"])
         self.assertEqual(header(m.data, "Date"), ["Mon, 1 Jan 2024 00:00:00 +0000"])
 
+    def test_8bit_content_arrives_intact(self):
+        r = self.relayd()
+        t = token()
+        p = sendmail(r, ["a@example.org"], "Subject: %s\n\ncaf\u00e9\n".encode() % t.encode())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = self.up.wait_for(t)[0]
+        self.assertIn("caf\u00e9\r\n".encode(), m.data)
+
     def test_dot_ends_input_unless_i(self):
         r = self.relayd()
         t1, t2 = token(), token()

@@ -380,7 +380,7 @@ START_TEST(test_dialogue_ok)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "a@x", rcpts, 2);
+	submit_dlg_init(&d, "a@x", rcpts, 2, "x", 1);
 	ck_assert_int_eq(say(&d, "220 relay ESMTP", &out), SUBMIT_MORE);
 	ck_assert_str_eq((char *)buf_head(&out),
 			 "EHLO localhost\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\n");
@@ -406,7 +406,7 @@ START_TEST(test_dialogue_refused_rcpt_sends_no_data)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "a@x", rcpts, 2);
+	submit_dlg_init(&d, "a@x", rcpts, 2, "x", 1);
 	say(&d, "220 relay", &out);
 	say(&d, "250 relay", &out);
 	say(&d, "250 2.1.0 Ok", &out);
@@ -428,7 +428,7 @@ START_TEST(test_dialogue_end_refused_and_lost)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "", rcpts, 1);
+	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
 	say(&d, "220 relay", &out);
 	say(&d, "250 relay", &out);
 	say(&d, "250 2.1.0 Ok", &out);
@@ -438,13 +438,32 @@ START_TEST(test_dialogue_end_refused_and_lost)
 	ck_assert_int_eq(d.code, 554);
 	ck_assert_str_eq(d.enh, "5.6.0");
 
-	submit_dlg_init(&d, "", rcpts, 1);
+	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
 	ck_assert_int_eq(say(&d, "421 4.7.0 busy", &out), SUBMIT_FAILED);
 	ck_assert_int_eq(d.code, 421);
-	submit_dlg_init(&d, "", rcpts, 1);
+	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
 	submit_dlg_lost(&d, "connection refused");
 	ck_assert_int_eq(d.code, 451);
 	ck_assert_str_eq(d.text, "connection refused");
+	buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_dialogue_mail_parameters)
+{
+	char *ascii[] = {"b@y"}, *utf8[] = {"b\xc3\xb6@y"};
+	struct submit_dlg d;
+	struct buf out;
+
+	buf_init(&out);
+	submit_dlg_init(&d, "a@x", ascii, 1, "caf\xc3\xa9", 5);
+	say(&d, "220 relay", &out);
+	ck_assert_str_eq((char *)buf_head(&out),
+			 "EHLO localhost\r\nMAIL FROM:<a@x> BODY=8BITMIME\r\nRCPT TO:<b@y>\r\n");
+	submit_dlg_init(&d, "a@x", utf8, 1, "x", 1);
+	say(&d, "220 relay", &out);
+	ck_assert_str_eq((char *)buf_head(&out), "EHLO localhost\r\nMAIL FROM:<a@x> BODY=8BITMIME "
+						 "SMTPUTF8\r\nRCPT TO:<b\xc3\xb6@y>\r\n");
 	buf_free(&out);
 }
 END_TEST
@@ -466,6 +485,7 @@ int main(void)
 	tcase_add_test(tc, test_dialogue_ok);
 	tcase_add_test(tc, test_dialogue_refused_rcpt_sends_no_data);
 	tcase_add_test(tc, test_dialogue_end_refused_and_lost);
+	tcase_add_test(tc, test_dialogue_mail_parameters);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
