@@ -38,8 +38,8 @@ void master_owner(const struct config *cfg, uid_t *uid, gid_t *gid)
  * A directory of the state: made, no symlink, no one else's, then given
  * to uid:gid with mode. -1 with the reason in err.
  */
-static int master_own_dir(const char *what, const char *dir, uid_t uid, gid_t gid, mode_t mode,
-			  char *err, size_t errsz)
+static int master_own_dir(const struct config *cfg, const char *what, const char *dir, uid_t uid,
+			  gid_t gid, mode_t mode, char *err, size_t errsz)
 {
 	struct stat sb;
 
@@ -62,8 +62,8 @@ static int master_own_dir(const char *what, const char *dir, uid_t uid, gid_t gi
 	}
 	/* Made by root (mkdir by hand, or an older relayd): taken over. */
 	if (sb.st_uid != uid && sb.st_uid != 0) {
-		snprintf(err, errsz, "%s %s belongs to uid %u, not to relayd's user (uid %u)", what,
-			 dir, (unsigned)sb.st_uid, (unsigned)uid);
+		snprintf(err, errsz, "%s %s belongs to uid %u, not to %s (uid %u)", what, dir,
+			 (unsigned)sb.st_uid, cfg->user ? cfg->user : "relayd's user", (unsigned)uid);
 		return -1;
 	}
 	if ((sb.st_uid != uid || sb.st_gid != gid) && chown(dir, uid, gid) < 0) {
@@ -91,10 +91,10 @@ int master_state_dir(const struct config *cfg, char *err, size_t errsz)
 	}
 	master_owner(cfg, &uid, &gid);
 	gid_t dgid = cfg->control_group ? (gid_t)cfg->control_gid : gid;
-	if (master_own_dir("state-dir", cfg->state_dir, uid, dgid,
+	if (master_own_dir(cfg, "state-dir", cfg->state_dir, uid, dgid,
 			   cfg->control_group ? 0751 : 0711, err, errsz) < 0)
 		return -1;
 	/* Sticky: nobody removes another's file; setgid: files are the workers' group. */
 	snprintf(drop, sizeof(drop), "%s/%s", cfg->state_dir, MAILDROP_DIR);
-	return master_own_dir("maildrop", drop, uid, gid, 03733, err, errsz);
+	return master_own_dir(cfg, "maildrop", drop, uid, gid, 03733, err, errsz);
 }
