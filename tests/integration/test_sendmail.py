@@ -34,10 +34,26 @@ def as_user(pw):
     return drop
 
 
+def public_copy(path):
+    """A copy of a program that any user can run, wherever the tree is
+    (make mutate's scratch copy is in a 0700 directory)."""
+    d = tempfile.mkdtemp(prefix="relayd-public-")
+    os.chmod(d, 0o755)
+    dst = os.path.join(d, os.path.basename(path))
+    shutil.copy(path, dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
 def sendmail(r, args, stdin=b"", user=None):
-    return subprocess.run([SENDMAIL, "-C", r.conf_path] + list(args), input=stdin,
-                          capture_output=True, timeout=RUN_TIMEOUT,
-                          preexec_fn=as_user(user) if user else None)
+    prog = public_copy(SENDMAIL) if user else SENDMAIL
+    try:
+        return subprocess.run([prog, "-C", r.conf_path] + list(args), input=stdin,
+                              capture_output=True, timeout=RUN_TIMEOUT,
+                              preexec_fn=as_user(user) if user else None)
+    finally:
+        if user:
+            shutil.rmtree(os.path.dirname(prog), True)
 
 
 def header(content, name):
@@ -322,11 +338,15 @@ class LocalUserTest(unittest.TestCase):
             self.assertEqual(stat.S_IMODE(os.stat(r.state_dir).st_mode), 0o711)
             self.assertEqual(stat.S_IMODE(os.stat(os.path.join(r.state_dir, "control.sock")).st_mode), 0o600)
             # The state dir is traversable now; control.sock still is not for others.
-            for argv in ([RELAYCTL, "-f", r.conf_path, "status"], [SENDMAIL, "-C", r.conf_path, "-bp"]):
-                p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                                   preexec_fn=as_user(NOBODY))
-                self.assertNotEqual(p.returncode, 0, argv)
-                self.assertIn("control.sock: Permission denied", p.stderr)
+            relayctl = public_copy(RELAYCTL)
+            self.addCleanup(shutil.rmtree, os.path.dirname(relayctl), True)
+            p = subprocess.run([relayctl, "-f", r.conf_path, "status"], capture_output=True,
+                               text=True, timeout=RUN_TIMEOUT, preexec_fn=as_user(NOBODY))
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("control.sock: Permission denied", p.stderr)
+            p = sendmail(r, ["-bp"], user=NOBODY)
+            self.assertEqual(p.returncode, 69)  # EX_UNAVAILABLE
+            self.assertIn(b"control.sock: Permission denied", p.stderr)
             warm_up(r, up)
             r.stop()
             t_root, t_nobody = token(), token()
