@@ -16,6 +16,7 @@
 #include "relayd/delivery/smtpc_reply.h"
 #include "relayd/delivery/smtpc_stuff.h"
 #include "relayd/sendmail/maildrop.h"
+#include "relayd/sendmail/sendmail_bs.h"
 #include "relayd/sendmail/sendmail_msg.h"
 #include "relayd/sendmail/sendmail_opts.h"
 #include "relayd/sendmail/submit_dlg.h"
@@ -175,11 +176,14 @@ static void sendmail_submit(const struct config *cfg, struct submit_dlg *d, cons
 	close(fd);
 }
 
-/* The message into STATE_DIR/maildrop. 0, or -1 with the reason printed. */
+/*
+ * The message into STATE_DIR/maildrop, its file's name into name. 0, or
+ * -1 with the reason printed.
+ */
 static int sendmail_drop(const struct config *cfg, const char *sender, char **rcpts,
-			 size_t nrcpts, const struct buf *msg, int verbose)
+			 size_t nrcpts, const struct buf *msg, char *name, size_t namesz)
 {
-	char path[4096], name[256];
+	char path[4096];
 
 	worker_state_path(cfg, MAILDROP_DIR, path, sizeof(path));
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -187,7 +191,7 @@ static int sendmail_drop(const struct config *cfg, const char *sender, char **rc
 	if (dfd < 0 && errno == EACCES)
 		dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || maildrop_write(dfd, sender, rcpts, nrcpts, buf_head(msg), buf_avail(msg),
-				      name, sizeof(name)) < 0) {
+				      name, namesz) < 0) {
 		fprintf(stderr, "sendmail: cannot queue the message in %s: %s\n", path,
 			strerror(errno));
 		if (dfd >= 0)
@@ -195,24 +199,33 @@ static int sendmail_drop(const struct config *cfg, const char *sender, char **rc
 		return -1;
 	}
 	close(dfd);
-	if (verbose)
-		printf("sendmail: relayd will take the message from %s/%s\n", path, name);
 	return 0;
+}
+
+static int sendmail_bs_drop(void *arg, const char *sender, char **rcpts, size_t nrcpts,
+			    const struct buf *msg, char *id, size_t idsz)
+{
+	return sendmail_drop(arg, sender, rcpts, nrcpts, msg, id, idsz);
 }
 
 /*
  * -bs: SMTP between the caller (stdin/stdout) and intake, as the caller.
- * Lines that end in a bare LF are passed on with CRLF.
+ * Lines that end in a bare LF are passed on with CRLF. Without relayd, our
+ * own small server takes the messages into the drop directory.
  */
-static int sendmail_smtp(const struct config *cfg)
+static int sendmail_smtp(struct config *cfg)
 {
 	char ibuf[4096], obuf[2 * sizeof(ibuf)];
 	int fd = sendmail_connect(cfg);
 	int last_cr = 0, in_open = 1;
 
 	if (fd < 0) {
-		printf("421 4.3.0 %s relayd is not running, try again later\r\n", cfg->hostname);
-		return EX_TEMPFAIL;
+		struct sendmail_bs_params p = {
+			.hostname = cfg->hostname, .max_size = cfg->max_message_size,
+			.max_rcpts = cfg->max_recipients, .deliver = sendmail_bs_drop, .arg = cfg,
+		};
+		sendmail_bs_serve(stdin, stdout, &p);
+		return EX_OK;
 	}
 	struct pollfd pf[2] = {{.fd = 0, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
 	for (;;) {
@@ -327,10 +340,13 @@ static int sendmail_deliver(const struct sendmail_opts *o, const struct config *
 		fprintf(stderr, "sendmail: message refused: %s\n", d.text);
 		status = sendmail_exit_for(d.enh);
 	} else {
+		char name[256];
 		if (o->verbose)
 			printf("sendmail: relayd did not take the message now: %s\n", d.text);
-		status = sendmail_drop(cfg, sender, rcpts, nrcpts, &msg, o->verbose) < 0
+		status = sendmail_drop(cfg, sender, rcpts, nrcpts, &msg, name, sizeof(name)) < 0
 				 ? EX_TEMPFAIL : EX_OK;
+		if (status == EX_OK && o->verbose)
+			printf("sendmail: relayd will take the message from %s/%s\n", MAILDROP_DIR, name);
 	}
 out:
 	for (size_t i = 0; i < nrcpts; i++)
