@@ -1,10 +1,11 @@
 """test_sendmail.py - the sendmail command (issue 12, point 1) with real
 callers: bsd-mailx and a cron-style `sendmail -t` pipe relayed to a fake
-smarthost; `sendmail -bs` driven by Python's smtplib over a pipe; a
-message handed over while relayd is stopped, delivered once it starts; a
-local user (nobody) who can drop mail but not read another user's; the
-options and header handling (-f, -F, -i, bare LF, Bcc removal, headers
-added), the Received: line and the uid= log line; exit codes.
+smarthost; `sendmail -bs` driven by Python's smtplib over a pipe, with
+relayd up and down; a message handed over while relayd is stopped,
+delivered once it starts; a local user (nobody) who can drop mail but not
+read another user's, and hostile drop files; the options and header
+handling (-f, -F, -i, bare LF, Bcc removal, headers added), the Received:
+line and the uid= log line; exit codes.
 
 Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_sendmail
 """
