@@ -27,18 +27,18 @@ endif
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
-DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2
+DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc
 
 # Every .c in these folders is library code; the programs' mains are apart.
-LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery
+LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/librelayd.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BIN)/relayd $(BIN)/relayctl
+all: $(BIN)/relayd $(BIN)/relayctl $(BIN)/sendmail
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -53,6 +53,10 @@ $(BIN)/relayd: $(BUILD)/relayd/relayd.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/relayctl: $(BUILD)/relayd/relayctl.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/sendmail: $(BUILD)/relayd/sendmail.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -130,17 +134,19 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/relayd
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
 	install -m 755 $(BIN)/relayctl $(DESTDIR)$(PREFIX)/bin/relayctl
+	install -m 755 $(BIN)/sendmail $(DESTDIR)$(PREFIX)/sbin/relayd-sendmail
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
 	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
-	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 700 $(DESTDIR)/var/spool/relayd
+	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 711 $(DESTDIR)/var/spool/relayd
 
 clean:
 	rm -rf build bin var
 
 .PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins
 
--include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d
+-include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d \
+	$(BUILD)/relayd/sendmail.d

@@ -16,7 +16,8 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/relayd/relayd.conf"
 
-enum listen_mode { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS };
+/* LISTEN_LOCAL is no `listen` mode: intake's submit.sock and maildrop pickup. */
+enum listen_mode { LISTEN_SMTP, LISTEN_SUBMISSION, LISTEN_SMTPS, LISTEN_LOCAL };
 
 /* TLS toward a next hop (smarthost/route tls=) and outbound-tls. */
 enum tls_policy {

@@ -67,6 +67,30 @@ mutations=(
 	$'\tif (queue_store_commit(q->st) < 0) {\n\t\tq->want_commit = 0;'
 	$'\tqueue_in_committed(q);\n\tif (queue_store_commit(q->st) < 0) {\n\t\tq->want_commit = 0;'
 	"test_queue_ipc test_queue_worker"
+
+	sendmail-bcc-kept
+	relayd/sendmail/sendmail_msg.c
+	'if (kind != HDR_BCC && kind != HDR_RESENT_BCC)'
+	'if (1)'
+	"test_sendmail"
+
+	local-received-uid-0
+	relayd/intake/smtp_handoff.c
+	'(unsigned)s->uid, tx->qid);'
+	'0u, tx->qid);'
+	"test_sendmail"
+
+	maildrop-file-owner-only
+	relayd/sendmail/maildrop.c
+	'fchmod(fd, 0640)'
+	'fchmod(fd, 0600)'
+	"test_sendmail"
+
+	maildrop-dir-listable
+	relayd/master/master_statedir.c
+	'drop, uid, gid, 03733,'
+	'drop, uid, gid, 03777,'
+	"test_sendmail"
 )
 
 # replace FILE OLD NEW: OLD must occur exactly once in FILE.

@@ -121,8 +121,7 @@ static size_t intake_count_peer(const struct intake *in, const struct sockaddr_s
 	return n;
 }
 
-/* Refuses a client at connect: one reply, best effort, then close. */
-static void intake_refuse(struct intake *in, int fd, const char *why)
+void intake_refuse(struct intake *in, int fd, const char *why)
 {
 	struct buf b;
 
@@ -181,6 +180,10 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 		}
 		if (in->stopping) {
 			close(fd);
+			continue;
+		}
+		if (l->mode == LISTEN_LOCAL) {
+			intake_local_accept(in, fd);
 			continue;
 		}
 		if (in->nsessions >= cfg->max_connections && !intake_make_room(in, &sa)) {
@@ -249,6 +252,7 @@ static void intake_on_stop(struct worker *w)
 	struct intake *in = w->ctx;
 
 	in->stopping = 1;
+	intake_local_stop(in);
 	while (in->sessions != NULL)
 		smtp_session_free(in->sessions);
 	ev_break(in->loop);
@@ -308,7 +312,16 @@ void intake_main(struct worker *w)
 				  cfg->listens[i].text);
 		log_info("listening on %s", cfg->listens[i].text);
 	}
+	/* The master hands submit.sock over after the TCP listeners. */
+	if (w->nfds > cfg->nlistens) {
+		struct intake_listener *l = &ls[in->nlisteners++];
+		l->in = in;
+		l->fd = w->fds[cfg->nlistens];
+		l->mode = LISTEN_LOCAL;
+		intake_listen(in, l);
+	}
 	intake_queue_init(in);
+	intake_local_init(in);
 	ev_run(in->loop);
 	free(ls);
 }

@@ -19,6 +19,7 @@ struct smtp_session;
 struct intake_hasher;
 struct intake_anvil;
 struct intake_listener;
+struct intake_local;
 
 struct intake {
 	struct worker *w;
@@ -41,6 +42,7 @@ struct intake {
 	size_t nlisteners;
 	struct ev_timer accept_timer;  /* accepting again after EMFILE and the like */
 	uint64_t next_sid;
+	struct intake_local *local;    /* maildrop pickup (intake_local.c) */
 	int stopping;
 	struct {
 		uint64_t connections, received, rejected;
@@ -54,6 +56,15 @@ void intake_main(struct worker *w);
 uint64_t intake_timeout_ms(const struct intake *in);
 /* A session came or went: enters or leaves stress mode. */
 void intake_sessions_changed(struct intake *in);
+/* Refuses a client at connect: 421 4.7.0, best effort, then close. */
+void intake_refuse(struct intake *in, int fd, const char *why);
+
+/* intake_local.c: local submission (sendmail). */
+/* A client on submit.sock: a session as its user (SO_PEERCRED). */
+void intake_local_accept(struct intake *in, int fd);
+/* Starts the maildrop pickup; stop ends it (the file being handed in stays). */
+void intake_local_init(struct intake *in);
+void intake_local_stop(struct intake *in);
 
 /* intake_queue.c */
 /* Connects to the queue; waits a little for its answer before we serve. */

@@ -95,16 +95,21 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
 
 	qid_date(tx->arrival, date, sizeof(date));
+	/* Local submission (Postfix's form): no client host, the user instead. */
+	if (s->mode == LISTEN_LOCAL)
+		buf_appendf(b, "Received: by %s (relayd, from userid %u) id %s", cfg->hostname,
+			    (unsigned)s->uid, tx->qid);
 	/* RFC 5321 4.1.3: an IPv6 address literal is tagged "IPv6:". */
-	buf_appendf(b, "Received: from %s ([%s%s]) by %s with %s id %s", s->helo,
-		    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname, with,
-		    tx->qid);
+	else
+		buf_appendf(b, "Received: from %s ([%s%s]) by %s with %s id %s", s->helo,
+			    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname,
+			    with, tx->qid);
 	if (tx->nrcpts == 1)
 		buf_appendf(b, " for <%s>", tx->rcpts[0]);
 	buf_appendf(b, "; %s\r\n", date);
 
 	/* Only when the whole header section was seen. */
-	int own = s->auth_user[0] != '\0' ||
+	int own = s->auth_user[0] != '\0' || s->mode == LISTEN_LOCAL ||
 		  config_cidr_match(cfg->mynetworks, cfg->nmynetworks,
 				    (const struct sockaddr *)&s->peer);
 	if (!own || tx->data.in_headers)

@@ -188,7 +188,7 @@ static void smtp_ehlo(struct smtp_session *s, const char *args)
 
 	if (smtp_helo_common(s, args, 1) < 0)
 		return;
-	if (s->in->tls != NULL && !s->tls)
+	if (s->in->tls != NULL && !s->tls && s->mode != LISTEN_LOCAL)
 		offer |= SMTP_EHLO_STARTTLS;
 	/* AUTH only inside TLS: no password crosses the network in the clear. */
 	if (s->tls)
@@ -206,7 +206,7 @@ static void smtp_helo(struct smtp_session *s, const char *args)
 static int smtp_may_relay(const struct smtp_session *s)
 {
 	const struct config *cfg = smtp_cfg(s);
-	return s->auth_user[0] != '\0' ||
+	return s->auth_user[0] != '\0' || s->mode == LISTEN_LOCAL ||
 	       config_cidr_match(cfg->mynetworks, cfg->nmynetworks,
 				 (const struct sockaddr *)&s->peer);
 }
@@ -216,7 +216,7 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 	const struct config *cfg = smtp_cfg(s);
 	struct smtp_mail_args m;
 
-	if (s->mode != LISTEN_SMTP && s->auth_user[0] == '\0') {
+	if (s->mode != LISTEN_SMTP && s->mode != LISTEN_LOCAL && s->auth_user[0] == '\0') {
 		smtp_reject(s, SR_AUTH_REQUIRED);
 		return;
 	}
@@ -373,7 +373,7 @@ static void smtp_starttls(struct smtp_session *s, const char *args)
 		smtp_reply(s, SR_TLS_ALREADY, NULL);
 		return;
 	}
-	if (s->in->tls == NULL) {
+	if (s->in->tls == NULL || s->mode == LISTEN_LOCAL) {
 		smtp_reply(s, SR_TLS_UNAVAILABLE, NULL);
 		return;
 	}
@@ -759,15 +759,17 @@ static void smtp_on_timeout(void *arg)
 	smtp_close(s, SR_TIMEOUT);
 }
 
-void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, socklen_t salen,
-		      enum listen_mode mode)
+struct smtp_session *smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa,
+				      socklen_t salen, enum listen_mode mode)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
 	s->in = in;
 	s->mode = mode;
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
-	if (sa->sa_family == AF_INET6) {
+	if (sa->sa_family == AF_UNIX)
+		snprintf(s->ip, sizeof(s->ip), "local");
+	else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 		inet_ntop(AF_INET6, &sin6->sin6_addr, s->ip, sizeof(s->ip));
 	} else
@@ -776,7 +778,7 @@ void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, sock
 	if (s->c == NULL) {
 		log_warnx("cannot watch the connection from [%s]", s->ip);
 		free(s);
-		return;
+		return NULL;
 	}
 	s->c->on_drain = smtp_on_drain;
 	s->next = in->sessions;
@@ -794,11 +796,13 @@ void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, sock
 		if (in->tls == NULL || conn_starttls(s->c, in->tls, 1, NULL, smtp_tls_done) < 0) {
 			log_warnx("smtps connection from [%s]: TLS not available", s->ip);
 			smtp_destroy(s);
+			return NULL;
 		}
-		return;
+		return s;
 	}
 	s->input = SI_CMD;
 	smtp_greeting(s);
+	return s;
 }
 
 /* The queue's verdict ends the wait; pipelined commands go on. */
@@ -814,6 +818,9 @@ void smtp_session_committed(struct smtp_session *s, const char *qid)
 {
 	/* The queue logs the "from=<...>, size=..." line once it is on disk. */
 	log_debug("%s: queued for [%s]", qid, s->ip);
+	/* Postfix's pickup line: who handed a local message in. */
+	if (s->mode == LISTEN_LOCAL)
+		log_msg(LOG_INFO, qid, "uid=%u from=<%s>", (unsigned)s->uid, s->tx->sender);
 	s->in->stats.received++;
 	smtp_reply(s, SR_QUEUED, qid);
 	s->tx->ended = 1;

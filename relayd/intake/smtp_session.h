@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct conn;
 struct intake_hash_job;
@@ -85,13 +86,17 @@ struct smtp_session {
 	struct intake_hash_job *auth_job; /* the check in flight, or NULL */
 	unsigned auth_failures;
 	unsigned errors;
+	uid_t uid;                    /* LISTEN_LOCAL: who submits (SO_PEERCRED, file owner) */
 	struct ev_timer timer;
 	struct smtp_tx *tx;
 };
 
-/* Takes an accepted socket; sends the greeting (or starts smtps TLS). */
-void smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa, socklen_t salen,
-		      enum listen_mode mode);
+/*
+ * Takes an accepted socket; sends the greeting (or starts smtps TLS).
+ * NULL when the session could not start (it is gone already).
+ */
+struct smtp_session *smtp_session_new(struct intake *in, int fd, const struct sockaddr *sa,
+				      socklen_t salen, enum listen_mode mode);
 /* Drops the connection at once (shutdown). */
 void smtp_session_free(struct smtp_session *s);
 /* The queue's verdict on the session's transaction. */

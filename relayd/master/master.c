@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,11 +440,7 @@ int master_run(struct config *cfg, int foreground, int verbose, const char *role
 		log_errx("%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (getuid() == 0 && cfg->user) {
-		struct passwd *pw = getpwnam(cfg->user);
-		if (pw && chown(path, pw->pw_uid, pw->pw_gid) < 0)
-			log_warnx("chown %s: %s", path, strerror(errno));
-	}
+	master_unix_hand_over(cfg, path, (gid_t)-1, 0700);
 	if (master_control_open(&m) < 0)
 		goto out;
 
@@ -466,6 +461,7 @@ out:
 		close(m.queue_fd);
 		unlink(path);
 	}
+	master_listen_close(&m);
 	for (size_t i = 0; i < m.nlisten_fds; i++)
 		if (m.listen_fds[i] >= 0)
 			close(m.listen_fds[i]);

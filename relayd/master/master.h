@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "common/event.h"
 #include "common/worker.h"
+#include "relayd/sendmail/maildrop.h"
 
 #include <sys/types.h>
 
@@ -95,11 +96,18 @@ void master_notify_reload(struct master *m, int begin);
 void master_notify_stopping(void);
 
 /* master_statedir.c */
-/* Makes, hands over and checks state-dir; -1 with the reason in err. */
+/* Makes, hands over and checks state-dir and its maildrop; -1 with the reason in err. */
 int master_state_dir(const struct config *cfg, char *err, size_t errsz);
+/* The workers' uid and gid: `user`'s when started as root, else our own. */
+void master_owner(const struct config *cfg, uid_t *uid, gid_t *gid);
 
 /* master_sockets.c */
+/* intake's sockets: the TCP listeners, then submit.sock (the last one). */
 int master_listen_open(struct master *m);
+/* Removes submit.sock (at exit). */
+void master_listen_close(struct master *m);
 int master_unix_listen(const char *path, mode_t mode);
+/* chown to the workers' uid and gid (-1: keep the group's), then chmod. */
+void master_unix_hand_over(const struct config *cfg, const char *path, gid_t gid, mode_t mode);
 
 #endif

@@ -450,13 +450,18 @@ int master_control_open(struct master *m)
 {
 	char path[512];
 	worker_state_path(m->cfg, "control.sock", path, sizeof(path));
-	/* Who may connect is the state dir's mode (0700, or 0750 for control-group);
-	 * what each peer may do is decided per command from its credentials. */
-	m->control_fd = master_unix_listen(path, 0666);
+	/* Who may connect is the socket's mode (0600 for root and `user`, 0660
+	 * with control-group); what each peer may do is decided per command
+	 * from its credentials. */
+	m->control_fd = master_unix_listen(path, 0600);
 	if (m->control_fd < 0) {
 		log_errx("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (m->cfg->control_group)
+		master_unix_hand_over(m->cfg, path, (gid_t)m->cfg->control_gid, 0660);
+	else
+		master_unix_hand_over(m->cfg, path, (gid_t)-1, 0600);
 	if (ev_io_add(m->loop, m->control_fd, EPOLLIN, ctl_accept, m) < 0)
 		fatal("control socket: %s", strerror(errno));
 	return 0;

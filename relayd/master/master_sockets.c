@@ -1,7 +1,8 @@
 /*
  * master_sockets.c - the listening sockets the master makes before any
  * fork, so that a restarted worker inherits the same ones: the SMTP
- * listeners for intake and queue.sock for the queue worker.
+ * listeners and submit.sock (local submission: sendmail) for intake, and
+ * queue.sock for the queue worker.
  */
 #include "master.h"
 #include "common/log.h"
@@ -34,11 +35,34 @@ static int master_tcp_listen(const struct cfg_listen *l)
 	return fd;
 }
 
+/*
+ * submit.sock is for every local user (sendmail): intake learns who
+ * connected from SO_PEERCRED, so no directory or group has to vouch.
+ */
+static int master_submit_listen(struct master *m)
+{
+	char path[512];
+
+	worker_state_path(m->cfg, SUBMIT_SOCK, path, sizeof(path));
+	int fd = master_unix_listen(path, 0666);
+	if (fd < 0) {
+		log_errx("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	master_unix_hand_over(m->cfg, path, (gid_t)-1, 0666);
+	return fd;
+}
+
 int master_listen_open(struct master *m)
 {
-	m->nlisten_fds = m->cfg->nlistens;
+	m->nlisten_fds = m->cfg->nlistens + 1;
 	m->listen_fds = xcalloc(m->nlisten_fds, sizeof(int));
-	for (size_t i = 0; i < m->nlisten_fds; i++) {
+	for (size_t i = 0; i < m->nlisten_fds; i++)
+		m->listen_fds[i] = -1;
+	m->listen_fds[m->cfg->nlistens] = master_submit_listen(m);
+	if (m->listen_fds[m->cfg->nlistens] < 0)
+		return -1;
+	for (size_t i = 0; i < m->cfg->nlistens; i++) {
 		m->listen_fds[i] = master_tcp_listen(&m->cfg->listens[i]);
 		if (m->listen_fds[i] < 0) {
 			log_errx("listen %s: %s", m->cfg->listens[i].text, strerror(errno));
@@ -83,4 +107,24 @@ int master_unix_listen(const char *path, mode_t mode)
 		return -1;
 	}
 	return fd;
+}
+
+void master_listen_close(struct master *m)
+{
+	char path[512];
+
+	if (m->nlisten_fds == 0 || m->listen_fds[m->nlisten_fds - 1] < 0)
+		return;
+	worker_state_path(m->cfg, SUBMIT_SOCK, path, sizeof(path));
+	unlink(path);
+}
+
+void master_unix_hand_over(const struct config *cfg, const char *path, gid_t gid, mode_t mode)
+{
+	uid_t uid;
+	gid_t ugid;
+
+	master_owner(cfg, &uid, &ugid);
+	if (chown(path, uid, gid == (gid_t)-1 ? ugid : gid) < 0 || chmod(path, mode) < 0)
+		log_warnx("%s: cannot hand it to uid %u: %s", path, (unsigned)uid, strerror(errno));
 }

@@ -1,6 +1,7 @@
 """test_install.py - `make install DESTDIR=... PREFIX=/usr` (issue 8,
 point 5) puts the programs where the README and the Makefile say, with
-their modes: relayd in PREFIX/sbin and relayctl in PREFIX/bin (0755), the
+their modes: relayd and relayd-sendmail in PREFIX/sbin and relayctl in
+PREFIX/bin (0755), the
 example configuration as /etc/relayd/relayd.conf.example (0644), all under
 DESTDIR; the installed relayd checks the installed example with `-n`.
 Issue 14: the man pages go to PREFIX/share/man/man5 and man8 (0644), where
@@ -28,6 +29,7 @@ from harness import BIN, TOP
 EXPECTED = {
     "usr/sbin/relayd": (0o755, os.path.join(BIN, "relayd")),
     "usr/bin/relayctl": (0o755, os.path.join(BIN, "relayctl")),
+    "usr/sbin/relayd-sendmail": (0o755, os.path.join(BIN, "sendmail")),
     "etc/relayd/relayd.conf.example": (0o644, os.path.join(TOP, "etc", "relayd.conf")),
     # With PREFIX=/usr the unit is the file of the tree as it is.
     "usr/lib/systemd/system/relayd.service": (0o644, os.path.join(TOP, "etc", "relayd.service")),
@@ -72,7 +74,7 @@ class Install(unittest.TestCase):
         spool = os.path.join(self.dest, "var/spool/relayd")
         st = os.lstat(spool)
         self.assertTrue(stat.S_ISDIR(st.st_mode))
-        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o711)
 
     @unittest.skipUnless(shutil.which("man"), "man(1) is not installed")
     def test_man_finds_the_pages(self):

@@ -240,8 +240,9 @@ class LocalSecurityTest(unittest.TestCase):
             with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as c:
                 c.sendmail("a@client.test", ["b@example.org"], "Subject: %s\r\n\r\nx\r\n" % t)
             up.wait_for(t)
+            # Traversable, not listable: submit.sock and maildrop/ are for every local user.
             st = os.stat(r.state_dir)
-            self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o711)
             self.assertEqual(st.st_uid, NOBODY.pw_uid)
             files = [f for f in os.listdir(r.state_dir) if f.startswith("queue.db")]
             self.assertIn("queue.db-wal", files)
@@ -268,7 +269,7 @@ class LocalSecurityTest(unittest.TestCase):
 
     def test_refuses_state_dir_writable_by_others(self):
         err = self.refused_start(lambda d: os.chmod(d, 0o777))
-        self.assertRegex(err, r"state-dir \S+ is writable by others \(mode 0777\); make it 0700; not starting")
+        self.assertRegex(err, r"state-dir \S+ is writable by others \(mode 0777\); make it 0711; not starting")
 
     def test_refuses_state_dir_of_another_user(self):
         err = self.refused_start(lambda d: os.chown(d, pwd.getpwnam("daemon").pw_uid, -1))
@@ -305,7 +306,11 @@ class LocalSecurityTest(unittest.TestCase):
         with relayd_as_nobody("user nobody\ncontrol-group mail\n") as r:
             wait_for(lambda: len(r.pids()) == 4)
             st = os.stat(r.state_dir)
-            self.assertEqual(stat.S_IMODE(st.st_mode), 0o750)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o751)
+            self.assertEqual(st.st_gid, mail.gr_gid)
+            # control.sock is closed by its own mode, no longer by the directory's.
+            st = os.stat(os.path.join(r.state_dir, "control.sock"))
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
             self.assertEqual(st.st_gid, mail.gr_gid)
             plain = (NOBODY.pw_uid, NOBODY.pw_gid, [])
             p = self.ctl_as(r, *plain, "status")
