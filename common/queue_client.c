@@ -45,6 +45,13 @@ static void queue_client_on_frame(struct ipc_chan *ch, uint32_t type, const uint
 		ipc_dispatch(qc->table, qc->ntable, ch, qc->arg, 0, type, p, len);
 }
 
+static void queue_client_on_drain(struct ipc_chan *ch, void *arg)
+{
+	struct queue_client *qc = arg;
+	(void)ch;
+	qc->on_drain(qc->arg);
+}
+
 static void queue_client_on_close(struct ipc_chan *ch, void *arg)
 {
 	struct queue_client *qc = arg;
@@ -91,7 +98,7 @@ static int queue_client_connect(struct queue_client *qc)
 	if (qc->ch == NULL)
 		goto fail; /* the fd is closed */
 	if (qc->on_drain)
-		ipc_set_drain(qc->ch, qc->on_drain);
+		ipc_set_drain(qc->ch, queue_client_on_drain);
 	ev_timer_start(qc->w->loop, &qc->hello_late, QUEUE_CLIENT_HELLO_MS);
 	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
 	return fd;

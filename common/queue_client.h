@@ -37,7 +37,7 @@ struct queue_client {
 	/* The channel is gone (after HELLO_OK or not). Returns 1 to
 	 * reconnect, 0 when the worker is stopping. */
 	int (*on_lost)(void *arg);
-	ipc_drain_cb on_drain;            /* optional: see ipc_set_drain */
+	void (*on_drain)(void *arg);      /* optional: the channel drained (ipc_set_drain) */
 	const char *late_note;            /* ends the "no queue worker answers" line */
 
 	struct ipc_chan *ch;              /* NULL or closed while the queue is away */

@@ -87,9 +87,8 @@ static void intake_flow_resume(struct intake *in)
 	}
 }
 
-static void intake_on_queue_drain(struct ipc_chan *ch, void *arg)
+static void intake_on_queue_drain(void *arg)
 {
-	(void)ch;
 	intake_flow_resume(arg);
 }
 
