@@ -7,8 +7,32 @@
 #include "log.h"
 #include "worker.h"
 
+#include <errno.h>
 #include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+/* A connected non-blocking socket to queue.sock, or -1 (EAGAIN: backlog full). */
+static int queue_client_socket(const struct config *cfg)
+{
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	worker_state_path(cfg, "queue.sock", sun.sun_path, sizeof(sun.sun_path));
+	/* Non-blocking: a full backlog (no queue worker accepting) is EAGAIN, not a stall. */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
 
 int queue_client_up(const struct queue_client *qc)
 {
@@ -79,7 +103,7 @@ static int queue_client_connect(struct queue_client *qc)
 		qc->ch = NULL;
 	}
 	qc->ready = 0;
-	int fd = worker_connect_queue(qc->w->cfg);
+	int fd = queue_client_socket(qc->w->cfg);
 	if (fd < 0) {
 		log_debug("queue not reachable yet; retrying");
 		goto fail;

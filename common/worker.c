@@ -1,7 +1,6 @@
 /*
  * worker.c - the part of every worker that is not its role: the channel to
- * the master (health, reload, stop, relayctl requests), signals, and the
- * connection to the queue worker's socket.
+ * the master (health, reload, stop, relayctl requests) and signals.
  */
 #include "worker.h"
 #include "event.h"
@@ -19,34 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz)
 {
 	if ((size_t)snprintf(dst, dstsz, "%s/%s", cfg->state_dir, name) >= dstsz)
 		fatal("state path too long: %s/%s", cfg->state_dir, name);
-}
-
-int worker_connect_queue(const struct config *cfg)
-{
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	worker_state_path(cfg, "queue.sock", sun.sun_path, sizeof(sun.sun_path));
-	/* Non-blocking: a full backlog (no queue worker accepting) is EAGAIN, not a stall. */
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
 }
 
 /* When started as root with `user` set: become that user. */
