@@ -263,38 +263,32 @@ static void dlv_job_route(struct dlv_ctx *ctx, struct dlv_job *job)
 static int dlv_msg_job(void *arg, struct ipc_rd *rd)
 {
 	struct dlv_ctx *ctx = arg;
-	struct ipc_msg_d_job *m = xmalloc(sizeof(*m));
-	struct dlv_job *job = NULL;
-	int rc = -1;
+	struct ipc_msg_d_job m;
 
-	if (ipc_msg_d_job_decode(rd, m) < 0 || m->nrcpt == 0 || m->domain.n == 0 ||
-	    dlv_job_find(ctx, m->jobid) != NULL)
-		goto out;
-	job = xcalloc(1, sizeof(*job));
-	job->id = m->jobid;
-	job->sender = ipc_str_dup(m->sender);
-	job->size = m->size;
-	job->body = m->body_flags;
-	job->arrival = m->arrival;
-	if (ipc_str_copy(job->qid, sizeof(job->qid), m->qid) < 0 ||
-	    ipc_str_copy(job->domain, sizeof(job->domain), m->domain) < 0)
-		goto out;
-	job->rcpts = xcalloc(m->nrcpt, sizeof(*job->rcpts));
-	for (; job->nrcpts < m->nrcpt; job->nrcpts++) {
-		job->rcpts[job->nrcpts].id = m->rcpts[job->nrcpts].rcptid;
-		job->rcpts[job->nrcpts].addr = ipc_str_dup(m->rcpts[job->nrcpts].address);
+	if (ipc_msg_d_job_decode(rd, &m) < 0 || m.nrcpt == 0 || m.domain.n == 0 ||
+	    dlv_job_find(ctx, m.jobid) != NULL)
+		return -1;
+	struct dlv_job *job = xcalloc(1, sizeof(*job));
+	job->id = m.jobid;
+	job->sender = ipc_str_dup(m.sender);
+	job->size = m.size;
+	job->body = m.body_flags;
+	job->arrival = m.arrival;
+	job->rcpts = xcalloc(m.nrcpt, sizeof(*job->rcpts));
+	for (; job->nrcpts < m.nrcpt; job->nrcpts++) {
+		job->rcpts[job->nrcpts].id = m.rcpts[job->nrcpts].rcptid;
+		job->rcpts[job->nrcpts].addr = ipc_str_dup(m.rcpts[job->nrcpts].address);
+	}
+	if (ipc_str_copy(job->qid, sizeof(job->qid), m.qid) < 0 ||
+	    ipc_str_copy(job->domain, sizeof(job->domain), m.domain) < 0) {
+		dlv_job_free(ctx, job); /* not in the map: its id is free */
+		return -1;
 	}
 	idmap_put(&ctx->jobs, job->id, job);
 	log_debug("%s: job %llu for %s, %zu recipient(s)", job->qid,
 		  (unsigned long long)job->id, job->domain, job->nrcpts);
 	dlv_job_route(ctx, job);
-	job = NULL;
-	rc = 0;
-out:
-	if (job != NULL)
-		dlv_job_free(ctx, job);
-	free(m);
-	return rc;
+	return 0;
 }
 
 static int dlv_msg_chunk(void *arg, struct ipc_rd *rd)
