@@ -372,22 +372,6 @@ const uint8_t *ipc_get_bytes(struct ipc_rd *r, size_t *n)
 	return p;
 }
 
-void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz)
-{
-	size_t n;
-	const uint8_t *p = ipc_get_bytes(r, &n);
-	if (dstsz > 0)
-		dst[0] = '\0';
-	if (p == NULL)
-		return;
-	if (n >= dstsz || memchr(p, '\0', n) != NULL) {
-		r->err = 1;
-		return;
-	}
-	memcpy(dst, p, n);
-	dst[n] = '\0';
-}
-
 struct ipc_str ipc_get_strv(struct ipc_rd *r)
 {
 	size_t n;
@@ -406,17 +390,20 @@ struct ipc_bytes ipc_get_bytesv(struct ipc_rd *r)
 	return b;
 }
 
+void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz)
+{
+	struct ipc_str s = ipc_get_strv(r);
+	if (r->err || ipc_str_copy(dst, dstsz, s) < 0) {
+		r->err = 1;
+		if (dstsz > 0)
+			dst[0] = '\0';
+	}
+}
+
 char *ipc_get_strdup(struct ipc_rd *r)
 {
-	size_t n;
-	const uint8_t *p = ipc_get_bytes(r, &n);
-	if (p == NULL)
-		return NULL;
-	if (memchr(p, '\0', n) != NULL) {
-		r->err = 1;
-		return NULL;
-	}
-	return xstrndup((const char *)p, n);
+	struct ipc_str s = ipc_get_strv(r);
+	return r->err ? NULL : ipc_str_dup(s);
 }
 
 int ipc_rd_done(const struct ipc_rd *r)

@@ -124,15 +124,15 @@ void ipc_rd_init(struct ipc_rd *r, const uint8_t *p, size_t len);
 uint32_t ipc_get_u32(struct ipc_rd *r);
 uint64_t ipc_get_u64(struct ipc_rd *r);
 int64_t ipc_get_i64(struct ipc_rd *r);
-/* Copies a string into dst (NUL-terminated); too long or NUL inside: error. */
-void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz);
-/* A malloc'd copy of a string field; NULL (and r->err) on error. */
-char *ipc_get_strdup(struct ipc_rd *r);
 /* A pointer into the frame for a byte field. */
 const uint8_t *ipc_get_bytes(struct ipc_rd *r, size_t *n);
 /* A string field in place; a NUL inside is an error. */
 struct ipc_str ipc_get_strv(struct ipc_rd *r);
 struct ipc_bytes ipc_get_bytesv(struct ipc_rd *r);
+/* Copies for readers outside ipc_msg.h (the tests' peers): into dst,
+ * NUL-terminated, too long or NUL inside an error; or malloc'd, NULL on error. */
+void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz);
+char *ipc_get_strdup(struct ipc_rd *r);
 /* 0 when every field was read and nothing is left over, else -1. */
 int ipc_rd_done(const struct ipc_rd *r);
 
