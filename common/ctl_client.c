@@ -5,6 +5,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "ipc.h"
+#include "ipc_msg.h"
 #include "ipc_types.h"
 #include "worker.h"
 
@@ -45,19 +46,25 @@ static int ctl_client_answer(const char *prog, int fd)
 	uint8_t *p;
 	long n;
 	while ((n = ipc_read_frame_blocking(fd, &type, &p)) >= 0) {
+		struct ipc_msg_ctl_rep rep = {0, CTL_EXIT_OK, {"", 0}};
+		struct ipc_msg_ctl_part part;
 		struct ipc_rd rd;
-		size_t tn;
+		int bad = 1;
 		ipc_rd_init(&rd, p, (size_t)n);
-		ipc_get_u32(&rd);
-		uint32_t status = type == MSG_CTL_REP ? ipc_get_u32(&rd) : CTL_EXIT_OK;
-		const uint8_t *text = ipc_get_bytes(&rd, &tn);
-		if ((type != MSG_CTL_PART && type != MSG_CTL_REP) || ipc_rd_done(&rd) < 0) {
+		if (type == MSG_CTL_PART && ipc_msg_ctl_part_decode(&rd, &part) == 0) {
+			rep.text = (struct ipc_str){(const char *)part.text.p, part.text.n};
+			bad = 0;
+		} else if (type == MSG_CTL_REP) {
+			bad = ipc_msg_ctl_rep_decode(&rd, &rep) < 0;
+		}
+		if (bad) {
 			fprintf(stderr, "%s: malformed answer from relayd\n", prog);
 			free(p);
 			return CTL_EXIT_FAIL;
 		}
+		uint32_t status = rep.status;
 		/* Parts come only ahead of a successful answer's last text. */
-		fwrite(text, 1, tn, status == CTL_EXIT_OK ? stdout : stderr);
+		fwrite(rep.text.p, 1, rep.text.n, status == CTL_EXIT_OK ? stdout : stderr);
 		free(p);
 		if (type == MSG_CTL_REP)
 			return status > CTL_EXIT_USAGE ? CTL_EXIT_FAIL : (int)status;
@@ -87,12 +94,17 @@ int ctl_client_run(const char *prog, const char *path, int argc, char **argv)
 	if (fd < 0)
 		return CTL_EXIT_FAIL;
 
+	if (argc > IPC_CTL_MAX_ARGS) {
+		fprintf(stderr, "%s: too many arguments\n", prog);
+		close(fd);
+		return CTL_EXIT_USAGE;
+	}
+	struct ipc_msg_ctl_req req = {.reqid = 1, .argc = (uint32_t)argc};
+	for (int i = 0; i < argc; i++)
+		req.argv[i] = ipc_str(argv[i]);
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, 1);
-	ipc_put_u32(&wr, (uint32_t)argc);
-	for (int i = 0; i < argc; i++)
-		ipc_put_str(&wr, argv[i]);
+	ipc_msg_ctl_req_encode(&wr, &req);
 	int rc = ipc_write_frame_blocking(fd, MSG_CTL_REQ, buf_head(&wr.b), buf_avail(&wr.b));
 	ipc_wr_free(&wr);
 

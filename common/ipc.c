@@ -278,6 +278,46 @@ void ipc_put_str(struct ipc_wr *w, const char *s)
 	ipc_put_bytes(w, s ? s : "", s ? strlen(s) : 0);
 }
 
+void ipc_put_strv(struct ipc_wr *w, struct ipc_str s)
+{
+	ipc_put_bytes(w, s.p, s.n);
+}
+
+size_t ipc_put_bytes_open(struct ipc_wr *w)
+{
+	size_t open = buf_avail(&w->b);
+	ipc_put_u32(w, 0);
+	return open;
+}
+
+void ipc_put_bytes_close(struct ipc_wr *w, size_t open)
+{
+	size_t n = buf_avail(&w->b) - open - sizeof(uint32_t);
+	if (n > IPC_MAX_FRAME)
+		fatal("ipc_put_bytes_close: %zu bytes", n);
+	uint32_t n32 = (uint32_t)n;
+	memcpy(buf_head(&w->b) + open, &n32, sizeof(n32));
+}
+
+struct ipc_str ipc_str(const char *s)
+{
+	return (struct ipc_str){s ? s : "", s ? strlen(s) : 0};
+}
+
+int ipc_str_copy(char *dst, size_t dstsz, struct ipc_str s)
+{
+	if (s.n >= dstsz)
+		return -1;
+	memcpy(dst, s.p, s.n);
+	dst[s.n] = '\0';
+	return 0;
+}
+
+char *ipc_str_dup(struct ipc_str s)
+{
+	return xstrndup(s.p, s.n);
+}
+
 void ipc_rd_init(struct ipc_rd *r, const uint8_t *p, size_t len)
 {
 	r->p = p;
@@ -332,33 +372,38 @@ const uint8_t *ipc_get_bytes(struct ipc_rd *r, size_t *n)
 	return p;
 }
 
-void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz)
+struct ipc_str ipc_get_strv(struct ipc_rd *r)
 {
 	size_t n;
 	const uint8_t *p = ipc_get_bytes(r, &n);
-	if (dstsz > 0)
-		dst[0] = '\0';
-	if (p == NULL)
-		return;
-	if (n >= dstsz || memchr(p, '\0', n) != NULL) {
+	if (p == NULL || memchr(p, '\0', n) != NULL) {
 		r->err = 1;
-		return;
+		return (struct ipc_str){"", 0};
 	}
-	memcpy(dst, p, n);
-	dst[n] = '\0';
+	return (struct ipc_str){(const char *)p, n};
+}
+
+struct ipc_bytes ipc_get_bytesv(struct ipc_rd *r)
+{
+	struct ipc_bytes b;
+	b.p = ipc_get_bytes(r, &b.n);
+	return b;
+}
+
+void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz)
+{
+	struct ipc_str s = ipc_get_strv(r);
+	if (r->err || ipc_str_copy(dst, dstsz, s) < 0) {
+		r->err = 1;
+		if (dstsz > 0)
+			dst[0] = '\0';
+	}
 }
 
 char *ipc_get_strdup(struct ipc_rd *r)
 {
-	size_t n;
-	const uint8_t *p = ipc_get_bytes(r, &n);
-	if (p == NULL)
-		return NULL;
-	if (memchr(p, '\0', n) != NULL) {
-		r->err = 1;
-		return NULL;
-	}
-	return xstrndup((const char *)p, n);
+	struct ipc_str s = ipc_get_strv(r);
+	return r->err ? NULL : ipc_str_dup(s);
 }
 
 int ipc_rd_done(const struct ipc_rd *r)

@@ -67,6 +67,25 @@ enum ipc_parse_result { IPC_PARSE_NEED_MORE, IPC_PARSE_FRAME, IPC_PARSE_TOO_BIG 
 enum ipc_parse_result ipc_parse_frame(const uint8_t *p, size_t n, uint32_t *type,
 				      uint32_t *len);
 
+/*
+ * A string or byte field as it lies in a frame (not NUL-terminated): the
+ * message structs of ipc_msg.h carry these, so that decoding copies
+ * nothing and each receiver keeps its own limits (ipc_str_copy).
+ */
+struct ipc_str {
+	const char *p;
+	size_t n;
+};
+struct ipc_bytes {
+	const uint8_t *p;
+	size_t n;
+};
+/* A C string as a field; NULL is sent as "". */
+struct ipc_str ipc_str(const char *s);
+/* Copies into dst, NUL-terminated; -1 when it does not fit. */
+int ipc_str_copy(char *dst, size_t dstsz, struct ipc_str s);
+char *ipc_str_dup(struct ipc_str s);
+
 /* Payload writer. */
 struct ipc_wr {
 	struct buf b;
@@ -78,6 +97,14 @@ void ipc_put_u64(struct ipc_wr *w, uint64_t v);
 void ipc_put_i64(struct ipc_wr *w, int64_t v);
 void ipc_put_str(struct ipc_wr *w, const char *s); /* NULL is sent as "" */
 void ipc_put_bytes(struct ipc_wr *w, const void *p, size_t n);
+void ipc_put_strv(struct ipc_wr *w, struct ipc_str s);
+/*
+ * A byte field whose bytes the caller appends to w->b itself (read
+ * straight into the frame, as the queue reads a chunk from its store):
+ * open writes a placeholder length, close sets it to what came after.
+ */
+size_t ipc_put_bytes_open(struct ipc_wr *w);
+void ipc_put_bytes_close(struct ipc_wr *w, size_t open);
 int ipc_send_wr(struct ipc_chan *ch, uint32_t type, struct ipc_wr *w);
 /*
  * Sends the fields in head followed by one byte field (p, n), as
@@ -97,12 +124,15 @@ void ipc_rd_init(struct ipc_rd *r, const uint8_t *p, size_t len);
 uint32_t ipc_get_u32(struct ipc_rd *r);
 uint64_t ipc_get_u64(struct ipc_rd *r);
 int64_t ipc_get_i64(struct ipc_rd *r);
-/* Copies a string into dst (NUL-terminated); too long or NUL inside: error. */
-void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz);
-/* A malloc'd copy of a string field; NULL (and r->err) on error. */
-char *ipc_get_strdup(struct ipc_rd *r);
 /* A pointer into the frame for a byte field. */
 const uint8_t *ipc_get_bytes(struct ipc_rd *r, size_t *n);
+/* A string field in place; a NUL inside is an error. */
+struct ipc_str ipc_get_strv(struct ipc_rd *r);
+struct ipc_bytes ipc_get_bytesv(struct ipc_rd *r);
+/* Copies for readers outside ipc_msg.h (the tests' peers): into dst,
+ * NUL-terminated, too long or NUL inside an error; or malloc'd, NULL on error. */
+void ipc_get_str(struct ipc_rd *r, char *dst, size_t dstsz);
+char *ipc_get_strdup(struct ipc_rd *r);
 /* 0 when every field was read and nothing is left over, else -1. */
 int ipc_rd_done(const struct ipc_rd *r);
 

@@ -1,7 +1,8 @@
 /*
  * ipc_types.h - every message that crosses a process boundary, with its
- * payload (fields in order, as written by ipc_put_*). One list, so a reader
- * sees the whole protocol in one place.
+ * payload (fields in order). One list, so a reader sees the whole protocol
+ * in one place; ipc_msg.h has each payload's struct and its one
+ * encode/decode pair, which every sender and receiver uses.
  *
  * Channels:
  *   master <-> worker   socketpair made by the master at fork; the worker's

@@ -1,12 +1,12 @@
 /*
  * worker.c - the part of every worker that is not its role: the channel to
- * the master (health, reload, stop, relayctl requests), signals, and the
- * connection to the queue worker's socket.
+ * the master (health, reload, stop, relayctl requests) and signals.
  */
 #include "worker.h"
 #include "event.h"
 #include "ipc.h"
 #include "ipc_dispatch.h"
+#include "ipc_msg.h"
 #include "ipc_types.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -18,36 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-#define CTL_MAX_ARGS 16
 
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz)
 {
 	if ((size_t)snprintf(dst, dstsz, "%s/%s", cfg->state_dir, name) >= dstsz)
 		fatal("state path too long: %s/%s", cfg->state_dir, name);
-}
-
-int worker_connect_queue(const struct config *cfg)
-{
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	worker_state_path(cfg, "queue.sock", sun.sun_path, sizeof(sun.sun_path));
-	/* Non-blocking: a full backlog (no queue worker accepting) is EAGAIN, not a stall. */
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
 }
 
 /* When started as root with `user` set: become that user. */
@@ -69,18 +46,17 @@ void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *
 	size_t n = strlen(text);
 	/* Any length: whole chunks go ahead as PARTs, the REP carries the rest. */
 	while (n > IPC_CHUNK_SIZE) {
+		struct ipc_msg_ctl_part part = {reqid, {(const uint8_t *)text, IPC_CHUNK_SIZE}};
 		ipc_wr_init(&wr);
-		ipc_put_u32(&wr, reqid);
-		ipc_put_bytes(&wr, text, IPC_CHUNK_SIZE);
+		ipc_msg_ctl_part_encode(&wr, &part);
 		ipc_send_wr(w->master, MSG_CTL_PART, &wr);
 		ipc_wr_free(&wr);
 		text += IPC_CHUNK_SIZE;
 		n -= IPC_CHUNK_SIZE;
 	}
+	struct ipc_msg_ctl_rep rep = {reqid, (uint32_t)status, ipc_str(text)};
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, reqid);
-	ipc_put_u32(&wr, (uint32_t)status);
-	ipc_put_str(&wr, text);
+	ipc_msg_ctl_rep_encode(&wr, &rep);
 	ipc_send_wr(w->master, MSG_CTL_REP, &wr);
 	ipc_wr_free(&wr);
 }
@@ -93,21 +69,17 @@ static void worker_stop(struct worker *w)
 		ev_break(w->loop);
 }
 
-/* A FILE piece: str path, u32 first, bytes. */
-static int worker_msg_file(void *arg, const uint8_t *p, size_t len)
+/* A FILE piece of the configuration. */
+static int worker_msg_file(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	struct ipc_rd rd;
-	size_t n;
-	ipc_rd_init(&rd, p, len);
-	char *path = ipc_get_strdup(&rd);
-	uint32_t first = ipc_get_u32(&rd);
-	const uint8_t *piece = ipc_get_bytes(&rd, &n);
-	int ok = ipc_rd_done(&rd) == 0;
-	if (ok)
-		cfg_files_append(&w->incoming, path, first != 0, piece, n);
+	struct ipc_msg_cfg_file m;
+	if (ipc_msg_cfg_file_decode(rd, &m) < 0)
+		return -1;
+	char *path = ipc_str_dup(m.path);
+	cfg_files_append(&w->incoming, path, m.first != 0, m.piece.p, m.piece.n);
 	free(path);
-	return ok ? 0 : -1;
+	return 0;
 }
 
 /* The config text and files received so far, parsed; NULL with err. */
@@ -143,14 +115,12 @@ static void worker_cfg_drop_pending(struct worker *w)
 }
 
 /* Reload, phase one: parse and let the role build its part, or refuse. */
-static int worker_msg_prepare(void *arg, const uint8_t *p, size_t len)
+static int worker_msg_prepare(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	struct ipc_rd rd;
+	struct ipc_msg_text m;
 	char path[4096], err[512] = "";
-	ipc_rd_init(&rd, p, len);
-	ipc_get_str(&rd, path, sizeof(path));
-	if (ipc_rd_done(&rd) < 0)
+	if (ipc_msg_text_decode(rd, &m) < 0 || ipc_str_copy(path, sizeof(path), m.text) < 0)
 		return -1;
 	worker_cfg_drop_pending(w);
 	w->pending = worker_cfg_parse(w, path, err, sizeof(err));
@@ -159,9 +129,10 @@ static int worker_msg_prepare(void *arg, const uint8_t *p, size_t len)
 		worker_cfg_drop_pending(w);
 	if (w->pending == NULL) {
 		log_warnx("reload refused: %s", err);
+		struct ipc_msg_text refused = {ipc_str(err)};
 		struct ipc_wr wr;
 		ipc_wr_init(&wr);
-		ipc_put_str(&wr, err);
+		ipc_msg_text_encode(&wr, &refused);
 		ipc_send_wr(w->master, MSG_CFG_REFUSED, &wr);
 		ipc_wr_free(&wr);
 		return 0;
@@ -171,12 +142,11 @@ static int worker_msg_prepare(void *arg, const uint8_t *p, size_t len)
 }
 
 /* Reload, phase two: every worker is ready; the old config goes. */
-static int worker_msg_commit(void *arg, const uint8_t *p, size_t len)
+static int worker_msg_commit(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	(void)p;
 	/* COMMIT without a prepared config: a master out of step. */
-	if (w->pending == NULL || len != 0)
+	if (w->pending == NULL || ipc_msg_empty_decode(rd) < 0)
 		return -1;
 	config_free(w->cfg);
 	*w->cfg = *w->pending;
@@ -188,11 +158,10 @@ static int worker_msg_commit(void *arg, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int worker_msg_abort(void *arg, const uint8_t *p, size_t len)
+static int worker_msg_abort(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	(void)p;
-	if (len != 0)
+	if (ipc_msg_empty_decode(rd) < 0)
 		return -1;
 	if (w->pending != NULL && w->on_abort)
 		w->on_abort(w);
@@ -201,45 +170,46 @@ static int worker_msg_abort(void *arg, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int worker_msg_health(void *arg, const uint8_t *p, size_t len)
+static int worker_msg_health(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	ipc_send(w->master, MSG_HEALTH_OK, p, len);
+	struct ipc_msg_health m;
+	struct ipc_wr wr;
+	if (ipc_msg_health_decode(rd, &m) < 0)
+		return -1;
+	ipc_wr_init(&wr);
+	ipc_msg_health_encode(&wr, &m);
+	ipc_send_wr(w->master, MSG_HEALTH_OK, &wr);
+	ipc_wr_free(&wr);
 	return 0;
 }
 
-static int worker_msg_ctl(void *arg, const uint8_t *p, size_t len)
+static int worker_msg_ctl(void *arg, struct ipc_rd *rd)
 {
 	struct worker *w = arg;
-	struct ipc_rd rd;
-	char *argv[CTL_MAX_ARGS + 1] = {0};
-	int rc = 0;
-	ipc_rd_init(&rd, p, len);
-	uint32_t reqid = ipc_get_u32(&rd);
-	uint32_t argc = ipc_get_u32(&rd);
-	if (argc == 0 || argc > CTL_MAX_ARGS)
+	struct ipc_msg_ctl_req m;
+	char *argv[IPC_CTL_MAX_ARGS + 1] = {0};
+	if (ipc_msg_ctl_req_decode(rd, &m) < 0)
 		return -1;
-	for (uint32_t i = 0; i < argc; i++)
-		argv[i] = ipc_get_strdup(&rd);
-	if (ipc_rd_done(&rd) < 0)
-		rc = -1;
-	else if (w->on_ctl)
-		w->on_ctl(w, reqid, (int)argc, argv);
+	for (uint32_t i = 0; i < m.argc; i++)
+		argv[i] = ipc_str_dup(m.argv[i]);
+	if (w->on_ctl)
+		w->on_ctl(w, m.reqid, (int)m.argc, argv);
 	else
-		worker_ctl_reply(w, reqid, 1, "command not supported by this worker\n");
-	for (uint32_t i = 0; i < argc; i++)
+		worker_ctl_reply(w, m.reqid, 1, "command not supported by this worker\n");
+	for (uint32_t i = 0; i < m.argc; i++)
 		free(argv[i]);
-	return rc;
+	return 0;
 }
 
 /* What the master may send a worker. */
 static const struct ipc_handler worker_handlers[] = {
-	{MSG_HEALTH, worker_msg_health},
-	{MSG_CFG_FILE, worker_msg_file},
-	{MSG_CFG_PREPARE, worker_msg_prepare},
-	{MSG_CFG_COMMIT, worker_msg_commit},
-	{MSG_CFG_ABORT, worker_msg_abort},
-	{MSG_CTL_REQ, worker_msg_ctl},
+	{MSG_HEALTH, 0, worker_msg_health},
+	{MSG_CFG_FILE, 0, worker_msg_file},
+	{MSG_CFG_PREPARE, 0, worker_msg_prepare},
+	{MSG_CFG_COMMIT, 0, worker_msg_commit},
+	{MSG_CFG_ABORT, 0, worker_msg_abort},
+	{MSG_CTL_REQ, 0, worker_msg_ctl},
 };
 
 static void worker_on_master(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
@@ -277,19 +247,20 @@ static void worker_cfg_start(struct worker *w)
 		long len = ipc_read_frame_blocking(WORKER_MASTER_FD, &type, &p);
 		if (len < 0)
 			fatal("no configuration from the master");
-		if (type == MSG_CFG_FILE && worker_msg_file(w, p, (size_t)len) == 0) {
+		struct ipc_rd rd;
+		ipc_rd_init(&rd, p, (size_t)len);
+		if (type == MSG_CFG_FILE && worker_msg_file(w, &rd) == 0) {
 			free(p);
 			continue;
 		}
-		struct ipc_rd rd;
+		struct ipc_msg_cfg_start m;
 		ipc_rd_init(&rd, p, (size_t)len);
-		ipc_get_str(&rd, path, sizeof(path));
-		uint32_t nfds = ipc_get_u32(&rd);
-		int bad = type != MSG_CFG_START || ipc_rd_done(&rd) < 0 || nfds > 1024;
+		int bad = type != MSG_CFG_START || ipc_msg_cfg_start_decode(&rd, &m) < 0 ||
+			  ipc_str_copy(path, sizeof(path), m.path) < 0 || m.nfds > 1024;
 		free(p);
 		if (bad)
 			fatal("unexpected message from the master before START");
-		w->nfds = nfds;
+		w->nfds = m.nfds;
 		break;
 	}
 	w->fds = xcalloc(w->nfds ? w->nfds : 1, sizeof(*w->fds));

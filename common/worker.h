@@ -58,8 +58,6 @@ struct worker {
 void worker_run(struct worker *w, void (*role_main)(struct worker *w)) __attribute__((noreturn));
 /* Answers a relayctl request: status 0 ok, 1 failed; text is the output. */
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text);
-/* A connected non-blocking socket to queue.sock, or -1 (EAGAIN: backlog full). */
-int worker_connect_queue(const struct config *cfg);
 /* "STATE_DIR/name" into dst. */
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz);
 

@@ -7,6 +7,8 @@
  * result), so one fsync covers every message that finished meanwhile.
  */
 #include "queue/queue.h"
+#include "common/ipc_dispatch.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/peercred.h"
@@ -26,16 +28,10 @@
 /* Longest sleep of the retry timer: bounds the effect of wall clock jumps. */
 #define QUEUE_WAKE_MAX_MS (3600 * 1000)
 
-typedef int (*queue_frame_fn)(struct queue_peer *p, struct ipc_rd *rd);
+static int queue_hello(void *ctx, struct ipc_rd *rd);
 
-static int queue_hello(struct queue_peer *p, struct ipc_rd *rd);
-
-/* Which peer may send what. */
-static const struct queue_handler {
-	uint32_t type;
-	int role;
-	queue_frame_fn fn;
-} queue_handlers[] = {
+/* Which peer may send what: the sender column is the peer's role (0 until HELLO). */
+static const struct ipc_handler queue_handlers[] = {
 	{MSG_Q_HELLO, 0, queue_hello},
 	{MSG_Q_BEGIN, ROLE_INTAKE, queue_in_begin},
 	{MSG_Q_RCPT, ROLE_INTAKE, queue_in_rcpt},
@@ -184,19 +180,21 @@ static void queue_on_wake(void *arg)
 }
 
 /* A peer is served from its HELLO on; HELLO_OK tells it a worker is here. */
-static int queue_hello(struct queue_peer *p, struct ipc_rd *rd)
+static int queue_hello(void *ctx, struct ipc_rd *rd)
 {
+	struct queue_peer *p = ctx;
+	struct ipc_msg_q_hello m;
 	struct ipc_wr wr;
-	uint32_t role = ipc_get_u32(rd);
-	if (ipc_rd_done(rd) < 0 || (role != ROLE_INTAKE && role != ROLE_DELIVERY))
+	if (ipc_msg_q_hello_decode(rd, &m) < 0 ||
+	    (m.role != ROLE_INTAKE && m.role != ROLE_DELIVERY))
 		return -1;
-	p->role = (int)role;
+	p->role = (int)m.role;
+	struct ipc_msg_q_hello_ok ok = {m.role, (uint32_t)getpid()};
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, role);
-	ipc_put_u32(&wr, (uint32_t)getpid());
+	ipc_msg_q_hello_ok_encode(&wr, &ok);
 	ipc_send_wr(p->ch, MSG_Q_HELLO_OK, &wr);
 	ipc_wr_free(&wr);
-	if (role == ROLE_DELIVERY) {
+	if (m.role == ROLE_DELIVERY) {
 		struct queue *q = p->q;
 		if (q->dlv != NULL) {
 			log_warnx("a second delivery peer connected; dropping the first");
@@ -205,7 +203,7 @@ static int queue_hello(struct queue_peer *p, struct ipc_rd *rd)
 		q->dlv = p;
 		q->credits = 0;
 	}
-	log_debug("%s connected", role == ROLE_INTAKE ? "intake" : "delivery");
+	log_debug("%s connected", m.role == ROLE_INTAKE ? "intake" : "delivery");
 	return 0;
 }
 
@@ -213,19 +211,7 @@ static void queue_on_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *pa
 			   void *arg)
 {
 	struct queue_peer *p = arg;
-	struct ipc_rd rd;
-	ipc_rd_init(&rd, payload, len);
-	for (size_t i = 0; i < sizeof(queue_handlers) / sizeof(queue_handlers[0]); i++) {
-		const struct queue_handler *h = &queue_handlers[i];
-		if (h->type != type)
-			continue;
-		if (h->role != p->role)
-			break;
-		if (h->fn(p, &rd) < 0)
-			ipc_fail(ch, "malformed message");
-		return;
-	}
-	ipc_fail(ch, "unexpected message");
+	IPC_DISPATCH_FROM(queue_handlers, ch, p, p->role, type, payload, len);
 }
 
 static void queue_on_peer_close(struct ipc_chan *ch, void *arg)
@@ -245,6 +231,7 @@ static void queue_on_peer_close(struct ipc_chan *ch, void *arg)
 		}
 	}
 	ipc_chan_free(ch);
+	idmap_free(&p->sess);
 	free(p);
 }
 
@@ -352,6 +339,7 @@ void queue_main(struct worker *w)
 	ev_timer_stop(w->loop, &q->wake);
 	ev_timer_stop(w->loop, &q->txn_timer);
 	queue_store_close(q->st);
+	idmap_free(&q->jobs);
 	free(q);
 	w->ctx = NULL;
 }

@@ -12,6 +12,7 @@
 #include "queue/queue_store.h"
 #include "common/buf.h"
 #include "common/event.h"
+#include "common/idmap.h"
 #include "common/ipc.h"
 
 #include <stdint.h>
@@ -19,11 +20,8 @@
 struct worker;
 struct queue;
 
-#define QUEUE_SESS_BUCKETS 256
-
 /* One SMTP transaction of an intake peer. */
 struct queue_sess {
-	struct queue_sess *next;      /* in its peer's bucket */
 	struct queue_sess *wnext;     /* in q->waiting, once END arrived */
 	struct queue_peer *peer;      /* NULL once the peer went away */
 	uint64_t sid;
@@ -40,7 +38,6 @@ struct queue_sess {
 
 /* A delivery job: recipients of one message and domain, handed out. */
 struct queue_job {
-	struct queue_job *next;
 	uint64_t jobid;
 	char qid[QUEUE_QID_MAX];
 	uint32_t nchunks;
@@ -54,7 +51,7 @@ struct queue_peer {
 	struct queue *q;
 	struct ipc_chan *ch;
 	int role;                     /* 0 until HELLO, then enum ipc_role */
-	struct queue_sess *sess[QUEUE_SESS_BUCKETS];
+	struct idmap sess;            /* its SMTP transactions by session id */
 };
 
 struct queue {
@@ -67,7 +64,7 @@ struct queue {
 	struct queue_peer *peers;
 	struct queue_peer *dlv;       /* the delivery worker, when connected */
 	uint32_t credits;             /* jobs delivery asked for and did not get */
-	struct queue_job *jobs;
+	struct idmap jobs;            /* jobs handed out, by job id */
 	uint64_t next_jobid;
 	uint64_t gen;                 /* number of the open (or last) transaction */
 	int want_commit;              /* something in the transaction needs to be durable */
@@ -91,24 +88,24 @@ int queue_commit(struct queue *q);
 void queue_kick(struct queue *q);
 void queue_policy_load(struct queue *q);
 
-/* queue_intake.c */
-int queue_in_begin(struct queue_peer *p, struct ipc_rd *rd);
-int queue_in_rcpt(struct queue_peer *p, struct ipc_rd *rd);
-int queue_in_content(struct queue_peer *p, struct ipc_rd *rd);
-int queue_in_end(struct queue_peer *p, struct ipc_rd *rd);
-int queue_in_abort(struct queue_peer *p, struct ipc_rd *rd);
+/* queue_intake.c: the handlers take a struct queue_peer (queue.c's table) */
+int queue_in_begin(void *peer, struct ipc_rd *rd);
+int queue_in_rcpt(void *peer, struct ipc_rd *rd);
+int queue_in_content(void *peer, struct ipc_rd *rd);
+int queue_in_end(void *peer, struct ipc_rd *rd);
+int queue_in_abort(void *peer, struct ipc_rd *rd);
 void queue_in_gone(struct queue_peer *p);
 /* After a commit: COMMITTED (ok) or FAILED (rc: SQLite code) to the waiting sessions. */
 void queue_in_committed(struct queue *q);
 void queue_in_rolled_back(struct queue *q, int rc);
 
-/* queue_dlv.c */
-int queue_dlv_ready(struct queue_peer *p, struct ipc_rd *rd);
-int queue_dlv_chunk_req(struct queue_peer *p, struct ipc_rd *rd);
-int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd);
-int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd);
+/* queue_dlv.c: likewise */
+int queue_dlv_ready(void *peer, struct ipc_rd *rd);
+int queue_dlv_chunk_req(void *peer, struct ipc_rd *rd);
+int queue_dlv_result(void *peer, struct ipc_rd *rd);
+int queue_dlv_done(void *peer, struct ipc_rd *rd);
 /* Deferred without a connection: the job's recipients wait for the hop's memory to end. */
-int queue_dlv_suspended(struct queue_peer *p, struct ipc_rd *rd);
+int queue_dlv_suspended(void *peer, struct ipc_rd *rd);
 /* relayctl flush: delivery forgets the failed next hops of qid (all when NULL). */
 int queue_dlv_flush(struct queue *q, const char *qid);
 void queue_dlv_gone(struct queue *q);

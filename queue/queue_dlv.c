@@ -6,6 +6,7 @@
  * that goes away return to the queue.
  */
 #include "queue/queue.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -13,28 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every recipient of a job fits in its MSG_D_JOB. */
+_Static_assert(QUEUE_JOB_MAX_RCPTS <= IPC_JOB_MAX_RCPTS, "a job's recipients fit MSG_D_JOB");
+
 static struct queue_job *queue_job_find(struct queue *q, uint64_t jobid)
 {
-	struct queue_job *j = q->jobs;
-	while (j && j->jobid != jobid)
-		j = j->next;
-	return j;
+	return idmap_get(&q->jobs, jobid);
 }
 
 static void queue_job_free(struct queue *q, struct queue_job *j)
 {
-	for (struct queue_job **jp = &q->jobs; *jp; jp = &(*jp)->next) {
-		if (*jp == j) {
-			*jp = j->next;
-			break;
-		}
-	}
+	idmap_del(&q->jobs, j->jobid);
 	free(j);
 }
 
 static void queue_job_send(struct queue *q, const struct queue_pick *pk)
 {
 	struct queue_job *j = xcalloc(1, sizeof(*j));
+	struct ipc_msg_d_job m;
 	struct ipc_wr wr;
 
 	j->jobid = ++q->next_jobid;
@@ -43,22 +40,23 @@ static void queue_job_send(struct queue *q, const struct queue_pick *pk)
 	j->n = pk->n;
 	for (size_t i = 0; i < pk->n; i++)
 		j->rcptid[i] = pk->rcpts[i].id;
-	j->next = q->jobs;
-	q->jobs = j;
+	if (idmap_put(&q->jobs, j->jobid, j) < 0)
+		fatal("queue: job id %llu used twice", (unsigned long long)j->jobid);
 
-	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, j->jobid);
-	ipc_put_str(&wr, pk->msg.qid);
-	ipc_put_str(&wr, pk->msg.sender);
-	ipc_put_str(&wr, pk->domain);
-	ipc_put_u64(&wr, pk->msg.size);
-	ipc_put_u32(&wr, pk->msg.body_flags);
-	ipc_put_i64(&wr, pk->msg.arrival);
-	ipc_put_u32(&wr, (uint32_t)pk->n);
+	m.jobid = j->jobid;
+	m.qid = ipc_str(pk->msg.qid);
+	m.sender = ipc_str(pk->msg.sender);
+	m.domain = ipc_str(pk->domain);
+	m.size = pk->msg.size;
+	m.body_flags = pk->msg.body_flags;
+	m.arrival = pk->msg.arrival;
+	m.nrcpt = (uint32_t)pk->n;
 	for (size_t i = 0; i < pk->n; i++) {
-		ipc_put_u64(&wr, (uint64_t)pk->rcpts[i].id);
-		ipc_put_str(&wr, pk->rcpts[i].address);
+		m.rcpts[i].rcptid = (uint64_t)pk->rcpts[i].id;
+		m.rcpts[i].address = ipc_str(pk->rcpts[i].address);
 	}
+	ipc_wr_init(&wr);
+	ipc_msg_d_job_encode(&wr, &m);
 	ipc_send_wr(q->dlv->ch, MSG_D_JOB, &wr);
 	ipc_wr_free(&wr);
 	log_debug("job %llu: %s for %s, %zu recipient(s)", (unsigned long long)j->jobid,
@@ -85,42 +83,42 @@ void queue_dlv_schedule(struct queue *q)
 	free(pk);
 }
 
-int queue_dlv_ready(struct queue_peer *p, struct ipc_rd *rd)
+int queue_dlv_ready(void *peer, struct ipc_rd *rd)
 {
-	uint32_t n = ipc_get_u32(rd);
-	if (ipc_rd_done(rd) < 0)
+	struct queue_peer *p = peer;
+	struct ipc_msg_d_ready m;
+	if (ipc_msg_d_ready_decode(rd, &m) < 0)
 		return -1;
-	p->q->credits += n;
+	p->q->credits += m.n;
 	queue_kick(p->q);
 	return 0;
 }
 
 static void queue_dlv_job_fail(struct ipc_chan *ch, uint64_t jobid)
 {
+	struct ipc_msg_id m = {jobid};
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, jobid);
+	ipc_msg_id_encode(&wr, &m);
 	ipc_send_wr(ch, MSG_D_JOB_FAIL, &wr);
 	ipc_wr_free(&wr);
 }
 
-int queue_dlv_chunk_req(struct queue_peer *p, struct ipc_rd *rd)
+int queue_dlv_chunk_req(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	uint64_t jobid = ipc_get_u64(rd);
-	uint32_t seq = ipc_get_u32(rd);
-	if (ipc_rd_done(rd) < 0)
+	struct ipc_msg_d_chunk_req req;
+	if (ipc_msg_d_chunk_req_decode(rd, &req) < 0)
 		return -1;
-	struct queue_job *j = queue_job_find(q, jobid);
+	uint32_t seq = req.seq;
+	struct queue_job *j = queue_job_find(q, req.jobid);
+	struct ipc_msg_d_chunk m = {req.jobid, seq, seq + 1 >= (j ? j->nchunks : 0), {NULL, 0}};
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, jobid);
-	ipc_put_u32(&wr, seq);
-	ipc_put_u32(&wr, seq + 1 >= (j ? j->nchunks : 0));
-	/* The bytes field: its length is patched in once the chunk is read. */
-	size_t lenoff = buf_avail(&wr.b);
-	ipc_put_u32(&wr, 0);
-	size_t before = buf_avail(&wr.b);
+	ipc_msg_d_chunk_head(&wr, &m);
+	/* The bytes field: the chunk is read from the store straight into the frame. */
+	size_t open = ipc_put_bytes_open(&wr);
 	int rc = j == NULL ? 0 : queue_store_chunk_get(q->st, j->qid, seq, &wr.b);
 	/* An empty message has no chunk 0 but is fine. */
 	if (j != NULL && rc == 0 && seq == 0 && j->nchunks == 0)
@@ -128,10 +126,9 @@ int queue_dlv_chunk_req(struct queue_peer *p, struct ipc_rd *rd)
 	if (rc <= 0) {
 		if (j != NULL)
 			log_msg(LOG_WARNING, j->qid, "content chunk %u unavailable", seq);
-		queue_dlv_job_fail(p->ch, jobid);
+		queue_dlv_job_fail(p->ch, req.jobid);
 	} else {
-		uint32_t n = (uint32_t)(buf_avail(&wr.b) - before);
-		memcpy(buf_head(&wr.b) + lenoff, &n, sizeof(n));
+		ipc_put_bytes_close(&wr, open);
 		ipc_send_wr(p->ch, MSG_D_CHUNK, &wr);
 	}
 	ipc_wr_free(&wr);
@@ -158,20 +155,22 @@ static int queue_job_rcpt(const struct queue_job *j, int64_t rcptid)
 	return -1;
 }
 
-int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd)
+int queue_dlv_result(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
 	char enh[16], text[1024], relay[300];
 	struct queue_result res = {.suspended_until = 0};
-	uint64_t jobid = ipc_get_u64(rd);
-	res.rcptid = (int64_t)ipc_get_u64(rd);
-	res.dclass = ipc_get_u32(rd);
-	res.code = ipc_get_u32(rd);
-	ipc_get_str(rd, enh, sizeof(enh));
-	ipc_get_str(rd, text, sizeof(text));
-	ipc_get_str(rd, relay, sizeof(relay));
-	if (ipc_rd_done(rd) < 0 || res.dclass < DLV_SENT || res.dclass > DLV_BOUNCED)
+	struct ipc_msg_d_result m;
+	if (ipc_msg_d_result_decode(rd, &m) < 0 || ipc_str_copy(enh, sizeof(enh), m.enh) < 0 ||
+	    ipc_str_copy(text, sizeof(text), m.text) < 0 ||
+	    ipc_str_copy(relay, sizeof(relay), m.relay) < 0 || m.dclass < DLV_SENT ||
+	    m.dclass > DLV_BOUNCED)
 		return -1;
+	uint64_t jobid = m.jobid;
+	res.rcptid = (int64_t)m.rcptid;
+	res.dclass = m.dclass;
+	res.code = m.code;
 	res.enh = enh;
 	res.text = text;
 	res.relay = relay;
@@ -187,23 +186,22 @@ int queue_dlv_result(struct queue_peer *p, struct ipc_rd *rd)
 	return 0;
 }
 
-int queue_dlv_suspended(struct queue_peer *p, struct ipc_rd *rd)
+int queue_dlv_suspended(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
 	char enh[16], text[1024];
-	uint64_t jobid = ipc_get_u64(rd);
-	int64_t until = ipc_get_i64(rd);
-	ipc_get_str(rd, enh, sizeof(enh));
-	ipc_get_str(rd, text, sizeof(text));
-	if (ipc_rd_done(rd) < 0 || until <= 0)
+	struct ipc_msg_d_suspended m;
+	if (ipc_msg_d_suspended_decode(rd, &m) < 0 || m.until <= 0 ||
+	    ipc_str_copy(enh, sizeof(enh), m.enh) < 0 || ipc_str_copy(text, sizeof(text), m.text) < 0)
 		return -1;
-	struct queue_job *j = queue_job_find(q, jobid);
+	struct queue_job *j = queue_job_find(q, m.jobid);
 	for (size_t i = 0; j != NULL && i < j->n; i++) {
 		if (j->resolved[i])
 			continue;
 		struct queue_result res = {
 			.rcptid = j->rcptid[i], .dclass = DLV_DEFERRED, .enh = enh, .text = text,
-			.relay = "none", .suspended_until = until,
+			.relay = "none", .suspended_until = m.until,
 		};
 		j->resolved[i] = 1;
 		queue_dlv_apply(q, &res);
@@ -215,9 +213,10 @@ int queue_dlv_suspended(struct queue_peer *p, struct ipc_rd *rd)
 static int queue_dlv_flush_domain(const struct queue_rcpt *r, void *arg)
 {
 	struct queue *q = arg;
+	struct ipc_msg_text m = {ipc_str(r->domain)};
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_str(&wr, r->domain);
+	ipc_msg_text_encode(&wr, &m);
 	ipc_send_wr(q->dlv->ch, MSG_D_FLUSH, &wr);
 	ipc_wr_free(&wr);
 	return 0;
@@ -233,13 +232,14 @@ int queue_dlv_flush(struct queue *q, const char *qid)
 	return queue_store_domains_of(q->st, qid, queue_dlv_flush_domain, q);
 }
 
-int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd)
+int queue_dlv_done(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	uint64_t jobid = ipc_get_u64(rd);
-	if (ipc_rd_done(rd) < 0)
+	struct ipc_msg_id m;
+	if (ipc_msg_id_decode(rd, &m) < 0)
 		return -1;
-	struct queue_job *j = queue_job_find(q, jobid);
+	struct queue_job *j = queue_job_find(q, m.id);
 	if (j == NULL)
 		return 0;
 	/* Recipients delivery said nothing about: retried like a temporary failure. */
@@ -259,9 +259,11 @@ int queue_dlv_done(struct queue_peer *p, struct ipc_rd *rd)
 
 void queue_dlv_gone(struct queue *q)
 {
+	struct queue_job *j;
+	size_t it = 0;
 	long n = 0;
-	while (q->jobs)
-		queue_job_free(q, q->jobs);
+	while ((j = idmap_next(&q->jobs, &it)) != NULL)
+		queue_job_free(q, j);
 	q->credits = 0;
 	if (queue_txn(q) < 0 || queue_store_requeue_inflight(q->st, q->now(), &n) < 0) {
 		queue_txn_abort(q);
@@ -277,7 +279,9 @@ void queue_dlv_resync(struct queue *q)
 	long n = 0;
 	if (queue_txn(q) < 0 || queue_store_requeue_inflight(q->st, q->now(), &n) < 0)
 		goto fail;
-	for (struct queue_job *j = q->jobs; j; j = j->next)
+	struct queue_job *j;
+	size_t it = 0;
+	while ((j = idmap_next(&q->jobs, &it)) != NULL)
 		for (size_t i = 0; i < j->n; i++)
 			if (!j->resolved[i] &&
 			    queue_store_rcpt_set_state(q->st, j->rcptid[i], RS_INFLIGHT) < 0)

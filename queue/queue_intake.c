@@ -6,6 +6,7 @@
  * commit, after which (and only after which) COMMITTED is sent.
  */
 #include "queue/queue.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -34,17 +35,9 @@ static const struct queue_fail_reply *queue_fail_reply(int rc)
 	return &queue_fail_replies[i];
 }
 
-static struct queue_sess **queue_sess_slot(struct queue_peer *p, uint64_t sid)
-{
-	struct queue_sess **sp = &p->sess[sid % QUEUE_SESS_BUCKETS];
-	while (*sp && (*sp)->sid != sid)
-		sp = &(*sp)->next;
-	return sp;
-}
-
 static struct queue_sess *queue_sess_find(struct queue_peer *p, uint64_t sid)
 {
-	return *queue_sess_slot(p, sid);
+	return idmap_get(&p->sess, sid);
 }
 
 /* Unlinks from the peer (the session may still wait for its commit). */
@@ -52,9 +45,7 @@ static void queue_sess_unlink(struct queue_sess *s)
 {
 	if (s->peer == NULL)
 		return;
-	struct queue_sess **sp = queue_sess_slot(s->peer, s->sid);
-	if (*sp == s)
-		*sp = s->next;
+	idmap_del(&s->peer->sess, s->sid);
 	s->peer = NULL;
 }
 
@@ -68,14 +59,12 @@ static void queue_sess_free(struct queue_sess *s)
 static void queue_sess_reply_failed(struct queue_sess *s, int rc)
 {
 	const struct queue_fail_reply *r = queue_fail_reply(rc);
+	struct ipc_msg_q_failed m = {s->sid, r->code, ipc_str(r->enh), ipc_str(r->text)};
 	struct ipc_wr wr;
 	if (s->peer == NULL)
 		return;
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, s->sid);
-	ipc_put_u32(&wr, r->code);
-	ipc_put_str(&wr, r->enh);
-	ipc_put_str(&wr, r->text);
+	ipc_msg_q_failed_encode(&wr, &m);
 	ipc_send_wr(s->peer->ch, MSG_Q_FAILED, &wr);
 	ipc_wr_free(&wr);
 	log_msg(LOG_WARNING, s->msg.qid, "not queued: %u %s %s", r->code, r->enh, r->text);
@@ -119,26 +108,28 @@ static int queue_sess_flush(struct queue *q, struct queue_sess *s, int final)
 	return 0;
 }
 
-int queue_in_begin(struct queue_peer *p, struct ipc_rd *rd)
+int queue_in_begin(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
+	struct ipc_msg_q_begin m;
+	if (ipc_msg_q_begin_decode(rd, &m) < 0)
+		return -1;
 	struct queue_sess *s = xcalloc(1, sizeof(*s));
-	s->sid = ipc_get_u64(rd);
-	ipc_get_str(rd, s->msg.qid, sizeof(s->msg.qid));
-	ipc_get_str(rd, s->msg.sender, sizeof(s->msg.sender));
-	ipc_get_str(rd, s->msg.client, sizeof(s->msg.client));
-	ipc_get_str(rd, s->msg.helo, sizeof(s->msg.helo));
-	ipc_get_str(rd, s->msg.auth_user, sizeof(s->msg.auth_user));
-	s->msg.body_flags = ipc_get_u32(rd);
-	s->msg.arrival = ipc_get_i64(rd);
-	if (ipc_rd_done(rd) < 0 || s->msg.qid[0] == '\0' || queue_sess_find(p, s->sid) != NULL) {
+	s->sid = m.sid;
+	s->msg.body_flags = m.body_flags;
+	s->msg.arrival = m.arrival;
+	if (ipc_str_copy(s->msg.qid, sizeof(s->msg.qid), m.qid) < 0 ||
+	    ipc_str_copy(s->msg.sender, sizeof(s->msg.sender), m.sender) < 0 ||
+	    ipc_str_copy(s->msg.client, sizeof(s->msg.client), m.client) < 0 ||
+	    ipc_str_copy(s->msg.helo, sizeof(s->msg.helo), m.helo) < 0 ||
+	    ipc_str_copy(s->msg.auth_user, sizeof(s->msg.auth_user), m.auth_user) < 0 ||
+	    s->msg.qid[0] == '\0' || idmap_put(&p->sess, s->sid, s) < 0) {
 		free(s);
 		return -1;
 	}
 	buf_init(&s->pending);
 	s->peer = p;
-	struct queue_sess **sp = queue_sess_slot(p, s->sid);
-	*sp = s;
 	if (queue_txn(q) < 0)
 		return queue_sess_write_failed(q, s);
 	if (queue_store_msg_add(q->st, &s->msg) < 0) {
@@ -164,15 +155,16 @@ static struct queue_sess *queue_in_sess(struct queue_peer *p, uint64_t sid)
 	return s;
 }
 
-int queue_in_rcpt(struct queue_peer *p, struct ipc_rd *rd)
+int queue_in_rcpt(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
+	struct ipc_msg_q_rcpt m;
 	char rcpt[QUEUE_ADDR_MAX];
-	uint64_t sid = ipc_get_u64(rd);
-	ipc_get_str(rd, rcpt, sizeof(rcpt));
-	if (ipc_rd_done(rd) < 0 || queue_sess_find(p, sid) == NULL)
+	if (ipc_msg_q_rcpt_decode(rd, &m) < 0 || ipc_str_copy(rcpt, sizeof(rcpt), m.rcpt) < 0 ||
+	    queue_sess_find(p, m.sid) == NULL)
 		return -1;
-	struct queue_sess *s = queue_in_sess(p, sid);
+	struct queue_sess *s = queue_in_sess(p, m.sid);
 	if (s == NULL)
 		return 0;
 	if (queue_txn(q) < 0 || queue_store_rcpt_add(q->st, s->msg.qid, rcpt) < 0)
@@ -182,31 +174,34 @@ int queue_in_rcpt(struct queue_peer *p, struct ipc_rd *rd)
 	return 0;
 }
 
-int queue_in_content(struct queue_peer *p, struct ipc_rd *rd)
+int queue_in_content(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	size_t n;
-	uint64_t sid = ipc_get_u64(rd);
-	const uint8_t *data = ipc_get_bytes(rd, &n);
-	if (ipc_rd_done(rd) < 0 || n > IPC_CHUNK_SIZE || queue_sess_find(p, sid) == NULL)
+	struct ipc_msg_q_content m;
+	if (ipc_msg_q_content_decode(rd, &m) < 0 || m.data.n > IPC_CHUNK_SIZE ||
+	    queue_sess_find(p, m.sid) == NULL)
 		return -1;
-	struct queue_sess *s = queue_in_sess(p, sid);
+	struct queue_sess *s = queue_in_sess(p, m.sid);
 	if (s == NULL)
 		return 0;
-	buf_append(&s->pending, data, n);
-	s->bytes += n;
+	buf_append(&s->pending, m.data.p, m.data.n);
+	s->bytes += m.data.n;
 	if (queue_sess_flush(q, s, 0) < 0)
 		return queue_sess_write_failed(q, s);
 	return 0;
 }
 
-int queue_in_end(struct queue_peer *p, struct ipc_rd *rd)
+int queue_in_end(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	uint64_t sid = ipc_get_u64(rd);
-	uint64_t size = ipc_get_u64(rd);
-	struct queue_sess *s = queue_sess_find(p, sid);
-	if (ipc_rd_done(rd) < 0 || s == NULL || s->ended)
+	struct ipc_msg_q_end m;
+	if (ipc_msg_q_end_decode(rd, &m) < 0)
+		return -1;
+	uint64_t size = m.size;
+	struct queue_sess *s = queue_sess_find(p, m.sid);
+	if (s == NULL || s->ended)
 		return -1;
 	if (s->failed) {
 		/* FAILED was sent already; the session is over. */
@@ -239,13 +234,14 @@ int queue_in_end(struct queue_peer *p, struct ipc_rd *rd)
 	return 0;
 }
 
-int queue_in_abort(struct queue_peer *p, struct ipc_rd *rd)
+int queue_in_abort(void *peer, struct ipc_rd *rd)
 {
+	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	uint64_t sid = ipc_get_u64(rd);
-	if (ipc_rd_done(rd) < 0)
+	struct ipc_msg_id m;
+	if (ipc_msg_id_decode(rd, &m) < 0)
 		return -1;
-	struct queue_sess *s = queue_sess_find(p, sid);
+	struct queue_sess *s = queue_sess_find(p, m.id);
 	/* Unknown (never begun), or too late: an END is being committed. */
 	if (s == NULL || s->ended)
 		return 0;
@@ -264,18 +260,17 @@ void queue_in_gone(struct queue_peer *p)
 {
 	struct queue *q = p->q;
 	int failed = 0;
-	for (size_t b = 0; b < QUEUE_SESS_BUCKETS; b++) {
-		while (p->sess[b]) {
-			struct queue_sess *s = p->sess[b];
-			if (s->ended) {
-				queue_sess_unlink(s);
-				continue;
-			}
-			if (s->owns_row && !s->failed && !failed &&
-			    (queue_txn(q) < 0 || queue_store_msg_delete(q->st, s->msg.qid) < 0))
-				failed = 1;
-			queue_sess_free(s);
+	struct queue_sess *s;
+	size_t it = 0;
+	while ((s = idmap_next(&p->sess, &it)) != NULL) {
+		if (s->ended) {
+			queue_sess_unlink(s);
+			continue;
 		}
+		if (s->owns_row && !s->failed && !failed &&
+		    (queue_txn(q) < 0 || queue_store_msg_delete(q->st, s->msg.qid) < 0))
+			failed = 1;
+		queue_sess_free(s);
 	}
 	if (failed)
 		queue_txn_abort(q);
@@ -289,10 +284,10 @@ void queue_in_committed(struct queue *q)
 		log_msg(LOG_INFO, s->msg.qid, "from=<%s>, size=%llu, nrcpt=%u, client=[%s]",
 			s->msg.sender, (unsigned long long)s->bytes, s->nrcpt, s->msg.client);
 		if (s->peer != NULL) {
+			struct ipc_msg_q_committed m = {s->sid, ipc_str(s->msg.qid)};
 			struct ipc_wr wr;
 			ipc_wr_init(&wr);
-			ipc_put_u64(&wr, s->sid);
-			ipc_put_str(&wr, s->msg.qid);
+			ipc_msg_q_committed_encode(&wr, &m);
 			ipc_send_wr(s->peer->ch, MSG_Q_COMMITTED, &wr);
 			ipc_wr_free(&wr);
 		}
@@ -331,16 +326,16 @@ void queue_in_rolled_back(struct queue *q, int rc)
 	q->waiting_tail = &q->waiting;
 	/* Sessions still streaming lost pieces if they wrote in that transaction. */
 	for (struct queue_peer *p = q->peers; p; p = p->next) {
-		for (size_t b = 0; b < QUEUE_SESS_BUCKETS; b++) {
-			for (struct queue_sess *s = p->sess[b]; s; s = s->next) {
-				if (s->failed || s->gen != q->gen)
-					continue;
-				if (s->owns_row) {
-					qids = xreallocarray(qids, ++cap, sizeof(*qids));
-					memcpy(qids[n++], s->msg.qid, QUEUE_QID_MAX);
-				}
-				queue_sess_fail(s, rc);
+		struct queue_sess *s;
+		size_t it = 0;
+		while ((s = idmap_next(&p->sess, &it)) != NULL) {
+			if (s->failed || s->gen != q->gen)
+				continue;
+			if (s->owns_row) {
+				qids = xreallocarray(qids, ++cap, sizeof(*qids));
+				memcpy(qids[n++], s->msg.qid, QUEUE_QID_MAX);
 			}
+			queue_sess_fail(s, rc);
 		}
 	}
 	queue_in_cleanup(q, qids, n);

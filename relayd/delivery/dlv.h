@@ -13,7 +13,9 @@
 #define RELAYD_DLV_H
 
 #include "common/event.h"
+#include "common/idmap.h"
 #include "common/ipc_types.h"
+#include "common/queue_client.h"
 #include "common/worker.h"
 #include "relayd/delivery/dlv_nexthop.h"
 
@@ -30,8 +32,6 @@ struct dlv_dest;
 /* What the queue keeps of a result's text and relay (queue_dlv.c). */
 #define DLV_RESULT_TEXT_MAX 1000
 #define DLV_RESULT_RELAY_MAX 300
-/* Reconnecting to the queue after it went away. */
-#define DLV_QUEUE_RETRY_MS 1000
 
 struct dlv_rcpt {
 	uint64_t id;
@@ -55,7 +55,6 @@ struct dlv_job {
 	uint32_t chunk_seq;       /* the next piece of content to ask for */
 	int chunk_pending;        /* a request is out */
 	TAILQ_ENTRY(dlv_job) wait_entry;
-	struct dlv_job *hash_next;
 };
 
 TAILQ_HEAD(dlv_job_list, dlv_job);
@@ -81,19 +80,16 @@ struct dlv_stats {
 	uint64_t rcpt_sent, rcpt_deferred, rcpt_bounced;
 };
 
-#define DLV_JOB_HASH 256
-
 struct dlv_ctx {
 	struct worker *w;
 	struct ev_loop *loop;
 	struct resolver *res;
-	struct ipc_chan *queue;
-	struct ev_timer queue_timer;    /* reconnect */
+	struct queue_client queue;      /* jobs in, results out */
 	struct ev_timer dispatch_timer; /* start sessions outside of callbacks */
 	SSL_CTX *tls_ctx;               /* no chain check: may, starttls, smtps */
 	SSL_CTX *tls_verify_ctx;        /* verify; made when first needed */
 	struct dlv_dest_list dests;
-	struct dlv_job *jobs[DLV_JOB_HASH];
+	struct idmap jobs;              /* every job here, by job id */
 	unsigned nsessions;
 	struct dlv_stats stats;
 };

@@ -6,6 +6,7 @@
  */
 #include "relayd/delivery/dlv.h"
 #include "common/ipc.h"
+#include "common/ipc_msg.h"
 #include "common/log.h"
 #include "common/tls.h"
 #include "common/xmalloc.h"
@@ -40,24 +41,14 @@ double dlv_delay(int64_t arrival)
 
 /* ---- jobs ---- */
 
-static struct dlv_job **dlv_job_slot(struct dlv_ctx *ctx, uint64_t id)
-{
-	struct dlv_job **pp = &ctx->jobs[id % DLV_JOB_HASH];
-	while (*pp && (*pp)->id != id)
-		pp = &(*pp)->hash_next;
-	return pp;
-}
-
 static struct dlv_job *dlv_job_find(struct dlv_ctx *ctx, uint64_t id)
 {
-	return *dlv_job_slot(ctx, id);
+	return idmap_get(&ctx->jobs, id);
 }
 
 static void dlv_job_free(struct dlv_ctx *ctx, struct dlv_job *job)
 {
-	struct dlv_job **pp = dlv_job_slot(ctx, job->id);
-	if (*pp == job)
-		*pp = job->hash_next;
+	idmap_del(&ctx->jobs, job->id);
 	for (size_t i = 0; i < job->nrcpts; i++)
 		free(job->rcpts[i].addr);
 	free(job->rcpts);
@@ -67,11 +58,12 @@ static void dlv_job_free(struct dlv_ctx *ctx, struct dlv_job *job)
 
 static void dlv_send_ready(struct dlv_ctx *ctx, unsigned n)
 {
+	struct ipc_msg_d_ready m = {n};
 	struct ipc_wr wr;
 
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, n);
-	ipc_send_wr(ctx->queue, MSG_D_READY, &wr);
+	ipc_msg_d_ready_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_READY, &wr);
 	ipc_wr_free(&wr);
 }
 
@@ -106,18 +98,17 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 	struct ipc_wr wr;
 
 	dlv_rcpt_log(ctx, job, i, o);
-	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, job->id);
-	ipc_put_u64(&wr, r->id);
-	ipc_put_u32(&wr, (uint32_t)o->cls);
-	ipc_put_u32(&wr, (uint32_t)o->code);
-	ipc_put_str(&wr, o->enh);
 	/* The queue keeps bounded copies: cut here rather than have the frame refused. */
 	snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, o->text);
 	snprintf(relay, sizeof(relay), "%.*s", (int)sizeof(relay) - 1, o->relay ? o->relay : "");
-	ipc_put_str(&wr, text);
-	ipc_put_str(&wr, relay);
-	ipc_send_wr(ctx->queue, MSG_D_RESULT, &wr);
+	struct ipc_msg_d_result m = {
+		.jobid = job->id, .rcptid = r->id, .dclass = (uint32_t)o->cls,
+		.code = (uint32_t)o->code, .enh = ipc_str(o->enh), .text = ipc_str(text),
+		.relay = ipc_str(relay),
+	};
+	ipc_wr_init(&wr);
+	ipc_msg_d_result_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_RESULT, &wr);
 	ipc_wr_free(&wr);
 }
 
@@ -135,9 +126,10 @@ void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job)
 	for (size_t i = 0; i < job->nrcpts; i++)
 		if (!job->rcpts[i].done)
 			fatal("%s: job ends with <%s> undecided", job->qid, job->rcpts[i].addr);
+	struct ipc_msg_id m = {job->id};
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, job->id);
-	ipc_send_wr(ctx->queue, MSG_D_DONE, &wr);
+	ipc_msg_id_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_DONE, &wr);
 	ipc_wr_free(&wr);
 	dlv_job_free(ctx, job);
 	dlv_send_ready(ctx, 1);
@@ -145,13 +137,13 @@ void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job)
 
 void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job)
 {
+	struct ipc_msg_d_chunk_req m = {job->id, job->chunk_seq};
 	struct ipc_wr wr;
 
 	job->chunk_pending = 1;
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, job->id);
-	ipc_put_u32(&wr, job->chunk_seq);
-	ipc_send_wr(ctx->queue, MSG_D_CHUNK_REQ, &wr);
+	ipc_msg_d_chunk_req_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_CHUNK_REQ, &wr);
 	ipc_wr_free(&wr);
 }
 
@@ -217,12 +209,12 @@ static void dlv_dest_hold_job(struct dlv_ctx *ctx, struct dlv_dest *dest, struct
 	for (size_t i = 0; i < job->nrcpts; i++)
 		if (!job->rcpts[i].done)
 			dlv_rcpt_log(ctx, job, i, &o);
+	struct ipc_msg_d_suspended m = {
+		.jobid = job->id, .until = until, .enh = ipc_str(o.enh), .text = ipc_str(o.text),
+	};
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, job->id);
-	ipc_put_i64(&wr, until);
-	ipc_put_str(&wr, o.enh);
-	ipc_put_str(&wr, o.text);
-	ipc_send_wr(ctx->queue, MSG_D_SUSPENDED, &wr);
+	ipc_msg_d_suspended_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_SUSPENDED, &wr);
 	ipc_wr_free(&wr);
 	dlv_job_finish(ctx, job);
 }
@@ -318,84 +310,72 @@ static void dlv_job_route(struct dlv_ctx *ctx, struct dlv_job *job)
 
 /* ---- the queue channel ---- */
 
-static void dlv_on_job(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+static int dlv_msg_job(void *arg, struct ipc_rd *rd)
 {
-	struct ipc_rd rd;
-	struct dlv_job *job = xcalloc(1, sizeof(*job));
+	struct dlv_ctx *ctx = arg;
+	struct ipc_msg_d_job m;
 
-	ipc_rd_init(&rd, p, len);
-	job->id = ipc_get_u64(&rd);
-	ipc_get_str(&rd, job->qid, sizeof(job->qid));
-	job->sender = ipc_get_strdup(&rd);
-	ipc_get_str(&rd, job->domain, sizeof(job->domain));
-	job->size = ipc_get_u64(&rd);
-	job->body = ipc_get_u32(&rd);
-	job->arrival = ipc_get_i64(&rd);
-	uint32_t n = ipc_get_u32(&rd);
-	if (!rd.err && n > 0 && n <= len / 8) {
-		job->rcpts = xcalloc(n, sizeof(*job->rcpts));
-		for (uint32_t i = 0; i < n && !rd.err; i++, job->nrcpts++) {
-			job->rcpts[i].id = ipc_get_u64(&rd);
-			job->rcpts[i].addr = ipc_get_strdup(&rd);
-		}
+	if (ipc_msg_d_job_decode(rd, &m) < 0 || m.nrcpt == 0 || m.domain.n == 0 ||
+	    dlv_job_find(ctx, m.jobid) != NULL)
+		return -1;
+	struct dlv_job *job = xcalloc(1, sizeof(*job));
+	job->id = m.jobid;
+	job->sender = ipc_str_dup(m.sender);
+	job->size = m.size;
+	job->body = m.body_flags;
+	job->arrival = m.arrival;
+	job->rcpts = xcalloc(m.nrcpt, sizeof(*job->rcpts));
+	for (; job->nrcpts < m.nrcpt; job->nrcpts++) {
+		job->rcpts[job->nrcpts].id = m.rcpts[job->nrcpts].rcptid;
+		job->rcpts[job->nrcpts].addr = ipc_str_dup(m.rcpts[job->nrcpts].address);
 	}
-	if (ipc_rd_done(&rd) < 0 || job->nrcpts == 0 || job->domain[0] == '\0' ||
-	    dlv_job_find(ctx, job->id) != NULL) {
-		dlv_job_free(ctx, job);
-		ipc_fail(ctx->queue, "bad MSG_D_JOB");
-		return;
+	if (ipc_str_copy(job->qid, sizeof(job->qid), m.qid) < 0 ||
+	    ipc_str_copy(job->domain, sizeof(job->domain), m.domain) < 0) {
+		dlv_job_free(ctx, job); /* not in the map: its id is free */
+		return -1;
 	}
-	struct dlv_job **slot = &ctx->jobs[job->id % DLV_JOB_HASH];
-	job->hash_next = *slot;
-	*slot = job;
+	idmap_put(&ctx->jobs, job->id, job);
 	log_debug("%s: job %llu for %s, %zu recipient(s)", job->qid,
 		  (unsigned long long)job->id, job->domain, job->nrcpts);
 	dlv_job_route(ctx, job);
+	return 0;
 }
 
-static void dlv_on_chunk(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+static int dlv_msg_chunk(void *arg, struct ipc_rd *rd)
 {
-	struct ipc_rd rd;
-	size_t n;
+	struct dlv_ctx *ctx = arg;
+	struct ipc_msg_d_chunk m;
 
-	ipc_rd_init(&rd, p, len);
-	uint64_t id = ipc_get_u64(&rd);
-	uint32_t seq = ipc_get_u32(&rd);
-	uint32_t last = ipc_get_u32(&rd);
-	const uint8_t *data = ipc_get_bytes(&rd, &n);
-	if (ipc_rd_done(&rd) < 0) {
-		ipc_fail(ctx->queue, "bad MSG_D_CHUNK");
-		return;
-	}
-	struct dlv_job *job = dlv_job_find(ctx, id);
-	if (job == NULL || !job->chunk_pending || seq != job->chunk_seq) {
-		log_warnx("unexpected content piece %u of job %llu", seq, (unsigned long long)id);
-		return;
+	if (ipc_msg_d_chunk_decode(rd, &m) < 0)
+		return -1;
+	struct dlv_job *job = dlv_job_find(ctx, m.jobid);
+	if (job == NULL || !job->chunk_pending || m.seq != job->chunk_seq) {
+		log_warnx("unexpected content piece %u of job %llu", m.seq,
+			  (unsigned long long)m.jobid);
+		return 0;
 	}
 	job->chunk_pending = 0;
 	job->chunk_seq++;
 	if (job->sess)
-		dlv_session_chunk(job->sess, data, n, last != 0);
+		dlv_session_chunk(job->sess, m.data.p, m.data.n, m.last != 0);
+	return 0;
 }
 
 /*
  * The queue cannot give this job's content: the connection goes without
  * the final dot (so nothing is delivered) and the recipients wait.
  */
-static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
+static int dlv_msg_job_fail(void *arg, struct ipc_rd *rd)
 {
-	struct ipc_rd rd;
+	struct dlv_ctx *ctx = arg;
+	struct ipc_msg_id m;
 	struct dlv_outcome o;
 
-	ipc_rd_init(&rd, p, len);
-	uint64_t id = ipc_get_u64(&rd);
-	if (ipc_rd_done(&rd) < 0) {
-		ipc_fail(ctx->queue, "bad MSG_D_JOB_FAIL");
-		return;
-	}
-	struct dlv_job *job = dlv_job_find(ctx, id);
+	if (ipc_msg_id_decode(rd, &m) < 0)
+		return -1;
+	struct dlv_job *job = dlv_job_find(ctx, m.id);
 	if (job == NULL)
-		return;
+		return 0;
 	if (job->sess) {
 		dlv_session_abort(job->sess);
 	} else {
@@ -408,66 +388,35 @@ static void dlv_on_job_fail(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
 	snprintf(o.text, sizeof(o.text), "message content unavailable from the queue");
 	dlv_job_outcome_all(ctx, job, &o);
 	dlv_job_finish(ctx, job);
+	return 0;
 }
 
-/* MSG_D_FLUSH: str domain ("" for every destination). */
-static void dlv_on_flush(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
-{
-	struct ipc_rd rd;
-	char domain[256];
-
-	ipc_rd_init(&rd, p, len);
-	ipc_get_str(&rd, domain, sizeof(domain));
-	if (ipc_rd_done(&rd) < 0) {
-		ipc_fail(ctx->queue, "bad MSG_D_FLUSH");
-		return;
-	}
-	dlv_dest_forget(ctx, domain[0] ? domain : NULL);
-}
-
-/*
- * A queue worker serves the channel (a connect alone only reached the
- * master's socket): now the credits, and jobs can come.
- */
-static void dlv_on_hello_ok(struct dlv_ctx *ctx, const uint8_t *p, size_t len)
-{
-	struct ipc_rd rd;
-
-	ipc_rd_init(&rd, p, len);
-	uint32_t role = ipc_get_u32(&rd);
-	uint32_t pid = ipc_get_u32(&rd);
-	if (ipc_rd_done(&rd) < 0 || role != ROLE_DELIVERY) {
-		ipc_fail(ctx->queue, "bad MSG_Q_HELLO_OK");
-		return;
-	}
-	dlv_send_ready(ctx, dlv_credits(ctx->w->cfg));
-	log_info("connected to the queue (worker pid %u)", pid);
-}
-
-static void dlv_on_queue_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
-			       void *arg)
+/* MSG_D_FLUSH: the domain whose next hop to forget ("" for every one). */
+static int dlv_msg_flush(void *arg, struct ipc_rd *rd)
 {
 	struct dlv_ctx *ctx = arg;
+	struct ipc_msg_text m;
+	char domain[256];
 
-	switch (type) {
-	case MSG_Q_HELLO_OK:
-		dlv_on_hello_ok(ctx, p, len);
-		break;
-	case MSG_D_JOB:
-		dlv_on_job(ctx, p, len);
-		break;
-	case MSG_D_CHUNK:
-		dlv_on_chunk(ctx, p, len);
-		break;
-	case MSG_D_JOB_FAIL:
-		dlv_on_job_fail(ctx, p, len);
-		break;
-	case MSG_D_FLUSH:
-		dlv_on_flush(ctx, p, len);
-		break;
-	default:
-		ipc_fail(ch, "unexpected message from the queue");
-	}
+	if (ipc_msg_text_decode(rd, &m) < 0 || ipc_str_copy(domain, sizeof(domain), m.text) < 0)
+		return -1;
+	dlv_dest_forget(ctx, domain[0] ? domain : NULL);
+	return 0;
+}
+
+/* What the queue sends delivery, once it said HELLO_OK. */
+static const struct ipc_handler dlv_queue_handlers[] = {
+	{MSG_D_JOB, 0, dlv_msg_job},
+	{MSG_D_CHUNK, 0, dlv_msg_chunk},
+	{MSG_D_JOB_FAIL, 0, dlv_msg_job_fail},
+	{MSG_D_FLUSH, 0, dlv_msg_flush},
+};
+
+/* A queue worker serves the channel: now the credits, and jobs can come. */
+static void dlv_on_queue_ready(void *arg)
+{
+	struct dlv_ctx *ctx = arg;
+	dlv_send_ready(ctx, dlv_credits(ctx->w->cfg));
 }
 
 /* Every job goes: the queue hands them out again once we are back. */
@@ -475,55 +424,25 @@ static void dlv_drop_all_jobs(struct dlv_ctx *ctx)
 {
 	struct dlv_dest *d;
 	struct dlv_job *job;
+	size_t it = 0;
 
 	LIST_FOREACH(d, &ctx->dests, entry)
 		while ((job = dlv_dest_take(ctx, d)) != NULL)
 			dlv_job_free(ctx, job);
-	for (size_t i = 0; i < DLV_JOB_HASH; i++)
-		while ((job = ctx->jobs[i]) != NULL) {
-			if (job->sess)
-				dlv_session_abort(job->sess);
-			dlv_job_free(ctx, job);
-		}
+	while ((job = idmap_next(&ctx->jobs, &it)) != NULL) {
+		if (job->sess)
+			dlv_session_abort(job->sess);
+		dlv_job_free(ctx, job);
+	}
 }
 
-static void dlv_on_queue_close(struct ipc_chan *ch, void *arg)
+static int dlv_on_queue_lost(void *arg)
 {
 	struct dlv_ctx *ctx = arg;
 
-	(void)ch;
 	log_warnx("lost the queue; dropping jobs in progress and reconnecting");
 	dlv_drop_all_jobs(ctx);
-	/* Freed from the timer: we are inside the channel's own callback. */
-	ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
-}
-
-static void dlv_queue_connect(void *arg)
-{
-	struct dlv_ctx *ctx = arg;
-	struct ipc_wr wr;
-
-	if (ctx->queue) {
-		ipc_chan_free(ctx->queue);
-		ctx->queue = NULL;
-	}
-	int fd = worker_connect_queue(ctx->w->cfg);
-	if (fd < 0) {
-		log_debug("queue not reachable yet: %m");
-		ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
-		return;
-	}
-	ctx->queue = ipc_chan_new(ctx->loop, fd, "queue", dlv_on_queue_frame, dlv_on_queue_close,
-				  ctx);
-	if (ctx->queue == NULL) {
-		ev_timer_start(ctx->loop, &ctx->queue_timer, DLV_QUEUE_RETRY_MS);
-		return;
-	}
-	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, ROLE_DELIVERY);
-	ipc_send_wr(ctx->queue, MSG_Q_HELLO, &wr);
-	ipc_wr_free(&wr);
-	log_debug("connected to queue.sock; waiting for the queue worker's HELLO_OK");
+	return 1;
 }
 
 /* ---- TLS and reload ---- */
@@ -564,7 +483,6 @@ void delivery_main(struct worker *w)
 	ctx->w = w;
 	ctx->loop = w->loop;
 	LIST_INIT(&ctx->dests);
-	ev_timer_init(&ctx->queue_timer, dlv_queue_connect, ctx);
 	ev_timer_init(&ctx->dispatch_timer, dlv_dispatch, ctx);
 	ctx->res = resolver_new(ctx->loop, w->cfg, err, sizeof(err));
 	if (ctx->res == NULL)
@@ -572,6 +490,14 @@ void delivery_main(struct worker *w)
 	w->ctx = ctx;
 	w->on_ctl = dlv_ctl;
 	w->on_reload = dlv_reload;
-	dlv_queue_connect(ctx);
+	ctx->queue.w = w;
+	ctx->queue.role = ROLE_DELIVERY;
+	ctx->queue.table = dlv_queue_handlers;
+	ctx->queue.ntable = sizeof(dlv_queue_handlers) / sizeof(dlv_queue_handlers[0]);
+	ctx->queue.arg = ctx;
+	ctx->queue.on_ready = dlv_on_queue_ready;
+	ctx->queue.on_lost = dlv_on_queue_lost;
+	ctx->queue.late_note = "no deliveries until one does";
+	queue_client_start(&ctx->queue, 0);
 	ev_run(ctx->loop);
 }

@@ -8,6 +8,8 @@
 
 #include "smtp_auth.h"
 #include "common/event.h"
+#include "common/idmap.h"
+#include "common/queue_client.h"
 #include "common/worker.h"
 
 #include <openssl/ssl.h>
@@ -30,10 +32,8 @@ struct intake {
 	struct smtp_auth_db next_auth;
 	struct intake_hasher *hasher;  /* made at the first AUTH (smtp_session.c) */
 	struct intake_anvil *anvil;    /* failed AUTH per client address, likewise */
-	struct ipc_chan *queue;        /* NULL or closed while the queue is away */
-	int queue_ready;               /* HELLO_OK came: a queue worker serves the channel */
-	struct ev_timer queue_retry;
-	struct ev_timer queue_hello;   /* logs a queue worker slow to answer HELLO */
+	struct queue_client queue;     /* the channel to the queue worker */
+	struct idmap by_sid;           /* sessions by the sid of their begun transaction */
 	int flow_waiting;              /* sessions wait for the queue channel's drain */
 	struct smtp_session *sessions; /* every session, a doubly linked list */
 	size_t nsessions;

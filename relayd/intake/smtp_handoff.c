@@ -7,6 +7,7 @@
  */
 #include "smtp_session.h"
 #include "common/ipc.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/qid.h"
@@ -23,6 +24,8 @@ void smtp_tx_free(struct smtp_tx *tx)
 {
 	if (tx == NULL)
 		return;
+	if (tx->sess != NULL)
+		idmap_del(&tx->sess->in->by_sid, tx->sid);
 	for (size_t i = 0; i < tx->nrcpts; i++)
 		free(tx->rcpts[i]);
 	free(tx->rcpts);
@@ -41,40 +44,44 @@ int smtp_handoff_begin(struct smtp_session *s)
 	tx->sid = ++in->next_sid;
 	tx->arrival = ev_wallclock();
 	qid_new(tx->qid);
+	struct ipc_msg_q_begin m = {
+		.sid = tx->sid, .qid = ipc_str(tx->qid), .sender = ipc_str(tx->sender),
+		.client = ipc_str(s->ip), .helo = ipc_str(s->helo),
+		.auth_user = ipc_str(s->auth_user), .body_flags = tx->body_flags,
+		.arrival = tx->arrival,
+	};
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, tx->sid);
-	ipc_put_str(&wr, tx->qid);
-	ipc_put_str(&wr, tx->sender);
-	ipc_put_str(&wr, s->ip);
-	ipc_put_str(&wr, s->helo);
-	ipc_put_str(&wr, s->auth_user);
-	ipc_put_u32(&wr, tx->body_flags);
-	ipc_put_i64(&wr, tx->arrival);
-	int rc = ipc_send_wr(in->queue, MSG_Q_BEGIN, &wr);
+	ipc_msg_q_begin_encode(&wr, &m);
+	int rc = ipc_send_wr(in->queue.ch, MSG_Q_BEGIN, &wr);
 	for (size_t i = 0; rc == 0 && i < tx->nrcpts; i++) {
+		struct ipc_msg_q_rcpt r = {tx->sid, ipc_str(tx->rcpts[i])};
 		buf_reset(&wr.b);
-		ipc_put_u64(&wr, tx->sid);
-		ipc_put_str(&wr, tx->rcpts[i]);
-		rc = ipc_send_wr(in->queue, MSG_Q_RCPT, &wr);
+		ipc_msg_q_rcpt_encode(&wr, &r);
+		rc = ipc_send_wr(in->queue.ch, MSG_Q_RCPT, &wr);
 	}
 	ipc_wr_free(&wr);
 	if (rc < 0)
 		return -1;
 	tx->begun = 1;
+	/* The queue's verdict names the sid: it finds the session here. */
+	tx->sess = s;
+	if (idmap_put(&in->by_sid, tx->sid, s) < 0)
+		fatal("intake: session id %llu used twice", (unsigned long long)tx->sid);
 	return 0;
 }
 
 static void smtp_send_content(struct smtp_session *s, const uint8_t *p, size_t n)
 {
 	struct smtp_tx *tx = s->tx;
+	struct ipc_msg_q_content m = {.sid = tx->sid};
 	struct ipc_wr wr;
 
 	ipc_wr_init(&wr);
+	ipc_msg_q_content_head(&wr, &m);
 	while (n > 0) {
 		size_t piece = n < IPC_CHUNK_SIZE ? n : IPC_CHUNK_SIZE;
-		buf_reset(&wr.b);
-		ipc_put_u64(&wr, tx->sid);
-		ipc_send_wr_bytes(s->in->queue, MSG_Q_CONTENT, &wr, p, piece);
+		/* The bytes go from the session's buffer, uncopied, after the head. */
+		ipc_send_wr_bytes(s->in->queue.ch, MSG_Q_CONTENT, &wr, p, piece);
 		tx->sent += piece;
 		p += piece;
 		n -= piece;
@@ -146,12 +153,12 @@ void smtp_handoff_content(struct smtp_session *s, int at_end)
 void smtp_handoff_end(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
+	struct ipc_msg_q_end m = {tx->sid, tx->sent};
 	struct ipc_wr wr;
 
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, tx->sid);
-	ipc_put_u64(&wr, tx->sent);
-	ipc_send_wr(s->in->queue, MSG_Q_END, &wr);
+	ipc_msg_q_end_encode(&wr, &m);
+	ipc_send_wr(s->in->queue.ch, MSG_Q_END, &wr);
 	ipc_wr_free(&wr);
 	tx->ended = 1;
 }
@@ -159,11 +166,12 @@ void smtp_handoff_end(struct smtp_session *s)
 void smtp_handoff_abort(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
+	struct ipc_msg_id m = {tx->sid};
 	struct ipc_wr wr;
 
 	ipc_wr_init(&wr);
-	ipc_put_u64(&wr, tx->sid);
-	ipc_send_wr(s->in->queue, MSG_Q_ABORT, &wr);
+	ipc_msg_id_encode(&wr, &m);
+	ipc_send_wr(s->in->queue.ch, MSG_Q_ABORT, &wr);
 	ipc_wr_free(&wr);
 	tx->ended = 1;
 }

@@ -44,6 +44,7 @@ enum smtp_auth_step { SA_NONE, SA_PLAIN, SA_LOGIN_USER, SA_LOGIN_PASS };
 /* One mail transaction: MAIL, RCPTs, and its content on the way. */
 struct smtp_tx {
 	uint64_t sid;
+	struct smtp_session *sess;    /* set at BEGIN: the queue's verdict finds it by sid */
 	char qid[QID_LEN];
 	char sender[SMTP_PATH_MAX + 1];
 	unsigned body_flags;          /* BODY_8BITMIME, BODY_SMTPUTF8 */

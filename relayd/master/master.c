@@ -12,6 +12,7 @@
 #include "common/ctl.h"
 #include "common/ipc.h"
 #include "common/ipc_dispatch.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -128,58 +129,65 @@ void master_worker_main(const char *role)
 	fatal("-W %s: no such role", role);
 }
 
-static int master_msg_health_ok(void *arg, const uint8_t *p, size_t len)
+static int master_msg_health_ok(void *arg, struct ipc_rd *rd)
 {
 	struct master_worker *mw = arg;
-	(void)p;
-	(void)len;
+	struct ipc_msg_health m;
+	if (ipc_msg_health_decode(rd, &m) < 0)
+		return -1;
 	mw->health_missed = 0;
 	master_notify_answered(mw);
 	return 0;
 }
 
-static int master_msg_cfg_ready(void *arg, const uint8_t *p, size_t len)
+static int master_msg_cfg_ready(void *arg, struct ipc_rd *rd)
 {
-	(void)p;
-	if (len != 0)
+	if (ipc_msg_empty_decode(rd) < 0)
 		return -1;
 	master_reload_answer(arg, 1, NULL);
 	return 0;
 }
 
-static int master_msg_cfg_refused(void *arg, const uint8_t *p, size_t len)
+static int master_msg_cfg_refused(void *arg, struct ipc_rd *rd)
 {
-	struct ipc_rd rd;
+	struct ipc_msg_text m;
 	char reason[512];
-	ipc_rd_init(&rd, p, len);
-	ipc_get_str(&rd, reason, sizeof(reason));
-	if (ipc_rd_done(&rd) < 0)
+	if (ipc_msg_text_decode(rd, &m) < 0 || ipc_str_copy(reason, sizeof(reason), m.text) < 0)
 		return -1;
 	master_reload_answer(arg, 0, reason);
 	return 0;
 }
 
-static int master_msg_ctl_rep(void *arg, const uint8_t *p, size_t len)
+/* A malformed answer is logged and dropped: relayctl sees a timeout. */
+static int master_msg_ctl_rep(void *arg, struct ipc_rd *rd)
 {
 	struct master_worker *mw = arg;
-	master_control_reply(mw->m, p, len);
+	struct ipc_msg_ctl_rep m;
+	if (ipc_msg_ctl_rep_decode(rd, &m) < 0)
+		log_warnx("malformed control reply from a worker");
+	else
+		master_control_reply(mw->m, &m);
 	return 0;
 }
 
-static int master_msg_ctl_part(void *arg, const uint8_t *p, size_t len)
+static int master_msg_ctl_part(void *arg, struct ipc_rd *rd)
 {
 	struct master_worker *mw = arg;
-	master_control_part(mw->m, p, len);
+	struct ipc_msg_ctl_part m;
+	if (ipc_msg_ctl_part_decode(rd, &m) < 0)
+		log_warnx("malformed control reply part from a worker");
+	else
+		master_control_part(mw->m, &m);
 	return 0;
 }
 
 /* What a worker may send the master. */
 static const struct ipc_handler master_handlers[] = {
-	{MSG_HEALTH_OK, master_msg_health_ok},
-	{MSG_CFG_READY, master_msg_cfg_ready},
-	{MSG_CFG_REFUSED, master_msg_cfg_refused},
-	{MSG_CTL_REP, master_msg_ctl_rep},
-	{MSG_CTL_PART, master_msg_ctl_part},
+	{MSG_HEALTH_OK, 0, master_msg_health_ok},
+	{MSG_CFG_READY, 0, master_msg_cfg_ready},
+	{MSG_CFG_REFUSED, 0, master_msg_cfg_refused},
+	{MSG_CTL_REP, 0, master_msg_ctl_rep},
+	{MSG_CTL_PART, 0, master_msg_ctl_part},
 };
 
 static void master_on_worker(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
@@ -356,9 +364,13 @@ static void master_health(void *arg)
 			kill(mw->pid, SIGKILL);
 			continue;
 		}
-		uint32_t token = (uint32_t)ev_now(m->loop);
+		struct ipc_msg_health hm = {(uint32_t)ev_now(m->loop)};
+		struct ipc_wr wr;
 		mw->health_missed++;
-		ipc_send(mw->chan, MSG_HEALTH, &token, sizeof(token));
+		ipc_wr_init(&wr);
+		ipc_msg_health_encode(&wr, &hm);
+		ipc_send_wr(mw->chan, MSG_HEALTH, &wr);
+		ipc_wr_free(&wr);
 	}
 	ev_timer_start(m->loop, &m->health_timer, MASTER_HEALTH_MS);
 }

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 
 struct ipc_chan;
+struct ipc_msg_ctl_part;
+struct ipc_msg_ctl_rep;
 struct master_req;
 struct master_reload;
 
@@ -78,9 +80,9 @@ void master_reload_cancel(struct master *m);
 int master_control_open(struct master *m);
 void master_control_close(struct master *m);
 /* A worker answered a forwarded request. */
-void master_control_reply(struct master *m, const uint8_t *p, size_t len);
+void master_control_reply(struct master *m, const struct ipc_msg_ctl_rep *rep);
 /* A worker sent a piece of a long answer ahead of its reply. */
-void master_control_part(struct master *m, const uint8_t *p, size_t len);
+void master_control_part(struct master *m, const struct ipc_msg_ctl_part *part);
 /* A worker went away: its pending requests get an error. */
 void master_control_worker_gone(struct master *m, struct master_worker *mw);
 /* The master's own answer to a request it kept waiting (reload). */

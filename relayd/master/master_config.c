@@ -13,6 +13,7 @@
 #include "master.h"
 #include "common/ctl.h"
 #include "common/ipc.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -33,11 +34,11 @@ static void master_send_file(struct master_worker *mw, const struct config *cfg,
 	size_t off = 0;
 	do {
 		size_t n = f->len - off > IPC_CHUNK_SIZE ? IPC_CHUNK_SIZE : f->len - off;
+		struct ipc_msg_cfg_file m = {ipc_str(f->path), off == 0,
+					     {(const uint8_t *)f->data + off, n}};
 		struct ipc_wr wr;
 		ipc_wr_init(&wr);
-		ipc_put_str(&wr, f->path);
-		ipc_put_u32(&wr, off == 0);
-		ipc_put_bytes(&wr, f->data + off, n);
+		ipc_msg_cfg_file_encode(&wr, &m);
 		ipc_send_wr(mw->chan, MSG_CFG_FILE, &wr);
 		explicit_bzero(wr.b.data, wr.b.len);
 		ipc_wr_free(&wr);
@@ -79,9 +80,13 @@ void master_config_send(struct master_worker *mw, const struct config *cfg, uint
 			master_role_files[i].send(mw, cfg);
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_str(&wr, cfg->path);
-	if (type == MSG_CFG_START)
-		ipc_put_u32(&wr, nfds);
+	if (type == MSG_CFG_START) {
+		struct ipc_msg_cfg_start m = {ipc_str(cfg->path), nfds};
+		ipc_msg_cfg_start_encode(&wr, &m);
+	} else {
+		struct ipc_msg_text m = {ipc_str(cfg->path)};
+		ipc_msg_text_encode(&wr, &m);
+	}
 	ipc_send_wr(mw->chan, type, &wr);
 	ipc_wr_free(&wr);
 }

@@ -13,6 +13,7 @@
 #include "common/ctl.h"
 #include "common/ipc.h"
 #include "common/ipc_dispatch.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/peercred.h"
@@ -26,7 +27,6 @@
 #include <unistd.h>
 
 #define CTL_TIMEOUT_MS 15000
-#define CTL_MAX_ARGS 16
 #define CTL_MAX_STATS 32
 
 struct master_client {
@@ -56,11 +56,10 @@ struct master_req {
 
 static void ctl_send(struct master_client *cl, uint32_t reqid, int status, const char *text)
 {
+	struct ipc_msg_ctl_rep m = {reqid, (uint32_t)status, ipc_str(text)};
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, reqid);
-	ipc_put_u32(&wr, (uint32_t)status);
-	ipc_put_str(&wr, text);
+	ipc_msg_ctl_rep_encode(&wr, &m);
 	ipc_send_wr(cl->ch, MSG_CTL_REP, &wr);
 	ipc_wr_free(&wr);
 }
@@ -173,36 +172,20 @@ static struct master_req *ctl_req_find(struct master *m, uint32_t id)
 	return NULL;
 }
 
-void master_control_reply(struct master *m, const uint8_t *p, size_t len)
+void master_control_reply(struct master *m, const struct ipc_msg_ctl_rep *rep)
 {
-	struct ipc_rd rd;
-	ipc_rd_init(&rd, p, len);
-	uint32_t id = ipc_get_u32(&rd);
-	uint32_t status = ipc_get_u32(&rd);
-	char *text = ipc_get_strdup(&rd);
-	if (ipc_rd_done(&rd) < 0) {
-		free(text);
-		log_warnx("malformed control reply from a worker");
-		return;
-	}
+	char *text = ipc_str_dup(rep->text);
 	/* The id's low bits say which target answered. */
-	struct master_req *rq = ctl_req_find(m, id);
+	struct master_req *rq = ctl_req_find(m, rep->reqid);
 	if (rq != NULL)
-		ctl_req_part_done(m, rq, id & 0xffu, status > 2 ? 1 : (int)status, text);
+		ctl_req_part_done(m, rq, rep->reqid & 0xffu, rep->status > 2 ? 1 : (int)rep->status,
+				  text);
 	free(text);
 }
 
-void master_control_part(struct master *m, const uint8_t *p, size_t len)
+void master_control_part(struct master *m, const struct ipc_msg_ctl_part *part)
 {
-	struct ipc_rd rd;
-	size_t n;
-	ipc_rd_init(&rd, p, len);
-	uint32_t id = ipc_get_u32(&rd);
-	const uint8_t *text = ipc_get_bytes(&rd, &n);
-	if (ipc_rd_done(&rd) < 0) {
-		log_warnx("malformed control reply part from a worker");
-		return;
-	}
+	uint32_t id = part->reqid;
 	struct master_req *rq = ctl_req_find(m, id);
 	/* Late (after a timeout), or the client left: nobody to show it to. */
 	if (rq == NULL || !(rq->waiting & id & 0xffu) || rq->client == NULL)
@@ -212,10 +195,10 @@ void master_control_part(struct master *m, const uint8_t *p, size_t len)
 		log_warnx("control reply part for a merged command ignored");
 		return;
 	}
+	struct ipc_msg_ctl_part out = {rq->client_reqid, part->text};
 	struct ipc_wr wr;
 	ipc_wr_init(&wr);
-	ipc_put_u32(&wr, rq->client_reqid);
-	ipc_put_bytes(&wr, text, n);
+	ipc_msg_ctl_part_encode(&wr, &out);
 	ipc_send_wr(rq->client->ch, MSG_CTL_PART, &wr);
 	ipc_wr_free(&wr);
 }
@@ -304,7 +287,7 @@ void master_control_done(struct master *m, uint32_t id, int status, const char *
 		ctl_req_part_done(m, rq, id & 0xffu, status, text);
 }
 
-static void ctl_forward(struct master *m, struct master_req *rq, int argc, char **argv)
+static void ctl_forward(struct master *m, struct master_req *rq, const struct ipc_msg_ctl_req *req)
 {
 	struct ipc_wr wr;
 	for (unsigned t = 1; t <= CTL_DELIVERY; t <<= 1) {
@@ -324,11 +307,10 @@ static void ctl_forward(struct master *m, struct master_req *rq, int argc, char 
 			}
 			continue;
 		}
+		struct ipc_msg_ctl_req fwd = *req;
+		fwd.reqid = rq->id | t;
 		ipc_wr_init(&wr);
-		ipc_put_u32(&wr, rq->id | t);
-		ipc_put_u32(&wr, (uint32_t)argc);
-		for (int i = 0; i < argc; i++)
-			ipc_put_str(&wr, argv[i]);
+		ipc_msg_ctl_req_encode(&wr, &fwd);
 		ipc_send_wr(mw->chan, MSG_CTL_REQ, &wr);
 		ipc_wr_free(&wr);
 	}
@@ -341,26 +323,18 @@ static int ctl_may_mutate(const struct master *m, const struct peercred *pc)
 	       (m->cfg->control_group && peercred_in_group(pc, (gid_t)m->cfg->control_gid));
 }
 
-static int ctl_msg_req(void *arg, const uint8_t *p, size_t len)
+static int ctl_msg_req(void *arg, struct ipc_rd *rd)
 {
 	struct master_client *cl = arg;
 	struct master *m = cl->m;
-	struct ipc_rd rd;
-	char *argv[CTL_MAX_ARGS + 1] = {0};
-	uint32_t argc;
-	int rc = 0;
+	struct ipc_msg_ctl_req req;
+	char *argv[IPC_CTL_MAX_ARGS + 1] = {0};
 
-	ipc_rd_init(&rd, p, len);
-	uint32_t reqid = ipc_get_u32(&rd);
-	argc = ipc_get_u32(&rd);
-	if (argc == 0 || argc > CTL_MAX_ARGS)
+	if (ipc_msg_ctl_req_decode(rd, &req) < 0)
 		return -1;
+	uint32_t reqid = req.reqid, argc = req.argc;
 	for (uint32_t i = 0; i < argc; i++)
-		argv[i] = ipc_get_strdup(&rd);
-	if (ipc_rd_done(&rd) < 0) {
-		rc = -1;
-		goto out;
-	}
+		argv[i] = ipc_str_dup(req.argv[i]);
 	const struct ctl_command *cmd;
 	if (ctl_command_check((int)argc, argv, &cmd) < 0) {
 		ctl_send(cl, reqid, CTL_EXIT_USAGE, ctl_usage());
@@ -391,7 +365,7 @@ static int ctl_msg_req(void *arg, const uint8_t *p, size_t len)
 		ctl_master_cmd(m, rq);
 		goto out;
 	}
-	ctl_forward(m, rq, (int)argc, argv);
+	ctl_forward(m, rq, &req);
 	if (rq->waiting == 0)
 		ctl_req_finish(m, rq);
 	else
@@ -399,12 +373,12 @@ static int ctl_msg_req(void *arg, const uint8_t *p, size_t len)
 out:
 	for (uint32_t i = 0; i < argc; i++)
 		free(argv[i]);
-	return rc;
+	return 0;
 }
 
 /* What relayctl may send. */
 static const struct ipc_handler ctl_handlers[] = {
-	{MSG_CTL_REQ, ctl_msg_req},
+	{MSG_CTL_REQ, 0, ctl_msg_req},
 };
 
 static void ctl_on_frame(struct ipc_chan *ch, uint32_t type, const uint8_t *p, size_t len,
