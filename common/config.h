@@ -58,11 +58,7 @@ struct cfg_route {
 	struct cfg_nexthop hop;
 };
 
-/*
- * A DKIM signing key: domain, selector, key file (relayd/delivery/dlv_dkim.c).
- * No directive fills these in yet: the `dkim-sign` line comes with signing
- * on the delivery path.
- */
+/* dkim-sign DOMAIN SELECTOR KEYFILE (relayd/delivery/dlv_dkim.c signs). */
 struct cfg_dkim {
 	char *domain;       /* lower case, without a leading "*." */
 	int subdomains;     /* written as *.domain */

@@ -6,6 +6,7 @@
  */
 #include "config_parse.h"
 #include "log.h"
+#include "pkey.h"
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
@@ -493,6 +494,45 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 	cfg->routes[cfg->nroutes++] = r;
 }
 
+static void cfg_dkim_sign(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			  char **argv)
+{
+	struct config *cfg = st->cfg;
+	struct cfg_dkim k;
+	const char *domain = cfg_domain_pattern(argv[0], &k.subdomains);
+	(void)argc;
+
+	if (domain == NULL) {
+		cfg_err(st, "%s: \"%s\" is not a domain or *.domain", d->name, argv[0]);
+		return;
+	}
+	if (!config_valid_hostname(argv[1])) {
+		cfg_err(st, "%s: \"%s\" is not a selector", d->name, argv[1]);
+		return;
+	}
+	/* Checked where it is read (the master), so `relayd -n` and reload see it. */
+	const struct cfg_file *f = cfg_file(st, argv[2]);
+	if (f == NULL && st->given == NULL) {
+		cfg_err(st, "%s: cannot read %s: %s", d->name, argv[2], strerror(errno));
+		return;
+	}
+	if (f != NULL) {
+		EVP_PKEY *key = pkey_from_pem(f->data, f->len);
+		const char *why = pkey_dkim_problem(key);
+		EVP_PKEY_free(key);
+		if (why != NULL) {
+			cfg_err(st, "%s: %s: %s", d->name, argv[2], why);
+			return;
+		}
+	}
+	k.domain = xstrdup(domain);
+	cfg_lower(k.domain);
+	k.selector = xstrdup(argv[1]);
+	k.keyfile = xstrdup(argv[2]);
+	cfg->dkim = xreallocarray(cfg->dkim, cfg->ndkim + 1, sizeof(*cfg->dkim));
+	cfg->dkim[cfg->ndkim++] = k;
+}
+
 static void cfg_outbound(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			 char **argv)
 {
@@ -550,6 +590,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"route", 2, 4, cfg_route, 0, 0, 0},
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
+	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},
 	{"retry-min", 1, 1, cfg_set_duration, CFG_OFF(retry_min), 1, 30 * DAY},
 	{"retry-max", 1, 1, cfg_set_duration, CFG_OFF(retry_max), 1, 30 * DAY},
 	{"queue-lifetime", 1, 1, cfg_set_duration, CFG_OFF(queue_lifetime), 1, 365 * DAY},

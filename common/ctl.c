@@ -18,6 +18,7 @@ static const struct ctl_command ctl_commands[] = {
 	{"delete", 1, 1, CTL_QUEUE, 1, "delete QID|all"},
 	{"stats", 0, 1, CTL_INTAKE | CTL_QUEUE | CTL_DELIVERY, 0, "stats [--json]"},
 	{"route", 1, 1, CTL_DELIVERY, 0, "route ADDRESS"},
+	{"dkim", 1, 1, CTL_DELIVERY, 0, "dkim DOMAIN"},
 };
 
 const struct ctl_command *ctl_command_find(const char *name)

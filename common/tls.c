@@ -2,6 +2,7 @@
  * tls.c - building OpenSSL contexts with relayd's settings.
  */
 #include "tls.h"
+#include "pkey.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -36,11 +37,9 @@ static int tls_use_chain(SSL_CTX *ctx, const char *pem, size_t len)
 
 static int tls_use_key(SSL_CTX *ctx, const char *pem, size_t len)
 {
-	BIO *bio = BIO_new_mem_buf(pem, (int)len);
-	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *k = pkey_from_pem(pem, len);
 	int ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1;
 	EVP_PKEY_free(k);
-	BIO_free(bio);
 	return ok ? 0 : -1;
 }
 

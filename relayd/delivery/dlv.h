@@ -17,6 +17,7 @@
 #include "common/ipc_types.h"
 #include "common/queue_client.h"
 #include "common/worker.h"
+#include "relayd/delivery/dlv_dkim.h"
 #include "relayd/delivery/dlv_nexthop.h"
 
 #include <openssl/ssl.h>
@@ -88,6 +89,8 @@ struct dlv_ctx {
 	struct ev_timer dispatch_timer; /* start sessions outside of callbacks */
 	SSL_CTX *tls_ctx;               /* no chain check: may, starttls, smtps */
 	SSL_CTX *tls_verify_ctx;        /* verify; made when first needed */
+	struct dlv_dkim *dkim;          /* the signing keys (none: nothing signed) */
+	struct dlv_dkim *next_dkim;     /* a reload's, until it commits */
 	struct dlv_dest_list dests;
 	struct idmap jobs;              /* every job here, by job id */
 	unsigned nsessions;
@@ -114,6 +117,12 @@ void dlv_job_outcome_all(struct dlv_ctx *ctx, struct dlv_job *job, const struct 
 /* Reports the job done to the queue (all recipients decided) and frees it. */
 void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job);
 void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job);
+/*
+ * The job's content cannot be had or made (the queue lost it, signing
+ * failed): its connection goes without the final dot, so nothing is
+ * delivered, and its recipients are deferred with text.
+ */
+void dlv_job_content_failed(struct dlv_ctx *ctx, struct dlv_job *job, const char *text);
 /* The next waiting job of dest, taken off its list; NULL if none. */
 struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest);
 /* Puts a job a session could not start back at the head of its list. */

@@ -155,12 +155,27 @@ static void dlv_ctl_stats(struct dlv_ctx *ctx, uint32_t reqid)
 	worker_ctl_reply(ctx->w, reqid, 0, text);
 }
 
+/* dkim DOMAIN: the TXT records to publish for its keys. */
+static void dlv_ctl_dkim(struct dlv_ctx *ctx, uint32_t reqid, const char *domain)
+{
+	struct buf out;
+	buf_init(&out);
+	int found = dlv_dkim_records(ctx->dkim, domain, &out);
+	if (found == 0)
+		buf_appendf(&out, "dkim: no dkim-sign key for %s\n", domain);
+	buf_append(&out, "", 1);
+	worker_ctl_reply(ctx->w, reqid, found ? 0 : 1, (const char *)buf_head(&out));
+	buf_free(&out);
+}
+
 void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
 {
 	struct dlv_ctx *ctx = w->ctx;
 
 	if (argc == 2 && strcmp(argv[0], "route") == 0)
 		dlv_ctl_route(ctx, reqid, argv[1]);
+	else if (argc == 2 && strcmp(argv[0], "dkim") == 0)
+		dlv_ctl_dkim(ctx, reqid, argv[1]);
 	else if (strcmp(argv[0], "stats") == 0)
 		dlv_ctl_stats(ctx, reqid);
 	else

@@ -6,6 +6,7 @@
  */
 #include "dlv_dkim.h"
 #include "common/base64.h"
+#include "common/pkey.h"
 #include "common/xmalloc.h"
 
 #include <ctype.h>
@@ -19,7 +20,7 @@
 #include <strings.h>
 
 struct dlv_dkim_key {
-	const struct cfg_dkim *line;
+	struct cfg_dkim line;     /* copies: the config may go before the key set */
 	EVP_PKEY *pkey;
 	int ed25519;
 };
@@ -38,50 +39,52 @@ struct dkim_field {
 	size_t nlen, vlen;
 };
 
-/* RSA of 1024 bits or more, or Ed25519: what DKIM signs with. NULL: usable. */
-static const char *dkim_key_problem(const EVP_PKEY *k)
+struct dlv_dkim *dlv_dkim_load(const struct config *cfg, char *err, size_t errsz)
 {
-	if (k == NULL)
-		return "not a PEM private key, or not held";
-	if (EVP_PKEY_id(k) == EVP_PKEY_RSA)
-		return EVP_PKEY_bits(k) < 1024 ? "an RSA key under 1024 bits" : NULL;
-	return EVP_PKEY_id(k) == EVP_PKEY_ED25519 ? NULL : "neither RSA nor Ed25519";
-}
-
-int dlv_dkim_load(struct dlv_dkim *d, const struct config *cfg, char *err, size_t errsz)
-{
-	memset(d, 0, sizeof(*d));
-	if (cfg->ndkim == 0)
-		return 0;
-	d->keys = xcalloc(cfg->ndkim, sizeof(*d->keys));
+	struct dlv_dkim *d = xcalloc(1, sizeof(*d));
+	d->refs = 1;
+	if (cfg->ndkim > 0)
+		d->keys = xcalloc(cfg->ndkim, sizeof(*d->keys));
 	for (size_t i = 0; i < cfg->ndkim; i++) {
 		const struct cfg_file *f = config_file(cfg, cfg->dkim[i].keyfile);
-		BIO *bio = f ? BIO_new_mem_buf(f->data, (int)f->len) : NULL;
-		EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-		BIO_free(bio);
-		ERR_clear_error();
-		const char *why = dkim_key_problem(k);
+		EVP_PKEY *k = f ? pkey_from_pem(f->data, f->len) : NULL;
+		const char *why = f ? pkey_dkim_problem(k) : "not held by this process";
 		if (why != NULL) {
 			snprintf(err, errsz, "DKIM key for %s: %s: %s", cfg->dkim[i].domain,
 				 cfg->dkim[i].keyfile, why);
 			EVP_PKEY_free(k);
-			dlv_dkim_free(d);
-			return -1;
+			dlv_dkim_release(d);
+			return NULL;
 		}
-		d->keys[d->n].line = &cfg->dkim[i];
-		d->keys[d->n].pkey = k;
-		d->keys[d->n].ed25519 = EVP_PKEY_id(k) == EVP_PKEY_ED25519;
-		d->n++;
+		struct dlv_dkim_key *key = &d->keys[d->n++];
+		key->line.domain = xstrdup(cfg->dkim[i].domain);
+		key->line.subdomains = cfg->dkim[i].subdomains;
+		key->line.selector = xstrdup(cfg->dkim[i].selector);
+		key->line.keyfile = xstrdup(cfg->dkim[i].keyfile);
+		key->pkey = k;
+		key->ed25519 = EVP_PKEY_id(k) == EVP_PKEY_ED25519;
 	}
-	return 0;
+	return d;
 }
 
-void dlv_dkim_free(struct dlv_dkim *d)
+struct dlv_dkim *dlv_dkim_ref(struct dlv_dkim *d)
 {
-	for (size_t i = 0; i < d->n; i++)
+	d->refs++;
+	return d;
+}
+
+void dlv_dkim_release(struct dlv_dkim *d)
+{
+	if (d == NULL || --d->refs > 0)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
 		EVP_PKEY_free(d->keys[i].pkey);
+		free(d->keys[i].line.domain);
+		free(d->keys[i].line.selector);
+		free(d->keys[i].line.keyfile);
+	}
 	free(d->keys);
-	memset(d, 0, sizeof(*d));
+	free(d);
 }
 
 static int dkim_wsp(int c)
@@ -117,43 +120,62 @@ void dlv_dkim_canon_header(const char *name, size_t nlen, const char *value, siz
 	buf_append(out, "\r\n", 2);
 }
 
-/* RFC 6376 3.4.4: WSP runs as one SP, none at line ends, no empty lines at
- * the end; an empty body stays empty. */
+/* Relaxed body canonicalization, a line at a time (RFC 6376 3.4.4): WSP
+ * runs as one SP, none at line ends; empty lines are held back and dropped
+ * if nothing follows them. */
+struct dkim_body {
+	size_t blank;
+	struct buf *out;
+};
+
+/* One body line, without its line end. */
+static void dkim_body_line(struct dkim_body *b, const uint8_t *p, size_t n)
+{
+	size_t start = buf_avail(b->out);
+	int space = 0, any = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (dkim_wsp(p[i])) {
+			space = 1;
+			continue;
+		}
+		if (!any)
+			for (; b->blank > 0; b->blank--)
+				buf_append(b->out, "\r\n", 2);
+		if (space)
+			buf_append(b->out, " ", 1);
+		space = 0;
+		any = 1;
+		buf_append(b->out, &p[i], 1);
+	}
+	if (!any) {
+		b->out->len = b->out->off + start;
+		b->blank++;
+	} else
+		buf_append(b->out, "\r\n", 2);
+}
+
+/* Feeds the complete lines of p; returns the length of the incomplete rest. */
+static size_t dkim_body_lines(struct dkim_body *b, const uint8_t *p, size_t n)
+{
+	size_t done = 0;
+	for (;;) {
+		const uint8_t *nl = memchr(p + done, '\n', n - done);
+		if (nl == NULL)
+			return n - done;
+		size_t len = (size_t)(nl - (p + done));
+		if (len > 0 && p[done + len - 1] == '\r')
+			len--;
+		dkim_body_line(b, p + done, len);
+		done = (size_t)(nl - p) + 1;
+	}
+}
+
 void dlv_dkim_canon_body(const uint8_t *body, size_t len, struct buf *out)
 {
-	size_t blank = 0; /* empty lines held back: dropped if nothing follows */
-	struct buf line;
-	const uint8_t *p = body, *end = body + len;
-
-	buf_init(&line);
-	while (p < end) {
-		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
-		const uint8_t *le = nl ? nl : end;
-		if (nl && le > p && le[-1] == '\r')
-			le--;
-		int space = 0;
-		buf_reset(&line);
-		for (const uint8_t *q = p; q < le; q++) {
-			if (dkim_wsp(*q)) {
-				space = 1;
-				continue;
-			}
-			if (space)
-				buf_append(&line, " ", 1);
-			space = 0;
-			buf_append(&line, q, 1);
-		}
-		if (buf_avail(&line) == 0)
-			blank++;
-		else {
-			for (; blank > 0; blank--)
-				buf_append(out, "\r\n", 2);
-			buf_append(out, buf_head(&line), buf_avail(&line));
-			buf_append(out, "\r\n", 2);
-		}
-		p = nl ? nl + 1 : end;
-	}
-	buf_free(&line);
+	struct dkim_body b = {0, out};
+	size_t rest = dkim_body_lines(&b, body, len);
+	if (rest > 0)
+		dkim_body_line(&b, body + len - rest, rest);
 }
 
 /* The header fields of msg, up to the empty line; *body is where the body starts. */
@@ -334,8 +356,8 @@ static int dkim_sign_one(const struct dlv_dkim_key *k, const struct dkim_field *
 	buf_init(&b);
 	dkim_h_tag(fs, n, &h);
 	buf_appendf(&tags, "v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s; t=%lld; h=%.*s; bh=%s; b=",
-		    k->ed25519 ? "ed25519-sha256" : "rsa-sha256", k->line->domain,
-		    k->line->selector, (long long)now, (int)buf_avail(&h),
+		    k->ed25519 ? "ed25519-sha256" : "rsa-sha256", k->line.domain,
+		    k->line.selector, (long long)now, (int)buf_avail(&h),
 		    (const char *)buf_head(&h), bh);
 	buf_append(&h, "", 1);
 	dkim_signed_headers(fs, n, (const char *)buf_head(&h), &data);
@@ -347,8 +369,8 @@ static int dkim_sign_one(const struct dlv_dkim_key *k, const struct dkim_field *
 		goto out;
 	/* Folded where verifiers expect it: between tags, and inside b=. */
 	buf_appendf(out, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s;\r\n\tt=%lld; h=",
-		    k->ed25519 ? "ed25519-sha256" : "rsa-sha256", k->line->domain,
-		    k->line->selector, (long long)now);
+		    k->ed25519 ? "ed25519-sha256" : "rsa-sha256", k->line.domain,
+		    k->line.selector, (long long)now);
 	buf_append(out, buf_head(&h), strlen((const char *)buf_head(&h)));
 	buf_appendf(out, ";\r\n\tbh=%s;\r\n\tb=", bh);
 	dkim_fold(out, (const char *)buf_head(&b), buf_avail(&b));
@@ -362,46 +384,175 @@ out:
 	return rc;
 }
 
-int dlv_dkim_sign(const struct dlv_dkim *d, const uint8_t *msg, size_t len, int64_t now,
-		  struct buf *out, char *err, size_t errsz)
+/* The most header a message may have to be signed: beyond, it goes unsigned. */
+#define DKIM_HEAD_MAX (1024 * 1024)
+
+struct dlv_dkim_stream {
+	struct dlv_dkim *d;     /* a reference: a reload does not pull it away */
+	struct buf head;        /* the header section, then nothing more */
+	int in_body;
+	int none;               /* no key for the From: domain: nothing to do */
+	char domain[256];
+	EVP_MD_CTX *md;         /* SHA-256 of the canonical body */
+	struct dkim_body body;
+	struct buf canon;       /* canonical lines on their way into md */
+	struct buf line;        /* an incomplete body line */
+	int failed;
+};
+
+struct dlv_dkim_stream *dlv_dkim_stream_new(struct dlv_dkim *d)
+{
+	if (d == NULL || d->n == 0)
+		return NULL;
+	struct dlv_dkim_stream *st = xcalloc(1, sizeof(*st));
+	st->d = dlv_dkim_ref(d);
+	buf_init(&st->head);
+	buf_init(&st->canon);
+	buf_init(&st->line);
+	st->body.out = &st->canon;
+	st->md = EVP_MD_CTX_new();
+	if (st->md == NULL || EVP_DigestInit_ex(st->md, EVP_sha256(), NULL) != 1)
+		st->failed = 1;
+	return st;
+}
+
+void dlv_dkim_stream_free(struct dlv_dkim_stream *st)
+{
+	if (st == NULL)
+		return;
+	EVP_MD_CTX_free(st->md);
+	dlv_dkim_release(st->d);
+	buf_free(&st->head);
+	buf_free(&st->canon);
+	buf_free(&st->line);
+	free(st);
+}
+
+static int dkim_key_for(const struct dlv_dkim *d, const char *domain)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (dkim_key_applies(&d->keys[i].line, domain))
+			return 1;
+	return 0;
+}
+
+/* The header section is whole: is there a key for its From: domain? */
+static void dkim_stream_head_done(struct dlv_dkim_stream *st)
 {
 	struct dkim_field *fs = NULL;
-	size_t body = 0, n;
-	char domain[256];
-	int made = 0;
+	size_t body;
+	size_t n = dkim_fields(buf_head(&st->head), buf_avail(&st->head), &fs, &body);
+	st->none = dkim_from_domain(fs, n, st->domain, sizeof(st->domain)) < 0 ||
+		   !dkim_key_for(st->d, st->domain);
+	free(fs);
+	st->in_body = 1;
+}
 
-	if (d->n == 0)
-		return 0;
-	n = dkim_fields(msg, len, &fs, &body);
-	if (dkim_from_domain(fs, n, domain, sizeof(domain)) < 0) {
-		free(fs);
+/* The canonical lines so far into the body hash. */
+static void dkim_stream_digest(struct dlv_dkim_stream *st)
+{
+	if (buf_avail(&st->canon) > 0 &&
+	    EVP_DigestUpdate(st->md, buf_head(&st->canon), buf_avail(&st->canon)) != 1)
+		st->failed = 1;
+	buf_reset(&st->canon);
+}
+
+static void dkim_stream_body(struct dlv_dkim_stream *st, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return;
+	buf_append(&st->line, p, n);
+	size_t rest = dkim_body_lines(&st->body, buf_head(&st->line), buf_avail(&st->line));
+	buf_consume(&st->line, buf_avail(&st->line) - rest);
+	dkim_stream_digest(st);
+}
+
+int dlv_dkim_stream_update(struct dlv_dkim_stream *st, const uint8_t *p, size_t n)
+{
+	if (st->none)
+		return 1;
+	if (!st->in_body) {
+		size_t had = buf_avail(&st->head);
+		buf_append(&st->head, p, n);
+		/* The empty line may straddle two pieces: look back 3 octets. */
+		size_t from = had > 3 ? had - 3 : 0;
+		const uint8_t *h = buf_head(&st->head);
+		size_t len = buf_avail(&st->head), end = 0;
+		for (size_t i = from; i + 4 <= len && end == 0; i++)
+			if (memcmp(h + i, "\r\n\r\n", 4) == 0)
+				end = i + 4;
+		if (end == 0) {
+			if (len > DKIM_HEAD_MAX)
+				st->none = 1;
+			return st->none;
+		}
+		size_t body_len = len - end;
+		st->head.len -= body_len;
+		dkim_stream_head_done(st);
+		if (st->none)
+			return 1;
+		/* What came after the empty line is body. */
+		dkim_stream_body(st, h + end, body_len);
 		return 0;
 	}
-	char bh[BASE64_ENCODED_LEN(32) + 1] = "";
-	for (size_t i = 0; i < d->n; i++) {
-		if (!dkim_key_applies(d->keys[i].line, domain))
+	dkim_stream_body(st, p, n);
+	return 0;
+}
+
+int dlv_dkim_stream_finish(struct dlv_dkim_stream *st, int64_t now, struct buf *out, char *err,
+			   size_t errsz)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char bh[BASE64_ENCODED_LEN(32) + 1];
+	int made = 0;
+
+	if (!st->in_body && !st->none) {
+		/* No empty line: all of it is header, the body is empty. */
+		buf_append(&st->head, "\r\n", 2);
+		dkim_stream_head_done(st);
+	}
+	if (st->none)
+		return 0;
+	if (buf_avail(&st->line) > 0) {
+		dkim_body_line(&st->body, buf_head(&st->line), buf_avail(&st->line));
+		buf_reset(&st->line);
+		dkim_stream_digest(st);
+	}
+	if (st->failed || EVP_DigestFinal_ex(st->md, md, &mdlen) != 1 || mdlen != 32)
+		goto fail;
+	base64_encode(md, sizeof(md), bh, sizeof(bh));
+	struct dkim_field *fs = NULL;
+	size_t body;
+	size_t n = dkim_fields(buf_head(&st->head), buf_avail(&st->head), &fs, &body);
+	for (size_t i = 0; i < st->d->n; i++) {
+		if (!dkim_key_applies(&st->d->keys[i].line, st->domain))
 			continue;
-		if (bh[0] == '\0') {
-			struct buf cb;
-			unsigned char md[32];
-			buf_init(&cb);
-			dlv_dkim_canon_body(msg + body, len - body, &cb);
-			int r = dkim_digest(buf_head(&cb), buf_avail(&cb), md);
-			buf_free(&cb);
-			if (r < 0)
-				goto fail;
-			base64_encode(md, sizeof(md), bh, sizeof(bh));
-		}
-		if (dkim_sign_one(&d->keys[i], fs, n, bh, now, out) < 0)
+		if (dkim_sign_one(&st->d->keys[i], fs, n, bh, now, out) < 0) {
+			free(fs);
 			goto fail;
+		}
 		made++;
 	}
 	free(fs);
 	return made;
 fail:
-	snprintf(err, errsz, "DKIM signing failed for %s", domain);
-	free(fs);
+	ERR_clear_error();
+	snprintf(err, errsz, "DKIM signing failed for %s", st->domain);
 	return -1;
+}
+
+int dlv_dkim_sign(struct dlv_dkim *d, const uint8_t *msg, size_t len, int64_t now,
+		  struct buf *out, char *err, size_t errsz)
+{
+	struct dlv_dkim_stream *st = dlv_dkim_stream_new(d);
+	if (st == NULL)
+		return 0;
+	int rc = dlv_dkim_stream_update(st, msg, len) < 0
+			 ? -1
+			 : dlv_dkim_stream_finish(st, now, out, err, errsz);
+	dlv_dkim_stream_free(st);
+	return rc;
 }
 
 int dlv_dkim_records(const struct dlv_dkim *d, const char *domain, struct buf *out)
@@ -409,13 +560,13 @@ int dlv_dkim_records(const struct dlv_dkim *d, const char *domain, struct buf *o
 	int found = 0;
 	for (size_t i = 0; i < d->n; i++) {
 		const struct dlv_dkim_key *k = &d->keys[i];
-		if (strcasecmp(k->line->domain, domain) != 0)
+		if (strcasecmp(k->line.domain, domain) != 0)
 			continue;
 		unsigned char *der = NULL, raw[32];
 		size_t rawlen = sizeof(raw);
 		int len;
-		buf_appendf(out, "%s._domainkey.%s. IN TXT \"v=DKIM1; k=%s; p=", k->line->selector,
-			    k->line->domain, k->ed25519 ? "ed25519" : "rsa");
+		buf_appendf(out, "%s._domainkey.%s. IN TXT \"v=DKIM1; k=%s; p=", k->line.selector,
+			    k->line.domain, k->ed25519 ? "ed25519" : "rsa");
 		/* RSA: the SubjectPublicKeyInfo; Ed25519: the raw 32-byte key (RFC 8463). */
 		if (k->ed25519 && EVP_PKEY_get_raw_public_key(k->pkey, raw, &rawlen) == 1)
 			dkim_b64(raw, rawlen, out);

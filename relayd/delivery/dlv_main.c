@@ -365,17 +365,10 @@ static int dlv_msg_chunk(void *arg, struct ipc_rd *rd)
  * The queue cannot give this job's content: the connection goes without
  * the final dot (so nothing is delivered) and the recipients wait.
  */
-static int dlv_msg_job_fail(void *arg, struct ipc_rd *rd)
+void dlv_job_content_failed(struct dlv_ctx *ctx, struct dlv_job *job, const char *text)
 {
-	struct dlv_ctx *ctx = arg;
-	struct ipc_msg_id m;
 	struct dlv_outcome o;
 
-	if (ipc_msg_id_decode(rd, &m) < 0)
-		return -1;
-	struct dlv_job *job = dlv_job_find(ctx, m.id);
-	if (job == NULL)
-		return 0;
 	if (job->sess) {
 		dlv_session_abort(job->sess);
 	} else {
@@ -385,9 +378,21 @@ static int dlv_msg_job_fail(void *arg, struct ipc_rd *rd)
 	memset(&o, 0, sizeof(o));
 	o.cls = DLV_DEFERRED;
 	snprintf(o.enh, sizeof(o.enh), "4.3.0");
-	snprintf(o.text, sizeof(o.text), "message content unavailable from the queue");
+	snprintf(o.text, sizeof(o.text), "%s", text);
 	dlv_job_outcome_all(ctx, job, &o);
 	dlv_job_finish(ctx, job);
+}
+
+static int dlv_msg_job_fail(void *arg, struct ipc_rd *rd)
+{
+	struct dlv_ctx *ctx = arg;
+	struct ipc_msg_id m;
+
+	if (ipc_msg_id_decode(rd, &m) < 0)
+		return -1;
+	struct dlv_job *job = dlv_job_find(ctx, m.id);
+	if (job != NULL)
+		dlv_job_content_failed(ctx, job, "message content unavailable from the queue");
 	return 0;
 }
 
@@ -460,10 +465,31 @@ SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, siz
 	return *slot;
 }
 
+/* Reload, phase one: the new keys, or a refusal. */
+static int dlv_prepare(struct worker *w, const struct config *ncfg, char *err, size_t errsz)
+{
+	struct dlv_ctx *ctx = w->ctx;
+	dlv_dkim_release(ctx->next_dkim);
+	ctx->next_dkim = dlv_dkim_load(ncfg, err, errsz);
+	return ctx->next_dkim != NULL ? 0 : -1;
+}
+
+static void dlv_abort(struct worker *w)
+{
+	struct dlv_ctx *ctx = w->ctx;
+	dlv_dkim_release(ctx->next_dkim);
+	ctx->next_dkim = NULL;
+}
+
 static void dlv_reload(struct worker *w)
 {
 	struct dlv_ctx *ctx = w->ctx;
 	char err[256];
+
+	/* A message being signed keeps its reference to the old keys. */
+	dlv_dkim_release(ctx->dkim);
+	ctx->dkim = ctx->next_dkim;
+	ctx->next_dkim = NULL;
 
 	/* Sessions in TLS keep their contexts: OpenSSL counts references. */
 	SSL_CTX_free(ctx->tls_ctx);
@@ -489,7 +515,12 @@ void delivery_main(struct worker *w)
 		fatal("delivery: cannot start the resolver: %s", err);
 	w->ctx = ctx;
 	w->on_ctl = dlv_ctl;
+	ctx->dkim = dlv_dkim_load(w->cfg, err, sizeof(err));
+	if (ctx->dkim == NULL)
+		fatal("delivery: %s", err);
+	w->on_prepare = dlv_prepare;
 	w->on_reload = dlv_reload;
+	w->on_abort = dlv_abort;
 	ctx->queue.w = w;
 	ctx->queue.role = ROLE_DELIVERY;
 	ctx->queue.table = dlv_queue_handlers;

@@ -89,6 +89,7 @@ static void smtpc_free(struct dlv_session *s)
 {
 	ev_timer_stop(s->ctx->loop, &s->timer);
 	mx_plan_free(s->plan);
+	dlv_dkim_stream_free(s->dk);
 	buf_free(&s->tmp);
 	free(s->pend);
 	free(s);

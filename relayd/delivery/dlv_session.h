@@ -67,6 +67,7 @@ struct dlv_session {
 	struct smtpc_reply reply;
 	struct smtpc_caps caps;
 	struct smtpc_stuff stuff;
+	struct dlv_dkim_stream *dk;   /* the signing pass, before the content goes */
 	struct buf tmp;
 	struct smtpc_pend *pend;
 	size_t pend_head, pend_tail, pend_cap;

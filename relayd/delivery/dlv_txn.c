@@ -235,6 +235,10 @@ void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 		s->want_chunk = 0;
 		smtpc_stuff_init(&s->stuff);
 		s->job->chunk_seq = 0;
+		/* With keys, a first pass over the content makes the signature,
+		 * which goes ahead of the message: dlv_session_chunk. */
+		dlv_dkim_stream_free(s->dk);
+		s->dk = dlv_dkim_stream_new(s->ctx->dkim);
 		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
 		dlv_job_request_chunk(s->ctx, s->job);
 		return;
@@ -289,10 +293,48 @@ void smtpc_on_drain(struct conn *c, void *arg)
 	dlv_job_request_chunk(s->ctx, s->job);
 }
 
+/*
+ * The signing pass: the content is read once for the DKIM signature (the
+ * pieces are not kept), the signature is written, and the content is read
+ * again from its first piece to be sent. Signed here, at the last moment,
+ * so the signature covers the bytes the next hop receives.
+ */
+static void smtpc_sign_piece(struct dlv_session *s, const uint8_t *p, size_t n, int last)
+{
+	char err[128];
+
+	if (dlv_dkim_stream_update(s->dk, p, n) == 0 && !last) {
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+		dlv_job_request_chunk(s->ctx, s->job);
+		return;
+	}
+	buf_reset(&s->tmp);
+	int rc = dlv_dkim_stream_finish(s->dk, ev_wallclock(), &s->tmp, err, sizeof(err));
+	dlv_dkim_stream_free(s->dk);
+	s->dk = NULL;
+	if (rc < 0) {
+		log_msg(LOG_WARNING, s->job->qid, "%s", err);
+		dlv_job_content_failed(s->ctx, s->job, err);
+		return;
+	}
+	/* Header lines, CRLF-terminated: nothing to stuff, and the stuffing
+	 * state stays at the start of a line. */
+	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
+	s->job->chunk_seq = 0;
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	dlv_job_request_chunk(s->ctx, s->job);
+}
+
 void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last)
 {
 	if (!s->in_content || s->c == NULL)
 		return;
+	if (s->dk != NULL) {
+		smtpc_enter(s);
+		smtpc_sign_piece(s, p, n, last);
+		smtpc_leave(s);
+		return;
+	}
 	smtpc_enter(s);
 	buf_reset(&s->tmp);
 	smtpc_stuff(&s->stuff, p, n, &s->tmp);

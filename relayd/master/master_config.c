@@ -3,7 +3,8 @@
  * configuration and runs reloads. The master reads the config and every
  * file it names once, as root; a worker gets the config text and only the
  * files its role needs (intake: the TLS certificate and key, auth-users;
- * delivery: the auth= credentials and the CA bundle; the queue: none).
+ * delivery: the auth= credentials, the CA bundle and the DKIM keys; the
+ * queue: none).
  *
  * A reload is two-phase, so that every process takes the new configuration
  * or none does: the master loads and checks it, sends it to each running
@@ -56,6 +57,8 @@ static void master_files_intake(struct master_worker *mw, const struct config *c
 static void master_files_delivery(struct master_worker *mw, const struct config *cfg)
 {
 	master_send_file(mw, cfg, cfg->tls_ca_file);
+	for (size_t i = 0; i < cfg->ndkim; i++)
+		master_send_file(mw, cfg, cfg->dkim[i].keyfile);
 	for (size_t i = 0; i < cfg->nsmarthosts; i++)
 		master_send_file(mw, cfg, cfg->smarthosts[i].auth_file);
 	for (size_t i = 0; i < cfg->nroutes; i++)
