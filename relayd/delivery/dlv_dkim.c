@@ -128,30 +128,33 @@ struct dkim_body {
 	struct buf *out;
 };
 
-/* One body line, without its line end. */
+/* One body line, without its line end; words are copied whole. */
 static void dkim_body_line(struct dkim_body *b, const uint8_t *p, size_t n)
 {
-	size_t start = buf_avail(b->out);
-	int space = 0, any = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (dkim_wsp(p[i])) {
-			space = 1;
-			continue;
-		}
-		if (!any)
+	size_t i = 0;
+	int any = 0;
+	while (i < n) {
+		size_t ws = i;
+		while (i < n && dkim_wsp(p[i]))
+			i++;
+		if (i == n)
+			break; /* WSP at the end of the line goes */
+		size_t word = i;
+		while (i < n && !dkim_wsp(p[i]))
+			i++;
+		if (!any) {
 			for (; b->blank > 0; b->blank--)
 				buf_append(b->out, "\r\n", 2);
-		if (space)
+			any = 1;
+		}
+		if (word > ws)
 			buf_append(b->out, " ", 1);
-		space = 0;
-		any = 1;
-		buf_append(b->out, &p[i], 1);
+		buf_append(b->out, p + word, i - word);
 	}
-	if (!any) {
-		b->out->len = b->out->off + start;
-		b->blank++;
-	} else
+	if (any)
 		buf_append(b->out, "\r\n", 2);
+	else
+		b->blank++;
 }
 
 /* Feeds the complete lines of p; returns the length of the incomplete rest. */
