@@ -507,15 +507,9 @@ int queue_store_chunk_get(struct queue_store *st, const char *qid, uint32_t seq,
 	return 1;
 }
 
-int queue_store_next_due(struct queue_store *st, int64_t *when)
+/* The one recipient row s selects: 1, 0 when none, -1 on error. */
+static int queue_one_rcpt(struct queue_store *st, sqlite3_stmt *s, struct queue_rcpt *r)
 {
-	return queue_int(st, queue_stmt(st, Q_NEXT_DUE), when);
-}
-
-int queue_store_first_due(struct queue_store *st, int64_t now, struct queue_rcpt *r)
-{
-	sqlite3_stmt *s = queue_stmt(st, Q_FIRST_DUE);
-	sqlite3_bind_int64(s, 1, now);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		sqlite3_reset(s);
@@ -526,6 +520,18 @@ int queue_store_first_due(struct queue_store *st, int64_t now, struct queue_rcpt
 	queue_row_rcpt(s, r);
 	sqlite3_reset(s);
 	return 1;
+}
+
+int queue_store_next_due(struct queue_store *st, int64_t *when)
+{
+	return queue_int(st, queue_stmt(st, Q_NEXT_DUE), when);
+}
+
+int queue_store_first_due(struct queue_store *st, int64_t now, struct queue_rcpt *r)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_FIRST_DUE);
+	sqlite3_bind_int64(s, 1, now);
+	return queue_one_rcpt(st, s, r);
 }
 
 int queue_store_due_group(struct queue_store *st, const char *qid, const char *domain,
@@ -575,16 +581,7 @@ int queue_store_rcpt_get(struct queue_store *st, int64_t id, struct queue_rcpt *
 {
 	sqlite3_stmt *s = queue_stmt(st, Q_RCPT_GET);
 	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		return 0;
-	}
-	if (rc != SQLITE_ROW)
-		return queue_fail(st, s, rc);
-	queue_row_rcpt(s, r);
-	sqlite3_reset(s);
-	return 1;
+	return queue_one_rcpt(st, s, r);
 }
 
 int queue_store_rcpt_set_state(struct queue_store *st, int64_t id, int state)
