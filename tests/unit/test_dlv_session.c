@@ -314,8 +314,9 @@ static void expect_hello(void)
 	free(p);
 }
 
-static void send_job(uint64_t jobid, const char *qid, const char *sender, const char *domain,
-		     uint64_t size, uint32_t body, const char *const *rcpts)
+/* A MSG_D_JOB frame appended to frames; send_job writes one at once. */
+static void job_frame(struct buf *frames, uint64_t jobid, const char *qid, const char *sender,
+		      const char *domain, uint64_t size, uint32_t body, const char *const *rcpts)
 {
 	struct ipc_wr w;
 	uint32_t n = 0;
@@ -335,8 +336,26 @@ static void send_job(uint64_t jobid, const char *qid, const char *sender, const 
 		ipc_put_u64(&w, jobid * 100 + i);
 		ipc_put_str(&w, rcpts[i]);
 	}
-	ck_assert_int_eq(ipc_write_frame_blocking(qfd, MSG_D_JOB, buf_head(&w.b), buf_avail(&w.b)), 0);
+	uint32_t hdr[2] = {MSG_D_JOB, (uint32_t)buf_avail(&w.b)};
+	buf_append(frames, hdr, sizeof(hdr));
+	buf_append(frames, buf_head(&w.b), buf_avail(&w.b));
 	ipc_wr_free(&w);
+}
+
+/* frames in one write: the worker reads them together. */
+static void send_frames(struct buf *frames)
+{
+	ck_assert_int_eq(write(qfd, buf_head(frames), buf_avail(frames)), (ssize_t)buf_avail(frames));
+	buf_free(frames);
+}
+
+static void send_job(uint64_t jobid, const char *qid, const char *sender, const char *domain,
+		     uint64_t size, uint32_t body, const char *const *rcpts)
+{
+	struct buf frames;
+	buf_init(&frames);
+	job_frame(&frames, jobid, qid, sender, domain, size, body, rcpts);
+	send_frames(&frames);
 }
 
 struct result {
@@ -550,8 +569,12 @@ START_TEST(test_size_and_8bit_checked_before_mail)
 	const char *contents[100] = {[3] = "0123456789abcdef\r\n", [4] = "\xc3\xa9\r\n"};
 
 	start_with_route(port, "concurrency-per-destination 1\n");
-	send_job(3, "QID3", "s@relayd.test", "example.org", 18, 0, r1);
-	send_job(4, "QID4", "s@relayd.test", "example.org", 4, BODY_8BITMIME, r2);
+	/* Both jobs in one write, so that the second waits when the first is done. */
+	struct buf frames;
+	buf_init(&frames);
+	job_frame(&frames, 3, "QID3", "s@relayd.test", "example.org", 18, 0, r1);
+	job_frame(&frames, 4, "QID4", "s@relayd.test", "example.org", 4, BODY_8BITMIME, r2);
+	send_frames(&frames);
 	serve_queue(2, contents, 100);
 	ck_assert_uint_eq(result_for(300)->cls, DLV_BOUNCED);
 	ck_assert_str_eq(result_for(300)->enh, "5.3.4");
