@@ -80,7 +80,8 @@ static void proxy_set_src(struct proxy_hdr *h, int af, const void *addr, uint16_
 static enum proxy_status proxy_parse_v1(const uint8_t *p, size_t n, struct proxy_hdr *h,
 					const char **why)
 {
-	size_t scan = n < PROXY_V1_MAX ? n : PROXY_V1_MAX;
+	/* The CR is at most the 106th octet: the LF makes 107. */
+	size_t lim = PROXY_V1_MAX - 1, scan = n < lim ? n : lim;
 	const uint8_t *cr = memchr(p, '\r', scan);
 	char line[PROXY_V1_MAX], *f[7], *save = NULL;
 	size_t nf = 0;
@@ -88,7 +89,7 @@ static enum proxy_status proxy_parse_v1(const uint8_t *p, size_t n, struct proxy
 	if (memchr(p, '\n', cr != NULL ? (size_t)(cr - p) : scan) != NULL)
 		return proxy_bad(why, "v1 header: LF without CR");
 	if (cr == NULL)
-		return n >= PROXY_V1_MAX ? proxy_bad(why, "v1 header longer than 107 octets")
+		return n >= lim ? proxy_bad(why, "v1 header longer than 107 octets")
 					 : PROXY_MORE;
 	size_t len = (size_t)(cr - p);
 	if (len + 1 >= n)
