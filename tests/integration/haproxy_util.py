@@ -20,6 +20,9 @@ CFG = """global
     maxconn 4096
 defaults
     mode tcp
+    # A connect refused by a dead node is tried on another one.
+    option redispatch
+    retries 3
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -43,7 +46,7 @@ class HAProxy:
         self.log_path = self.path + ".log"
         servers = "".join(
             "    server n%d 127.0.0.1:%d %s%s\n"
-            % (i, p, send, " check check-send-proxy inter 500" if check else "")
+            % (i, p, send, " check check-send-proxy inter 500 fall 1 rise 1" if check else "")
             for i, p in enumerate(server_ports))
         with open(self.path, "w") as f:
             f.write(CFG.format(port=self.port, servers=servers,
