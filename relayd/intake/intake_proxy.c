@@ -303,7 +303,7 @@ static void proxy_on_read(int fd, uint32_t events, void *arg)
 		salen = h.srclen;
 	}
 	log_debug("PROXY v%d header from [%s]%s", h.version, w->ip,
-		  h.local ? ": a check by the balancer itself" : "");
+		  h.local ? ": no client address; the connection's own stands" : "");
 	proxy_wait_free(w, 0);
 	intake_admit(in, fd, (struct sockaddr *)&sa, salen, (enum listen_mode)mode);
 }

@@ -93,7 +93,7 @@ class ThroughHAProxy(ReplyAsserts, unittest.TestCase):
         start = len(self.r.log())
         with HAProxy(self.r.dir, [self.r.port], send="send-proxy-v2", check=True):
             # Two checks: HAProxy's smtpchk needs a 2xx greeting and EHLO reply.
-            wait_until(lambda: len(re.findall(r"PROXY v2 header from \[127\.0\.0\.1\]: a check",
+            wait_until(lambda: len(re.findall(r"PROXY v2 header from \[127\.0\.0\.1\]: no client ",
                                               self.r.log()[start:])) >= 2,
                        15, "two LOCAL health checks")
         self.assertNotRegex(self.r.log()[start:], r"bad PROXY header")
