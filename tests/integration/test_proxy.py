@@ -10,8 +10,8 @@ PROXY protocol header, v1 and v2, before SMTP.
   read past the header), v2 LOCAL (the connection's own address), v2 with
   an IPv6 client, malformed / oversized ones closed at once without a
   greeting and logged with their reason, a truncated one closed at the
-  5 s header timeout, and max-connections-per-ip counted on the header's
-  address.
+  5 s header timeout, and max-connections-per-ip and auth-fail-limit
+  counted on the header's address.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_proxy
 """
@@ -22,8 +22,8 @@ import unittest
 
 from haproxy_util import HAProxy
 from harness import Relayd, wait_until
-from intake_util import (Client, ReplyAsserts, Upstream, accepted_lines, headers_of, msg, relayd,
-                         token)
+from intake_util import (Client, ReplyAsserts, Upstream, accepted_lines, auth_users_file,
+                         headers_of, msg, plain_ir, relayd, tls_conf, token)
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 PROXY = "smtp proxy"
@@ -207,6 +207,42 @@ class RawHeaders(ReplyAsserts, unittest.TestCase):
             d.send(v2_tcp4("127.0.0.10"))
             self.assertReply(d.greeting(), 220, None)
         self.r.wait_log(r"connection refused: max-connections-per-ip reached")
+
+
+class AuthThrottleThroughHeader(ReplyAsserts, unittest.TestCase):
+    """auth-fail-limit 2: failures counted per header address, although every
+    TCP connection comes from 127.0.0.1."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.r = relayd(listens=[(PROXY, None)],
+                       conf_extra=tls_conf() + "auth-users %s\nauth-fail-limit 2\n"
+                       % auth_users_file())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+
+    def tls_session(self, src):
+        c = Client(self.r.port, timeout=30)
+        self.addCleanup(c.close)
+        c.send(v2_tcp4(src))
+        self.assertReply(c.greeting(), 220, None)
+        self.assertReply(c.ehlo(), 250, None)
+        self.assertReply(c.starttls(), 220, "2.0.0")
+        self.assertReply(c.ehlo(), 250, None)
+        return c
+
+    def test_failures_count_against_the_header_address(self):
+        c = self.tls_session("127.0.0.21")
+        for guess in ("guess1", "guess2"):
+            self.assertReply(c.cmd("AUTH PLAIN " + plain_ir("alice", guess)), 535, "5.7.8")
+        c = self.tls_session("127.0.0.21")
+        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir("alice", "alice-secret")), 454, "4.7.0")
+        self.r.wait_log(r"\[127\.0\.0\.21\]: 2 failed AUTH within")
+        # Another client behind the same balancer is not held back.
+        c = self.tls_session("127.0.0.22")
+        self.assertReply(c.cmd("AUTH PLAIN " + plain_ir("alice", "alice-secret")), 235, "2.7.0")
 
 
 if __name__ == "__main__":
