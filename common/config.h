@@ -32,6 +32,7 @@ struct cfg_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum listen_mode mode;
+	int proxy;     /* a PROXY header (v1 or v2) comes before SMTP */
 	char text[80]; /* as written: "127.0.0.1:2525" */
 };
 

@@ -203,6 +203,11 @@ static void cfg_listen(struct cfg_state *st, const struct cfg_directive *d, int 
 			argv[1]);
 		return;
 	}
+	if (argc > 2 && strcmp(argv[2], "proxy") != 0) {
+		cfg_err(st, "%s: unknown flag \"%s\" (proxy)", d->name, argv[2]);
+		return;
+	}
+	l.proxy = argc > 2;
 	for (size_t i = 0; i < cfg->nlistens; i++)
 		if (cfg->listens[i].addrlen == l.addrlen &&
 		    memcmp(&cfg->listens[i].addr, &l.addr, l.addrlen) == 0) {
@@ -568,7 +573,7 @@ static void cfg_auth_fail_limit(struct cfg_state *st, const struct cfg_directive
 
 static const struct cfg_directive cfg_directives[] = {
 	{"hostname", 1, 1, cfg_hostname, 0, 0, 0},
-	{"listen", 1, 2, cfg_listen, 0, 0, 0},
+	{"listen", 1, 3, cfg_listen, 0, 0, 0},
 	{"state-dir", 1, 1, cfg_state_dir, 0, 0, 0},
 	{"user", 1, 1, cfg_user, 0, 0, 0},
 	{"control-group", 1, 1, cfg_control_group, 0, 0, 0},

@@ -1,10 +1,12 @@
 /*
  * intake.c - the intake worker's entry point: accepting SMTP clients on
- * the listeners the master bound, connection limits and stress mode, the
+ * the listeners the master bound (through a PROXY header on proxy
+ * listeners), connection limits and stress mode, the
  * TLS context and auth-users table (rebuilt on reload), and `relayctl
  * stats`.
  */
 #include "intake.h"
+#include "intake_proxy.h"
 #include "smtp_session.h"
 #include "common/event.h"
 #include "common/ipc.h"
@@ -39,6 +41,7 @@ struct intake_listener {
 	struct intake *in;
 	int fd;
 	enum listen_mode mode;
+	int proxy; /* a PROXY header comes first */
 };
 
 static struct intake intake;
@@ -158,6 +161,24 @@ static int intake_make_room(struct intake *in, const struct sockaddr_storage *sa
 	return 1;
 }
 
+void intake_admit(struct intake *in, int fd, const struct sockaddr *sa, socklen_t salen,
+		  enum listen_mode mode)
+{
+	const struct config *cfg = in->w->cfg;
+	const struct sockaddr_storage *ss = (const struct sockaddr_storage *)sa;
+
+	if (in->nsessions + in->nproxy_waits >= cfg->max_connections &&
+	    !intake_make_room(in, ss)) {
+		intake_refuse(in, fd, "max-connections reached");
+		return;
+	}
+	if (intake_count_peer(in, ss) >= cfg->max_connections_per_ip) {
+		intake_refuse(in, fd, "max-connections-per-ip reached");
+		return;
+	}
+	smtp_session_new(in, fd, sa, salen, mode);
+}
+
 static void intake_on_accept(int lfd, uint32_t events, void *arg)
 {
 	struct intake_listener *l = arg;
@@ -186,15 +207,15 @@ static void intake_on_accept(int lfd, uint32_t events, void *arg)
 			intake_local_accept(in, fd);
 			continue;
 		}
-		if (in->nsessions >= cfg->max_connections && !intake_make_room(in, &sa)) {
-			intake_refuse(in, fd, "max-connections reached");
+		/* The client's address comes with the header: only the total now. */
+		if (l->proxy) {
+			if (in->nsessions + in->nproxy_waits >= cfg->max_connections)
+				intake_refuse(in, fd, "max-connections reached");
+			else
+				intake_proxy_accept(in, fd, (struct sockaddr *)&sa, salen, l->mode);
 			continue;
 		}
-		if (intake_count_peer(in, &sa) >= cfg->max_connections_per_ip) {
-			intake_refuse(in, fd, "max-connections-per-ip reached");
-			continue;
-		}
-		smtp_session_new(in, fd, (struct sockaddr *)&sa, salen, l->mode);
+		intake_admit(in, fd, (struct sockaddr *)&sa, salen, l->mode);
 	}
 }
 
@@ -253,6 +274,7 @@ static void intake_on_stop(struct worker *w)
 
 	in->stopping = 1;
 	intake_local_stop(in);
+	intake_proxy_stop(in);
 	while (in->sessions != NULL)
 		smtp_session_free(in->sessions);
 	ev_break(in->loop);
@@ -301,6 +323,7 @@ void intake_main(struct worker *w)
 		ls[i].in = in;
 		ls[i].fd = w->fds[i];
 		ls[i].mode = cfg->listens[i].mode;
+		ls[i].proxy = cfg->listens[i].proxy;
 		in->nlisteners = i + 1;
 		int fl = fcntl(ls[i].fd, F_GETFL);
 		if (fl < 0 || fcntl(ls[i].fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -310,7 +333,8 @@ void intake_main(struct worker *w)
 		if (ls[i].mode == LISTEN_SMTPS && in->tls == NULL)
 			log_warnx("listener %s is smtps but no certificate is usable",
 				  cfg->listens[i].text);
-		log_info("listening on %s", cfg->listens[i].text);
+		log_info("listening on %s%s", cfg->listens[i].text,
+			 ls[i].proxy ? " (PROXY protocol)" : "");
 	}
 	/* The master hands submit.sock over after the TCP listeners. */
 	if (w->nfds > cfg->nlistens) {

@@ -22,6 +22,7 @@ struct intake_hasher;
 struct intake_anvil;
 struct intake_listener;
 struct intake_local;
+struct intake_proxy_wait;
 
 struct intake {
 	struct worker *w;
@@ -43,6 +44,9 @@ struct intake {
 	struct ev_timer accept_timer;  /* accepting again after EMFILE and the like */
 	uint64_t next_sid;
 	struct intake_local *local;    /* maildrop pickup (intake_local.c) */
+	/* proxy listeners' connections waiting for their header (intake_proxy.c) */
+	struct intake_proxy_wait *proxy_waits;
+	size_t nproxy_waits;
 	int stopping;
 	struct {
 		uint64_t connections, received, rejected;
@@ -56,6 +60,12 @@ void intake_main(struct worker *w);
 uint64_t intake_timeout_ms(const struct intake *in);
 /* A session came or went: enters or leaves stress mode. */
 void intake_sessions_changed(struct intake *in);
+/*
+ * A client whose address is known (at accept, or from its PROXY header):
+ * the connection limits, then its session.
+ */
+void intake_admit(struct intake *in, int fd, const struct sockaddr *sa, socklen_t salen,
+		  enum listen_mode mode);
 /* Refuses a client at connect: 421 4.7.0, best effort, then close. */
 void intake_refuse(struct intake *in, int fd, const char *why);
 

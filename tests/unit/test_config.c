@@ -356,12 +356,13 @@ START_TEST(test_listen)
 			      "listen 127.0.0.1:25\n"
 			      "listen [::1]:2525 submission\n"
 			      "listen *:465 smtps\n"
-			      "listen 127.0.0.2:25 smtp\n",
+			      "listen 127.0.0.2:25 smtp\n"
+			      "listen 127.0.0.3:25 submission proxy\n",
 			      &cfg, path, &errs),
 			 0);
 	ck_assert_str_eq(errs, "");
 	/* The default listener is gone: only what was written. */
-	ck_assert_uint_eq(cfg.nlistens, 4);
+	ck_assert_uint_eq(cfg.nlistens, 5);
 	ck_assert_str_eq(cfg.listens[0].text, "127.0.0.1:25");
 	ck_assert_int_eq(cfg.listens[0].mode, LISTEN_SMTP);
 	ck_assert_uint_eq(cfg.listens[0].addrlen, sizeof(struct sockaddr_in));
@@ -375,6 +376,9 @@ START_TEST(test_listen)
 	ck_assert_uint_eq(s4->sin_addr.s_addr, htonl(INADDR_ANY));
 	ck_assert_int_eq(cfg.listens[2].mode, LISTEN_SMTPS);
 	ck_assert_int_eq(cfg.listens[3].mode, LISTEN_SMTP);
+	ck_assert_int_eq(cfg.listens[3].proxy, 0);
+	ck_assert_int_eq(cfg.listens[4].mode, LISTEN_SUBMISSION);
+	ck_assert_int_eq(cfg.listens[4].proxy, 1);
 	free(errs);
 	config_free(&cfg);
 }
@@ -474,8 +478,10 @@ static const struct bad_config {
 	{"hostname a b\n", 1, "hostname: expected 1 argument"},
 	{"hostname -bad-.example\n", 1, "not a valid host name"},
 	{"hostname a..b\n", 1, "not a valid host name"},
-	{"listen\n", 1, "listen: expected 1 to 2 arguments"},
-	{"listen 1.2.3.4:25 smtp extra\n", 1, "listen: expected 1 to 2 arguments"},
+	{"listen\n", 1, "listen: expected 1 to 3 arguments"},
+	{"listen 1.2.3.4:25 smtp extra\n", 1, "listen: unknown flag \"extra\" (proxy)"},
+	{"listen 1.2.3.4:25 smtp proxy extra\n", 1, "listen: expected 1 to 3 arguments"},
+	{"listen 1.2.3.4:25 proxy\n", 1, "listen: unknown mode \"proxy\""},
 	{"\nlisten 127.0.0.1\n", 2, "is not ADDR:PORT"},
 	{"listen 127.0.0.1:0\n", 1, "is not ADDR:PORT"},
 	{"listen 127.0.0.1:65536\n", 1, "is not ADDR:PORT"},
