@@ -208,6 +208,15 @@ static const char *master_reload_unchangeable(const struct config *old, const st
 	if ((old->user == NULL) != (new->user == NULL) ||
 	    (old->user && strcmp(old->user, new->user) != 0))
 		return "user changed (restart relayd for that)";
+	/* The sockets stay those bound at start: a restarted intake must not
+	 * pair them with other modes (a public port taking PROXY headers). */
+	int same = old->nlistens == new->nlistens;
+	for (size_t i = 0; same && i < old->nlistens; i++)
+		same = strcmp(old->listens[i].text, new->listens[i].text) == 0 &&
+		       old->listens[i].mode == new->listens[i].mode &&
+		       old->listens[i].proxy == new->listens[i].proxy;
+	if (!same)
+		return "listen lines changed (restart relayd for that)";
 	return NULL;
 }
 

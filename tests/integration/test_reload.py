@@ -9,6 +9,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_reload
 import os
 import re
 import signal
+import smtplib
 import unittest
 
 from e2e_util import conf_base, expect_trouble, reload, submit, wait_for, write_conf
@@ -150,6 +151,32 @@ class ReloadAfterPrivilegeDrop(ReplyAsserts, unittest.TestCase):
     def test_reload_with_a_root_only_config(self):
         self.start(0o600, 0o600)
         self.check_limit_lowered("sighup")
+
+
+class ListenersNeedARestart(unittest.TestCase):
+    """The listening sockets are the master's, bound at start: a reload that
+    changes the listen lines is refused (a restarted intake must never pair
+    a socket with another line's mode, e.g. a public port taking PROXY)."""
+
+    def test_changed_listen_lines_refuse_the_reload(self):
+        r = Relayd(roles=QUEUE_ROLES)
+        self.addCleanup(r.cleanup)
+        port = r.port
+        for change in ("listen 127.0.0.1:%d smtp proxy" % port,
+                       "listen 127.0.0.1:%d submission" % port):
+            with open(r.conf_path, "w") as f:
+                f.write(r.conf.replace("listen 127.0.0.1:%d smtp" % port, change))
+            p = r.ctl("reload")
+            self.assertEqual(p.returncode, 1, change)
+            self.assertIn("reload refused: listen lines changed (restart relayd for that)",
+                          p.stderr)
+        # The running configuration stays: the port still speaks plain SMTP,
+        # and the unchanged file reloads.
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            self.assertEqual(s.noop()[0], 250)
+        with open(r.conf_path, "w") as f:
+            f.write(r.conf)
+        self.assertEqual(r.ctl("reload").returncode, 0)
 
 
 if __name__ == "__main__":
