@@ -563,6 +563,69 @@ static void cfg_auth_fail_limit(struct cfg_state *st, const struct cfg_directive
 	st->cfg->auth_fail_window = window;
 }
 
+/* A bad line of a file the config names, reported as "FILE:LINE: message". */
+struct cfg_map_err {
+	struct cfg_state *st;
+	const char *file;
+};
+
+static void cfg_map_err(void *arg, unsigned line, const char *msg)
+{
+	struct cfg_map_err *e = arg;
+	const char *path = e->st->path;
+	unsigned cline = e->st->line;
+	e->st->path = e->file;
+	e->st->line = line;
+	cfg_err(e->st, "%s", msg);
+	e->st->path = path;
+	e->st->line = cline;
+}
+
+/*
+ * The content of a map file: read by the master, so `relayd -n` and a
+ * reload check it; NULL in a worker that is not given it (no error).
+ */
+static const struct cfg_file *cfg_map_file(struct cfg_state *st, const struct cfg_directive *d,
+					   const char *path, char **field)
+{
+	const struct cfg_file *f = cfg_file(st, path);
+	if (f == NULL && st->given == NULL) {
+		cfg_err(st, "%s: cannot read %s: %s", d->name, path, strerror(errno));
+		return NULL;
+	}
+	if (*field != NULL) {
+		cfg_err(st, "%s: already set", d->name);
+		return NULL;
+	}
+	*field = xstrdup(path);
+	return f;
+}
+
+/* rewrite-sender FILE and rewrite-recipient FILE: PATTERN REPLACEMENT lines. */
+static void cfg_rewrite_map(struct cfg_state *st, const struct cfg_directive *d,
+			    char **field, struct addr_map *m, const char *path)
+{
+	const struct cfg_file *f = cfg_map_file(st, d, path, field);
+	struct cfg_map_err e = {st, path};
+	if (f != NULL)
+		addr_map_parse(m, f->data, f->len, cfg_map_err, &e);
+}
+
+static void cfg_rewrite_sender(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			       char **argv)
+{
+	(void)argc;
+	cfg_rewrite_map(st, d, &st->cfg->rewrite_sender_file, &st->cfg->rewrite_sender, argv[0]);
+}
+
+static void cfg_rewrite_recipient(struct cfg_state *st, const struct cfg_directive *d,
+				  int argc, char **argv)
+{
+	(void)argc;
+	cfg_rewrite_map(st, d, &st->cfg->rewrite_recipient_file, &st->cfg->rewrite_recipient,
+			argv[0]);
+}
+
 #define CFG_OFF(f) offsetof(struct config, f)
 #define DAY 86400ull
 
@@ -591,6 +654,8 @@ static const struct cfg_directive cfg_directives[] = {
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
 	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},
+	{"rewrite-sender", 1, 1, cfg_rewrite_sender, 0, 0, 0},
+	{"rewrite-recipient", 1, 1, cfg_rewrite_recipient, 0, 0, 0},
 	{"retry-min", 1, 1, cfg_set_duration, CFG_OFF(retry_min), 1, 30 * DAY},
 	{"retry-max", 1, 1, cfg_set_duration, CFG_OFF(retry_max), 1, 30 * DAY},
 	{"queue-lifetime", 1, 1, cfg_set_duration, CFG_OFF(queue_lifetime), 1, 365 * DAY},

@@ -234,7 +234,11 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
-	snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
+	/* rewrite-sender: the queue, the logs and signing see the final address. */
+	tx->sender_rewritten = addr_map_apply(&cfg->rewrite_sender, m.path.addr, tx->sender,
+					      sizeof(tx->sender));
+	if (!tx->sender_rewritten)
+		snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
 	tx->body_flags = (m.body_8bit ? BODY_8BITMIME : 0) | (m.smtputf8 ? BODY_SMTPUTF8 : 0);
 	buf_init(&tx->out);
 	s->tx = tx;
@@ -287,6 +291,11 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 		snprintf(addr, sizeof(addr), "postmaster@%s", cfg->hostname);
 	else
 		snprintf(addr, sizeof(addr), "%s", p.addr);
+	char rewritten[sizeof(addr)];
+	if (addr_map_apply(&cfg->rewrite_recipient, addr, rewritten, sizeof(rewritten))) {
+		log_debug("rewrite-recipient: <%s> -> <%s>", addr, rewritten);
+		snprintf(addr, sizeof(addr), "%s", rewritten);
+	}
 	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
 	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
 	s->state = SS_RCPT;
