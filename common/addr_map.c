@@ -1,7 +1,8 @@
 /*
  * addr_map.c - address patterns, the PATTERN REPLACEMENT maps of
- * rewrite-sender and rewrite-recipient, and the rewriting of the addresses
- * in From:, Sender: and Reply-To:. The header parser is deliberately
+ * rewrite-sender and rewrite-recipient, the USER PATTERN... lines of
+ * auth-senders, and the rewriting of the addresses in From:, Sender: and
+ * Reply-To:. The header parser is deliberately
  * small: it finds mailboxes (addr-spec or name-addr, in lists and groups)
  * and rewrites only an address that parses as local@domain; every other
  * octet, and any field it cannot follow, is copied unchanged.
@@ -105,14 +106,26 @@ static int addr_replacement_parse(const char *s, struct addr_map_entry *e)
 	return 0;
 }
 
-/* One line: 0 (taken or blank), or -1 with the reason in why. */
-static int addr_map_line(struct addr_map *m, char *line, char *why, size_t whysz)
+#define ADDR_LINE_ARGS 64
+
+/* A line's words, up to max; more than max gives max + 1. */
+static int addr_words(char *line, char **argv, int max)
 {
-	char *save = NULL, *argv[3];
+	char *save = NULL;
 	int argc = 0;
-	for (char *t = strtok_r(line, " \t\r", &save); t && argc < 3; t = strtok_r(NULL, " \t\r", &save))
+	for (char *t = strtok_r(line, " \t\r", &save); t && argc <= max;
+	     t = strtok_r(NULL, " \t\r", &save))
 		argv[argc++] = t;
-	if (argc == 0 || argv[0][0] == '#')
+	return argc > 0 && argv[0][0] == '#' ? 0 : argc;
+}
+
+/* One line of a map: 0 (taken or blank), or -1 with the reason in why. */
+static int addr_map_line(void *obj, char *line, char *why, size_t whysz)
+{
+	struct addr_map *m = obj;
+	char *argv[3];
+	int argc = addr_words(line, argv, 2);
+	if (argc == 0)
 		return 0;
 	if (argc != 2) {
 		snprintf(why, whysz, "expected \"PATTERN REPLACEMENT\"");
@@ -134,8 +147,9 @@ static int addr_map_line(struct addr_map *m, char *line, char *why, size_t whysz
 	return 0;
 }
 
-int addr_map_parse(struct addr_map *m, const char *text, size_t len, addr_map_err_fn err,
-		   void *arg)
+/* The lines of text, each through line(obj, ...); the bad ones reported. */
+static int addr_lines(void *obj, int (*line_fn)(void *, char *, char *, size_t), const char *text,
+		      size_t len, addr_map_err_fn err, void *arg)
 {
 	int nerr = 0;
 	unsigned lineno = 0;
@@ -150,7 +164,7 @@ int addr_map_parse(struct addr_map *m, const char *text, size_t len, addr_map_er
 			snprintf(why, sizeof(why), "NUL in line");
 			err(arg, lineno, why);
 			nerr++;
-		} else if (addr_map_line(m, line, why, sizeof(why)) < 0) {
+		} else if (line_fn(obj, line, why, sizeof(why)) < 0) {
 			err(arg, lineno, why);
 			nerr++;
 		}
@@ -158,6 +172,12 @@ int addr_map_parse(struct addr_map *m, const char *text, size_t len, addr_map_er
 		off += ll + 1;
 	}
 	return nerr;
+}
+
+int addr_map_parse(struct addr_map *m, const char *text, size_t len, addr_map_err_fn err,
+		   void *arg)
+{
+	return addr_lines(m, addr_map_line, text, len, err, arg);
 }
 
 void addr_map_free(struct addr_map *m)
@@ -183,6 +203,77 @@ int addr_map_apply(const struct addr_map *m, const char *addr, char *out, size_t
 			  : snprintf(out, outsz, "%.*s@%s", (int)(strrchr(addr, '@') - addr), addr,
 				     e->domain);
 		return len > 0 && (size_t)len < outsz;
+	}
+	return 0;
+}
+
+/* ---- auth-senders ---- */
+
+/* One "USER PATTERN..." line. */
+static int addr_owner_line(void *obj, char *line, char *why, size_t whysz)
+{
+	struct addr_owners *o = obj;
+	char *argv[ADDR_LINE_ARGS + 1];
+	int argc = addr_words(line, argv, ADDR_LINE_ARGS);
+	if (argc == 0)
+		return 0;
+	if (argc < 2 || argc > ADDR_LINE_ARGS) {
+		snprintf(why, whysz, "expected \"USER ADDRESS-OR-@DOMAIN...\" (up to %d)",
+			 ADDR_LINE_ARGS - 1);
+		return -1;
+	}
+	struct addr_pattern pats[ADDR_LINE_ARGS];
+	for (int i = 1; i < argc; i++)
+		if (addr_pattern_parse(argv[i], &pats[i - 1]) < 0) {
+			snprintf(why, whysz, "bad address \"%.200s\" (user@domain, @domain or @.domain)",
+				 argv[i]);
+			while (--i > 0)
+				addr_pattern_free(&pats[i - 1]);
+			return -1;
+		}
+	struct addr_owner *w = NULL;
+	for (size_t i = 0; i < o->n && w == NULL; i++)
+		if (strcmp(o->v[i].user, argv[0]) == 0)
+			w = &o->v[i];
+	if (w == NULL) {
+		o->v = xreallocarray(o->v, o->n + 1, sizeof(*o->v));
+		w = &o->v[o->n++];
+		memset(w, 0, sizeof(*w));
+		w->user = xstrdup(argv[0]);
+	}
+	w->pats = xreallocarray(w->pats, w->npats + (size_t)argc - 1, sizeof(*w->pats));
+	memcpy(w->pats + w->npats, pats, ((size_t)argc - 1) * sizeof(*pats));
+	w->npats += (size_t)argc - 1;
+	return 0;
+}
+
+int addr_owners_parse(struct addr_owners *o, const char *text, size_t len, addr_map_err_fn err,
+		      void *arg)
+{
+	return addr_lines(o, addr_owner_line, text, len, err, arg);
+}
+
+void addr_owners_free(struct addr_owners *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->v[i].user);
+		for (size_t j = 0; j < o->v[i].npats; j++)
+			addr_pattern_free(&o->v[i].pats[j]);
+		free(o->v[i].pats);
+	}
+	free(o->v);
+	o->v = NULL;
+	o->n = 0;
+}
+
+int addr_owners_allow(const struct addr_owners *o, const char *user, const char *sender)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		if (strcmp(o->v[i].user, user) != 0)
+			continue;
+		for (size_t j = 0; j < o->v[i].npats; j++)
+			if (addr_pattern_match(&o->v[i].pats[j], sender))
+				return 1;
 	}
 	return 0;
 }

@@ -33,6 +33,18 @@ struct addr_map {
 	size_t n;
 };
 
+/* auth-senders: the senders each authenticated user may use. */
+struct addr_owner {
+	char *user;
+	struct addr_pattern *pats;
+	size_t npats;
+};
+
+struct addr_owners {
+	struct addr_owner *v;
+	size_t n;
+};
+
 /* Called for each bad line of a map: its number and what is wrong. */
 typedef void (*addr_map_err_fn)(void *arg, unsigned line, const char *msg);
 
@@ -56,6 +68,16 @@ void addr_map_free(struct addr_map *m);
  * result would not fit: the address is kept).
  */
 int addr_map_apply(const struct addr_map *m, const char *addr, char *out, size_t outsz);
+
+/*
+ * Parses "USER PATTERN..." lines (an auth-senders file) into o, like
+ * addr_map_parse; a user on several lines has the patterns of all.
+ */
+int addr_owners_parse(struct addr_owners *o, const char *text, size_t len, addr_map_err_fn err,
+		      void *arg);
+void addr_owners_free(struct addr_owners *o);
+/* 1 when user may use sender: one of its patterns matches. */
+int addr_owners_allow(const struct addr_owners *o, const char *user, const char *sender);
 
 /*
  * Rewrites the addresses of one header field value (the octets after the

@@ -125,13 +125,7 @@ void config_free(struct config *cfg)
 	free(cfg->rewrite_recipient_file);
 	addr_map_free(&cfg->rewrite_recipient);
 	free(cfg->auth_senders_file);
-	for (size_t i = 0; i < cfg->nauth_senders; i++) {
-		free(cfg->auth_senders[i].user);
-		for (size_t j = 0; j < cfg->auth_senders[i].npats; j++)
-			addr_pattern_free(&cfg->auth_senders[i].pats[j]);
-		free(cfg->auth_senders[i].pats);
-	}
-	free(cfg->auth_senders);
+	addr_owners_free(&cfg->auth_senders);
 	for (size_t i = 0; i < cfg->nsender_routes; i++) {
 		free(cfg->sender_routes[i].pattern);
 		addr_pattern_free(&cfg->sender_routes[i].pat);

@@ -74,13 +74,6 @@ struct cfg_sender_route {
 	struct cfg_nexthop hop;
 };
 
-/* auth-senders: the envelope senders one authenticated user may use. */
-struct cfg_auth_sender {
-	char *user;
-	struct addr_pattern *pats; /* "user@domain" or "@domain" */
-	size_t npats;
-};
-
 struct cfg_dns_server {
 	char addr[64];      /* numeric IPv4 or IPv6 */
 	uint16_t port;      /* 53 unless given */
@@ -131,8 +124,7 @@ struct config {
 	char *rewrite_recipient_file;
 	struct addr_map rewrite_recipient;
 	char *auth_senders_file;
-	struct cfg_auth_sender *auth_senders;
-	size_t nauth_senders;
+	struct addr_owners auth_senders;
 	struct cfg_sender_route *sender_routes; /* in the order written: first match */
 	size_t nsender_routes;
 	struct cfg_files files;      /* the contents of the files named above */

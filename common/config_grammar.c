@@ -626,6 +626,17 @@ static void cfg_rewrite_recipient(struct cfg_state *st, const struct cfg_directi
 			argv[0]);
 }
 
+/* auth-senders FILE: USER ADDRESS-OR-@DOMAIN... lines. */
+static void cfg_auth_senders(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			     char **argv)
+{
+	const struct cfg_file *f = cfg_map_file(st, d, argv[0], &st->cfg->auth_senders_file);
+	struct cfg_map_err e = {st, argv[0]};
+	(void)argc;
+	if (f != NULL)
+		addr_owners_parse(&st->cfg->auth_senders, f->data, f->len, cfg_map_err, &e);
+}
+
 #define CFG_OFF(f) offsetof(struct config, f)
 #define DAY 86400ull
 
@@ -640,6 +651,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"tls-cert", 1, 1, cfg_set_file, CFG_OFF(tls_cert), 0, 0},
 	{"tls-key", 1, 1, cfg_set_file, CFG_OFF(tls_key), 0, 0},
 	{"auth-users", 1, 1, cfg_set_file, CFG_OFF(auth_users), 0, 0},
+	{"auth-senders", 1, 1, cfg_auth_senders, 0, 0, 0},
 	{"max-message-size", 1, 1, cfg_set_size, CFG_OFF(max_message_size), 1024, 4ull << 30},
 	{"max-recipients", 1, 1, cfg_set_number, CFG_OFF(max_recipients), 1, 100000},
 	{"max-connections", 1, 1, cfg_set_number, CFG_OFF(max_connections), 1, 100000},

@@ -229,6 +229,19 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 		smtp_reject(s, SR_TOO_BIG);
 		return;
 	}
+	/*
+	 * auth-senders: checked against the sender as the client gave it,
+	 * before rewrite-sender (as Postfix's smtpd_sender_login_maps). The
+	 * null sender (bounces) stays open to every user.
+	 */
+	if (cfg->auth_senders_file != NULL && s->auth_user[0] != '\0' && m.path.addr[0] != '\0' &&
+	    !addr_owners_allow(&cfg->auth_senders, s->auth_user, m.path.addr)) {
+		log_info("sender not owned from [%s]: user=%s from=<%s>", s->ip, s->auth_user,
+			 m.path.addr);
+		s->in->stats.rejected++;
+		smtp_reply(s, SR_SENDER_NOT_OWNED, s->auth_user);
+		return;
+	}
 	if (!intake_queue_up(s->in)) {
 		smtp_reply(s, SR_QUEUE_DOWN, NULL);
 		return;

@@ -107,6 +107,44 @@ START_TEST(test_map)
 }
 END_TEST
 
+static const char owners_text[] =
+	"alice alice@lan.test @sales.example.org\n"
+	"bob\n"
+	"carol carol@example.org bad@@x\n"
+	"alice alice2@lan.test\n";
+
+static const struct {
+	const char *user, *sender;
+	int allow;
+} owner_cases[] = {
+	{"alice", "alice@lan.test", 1},
+	{"alice", "ALICE@LAN.TEST", 1},
+	{"alice", "alice2@lan.test", 1}, /* from her second line */
+	{"alice", "x@sales.example.org", 1},
+	{"alice", "x@sub.sales.example.org", 0},
+	{"alice", "bob@lan.test", 0},
+	{"Alice", "alice@lan.test", 0}, /* user names are exact */
+	{"bob", "bob@lan.test", 0},     /* his line was bad */
+	{"carol", "carol@example.org", 0},
+	{"dave", "dave@lan.test", 0},
+};
+
+START_TEST(test_owners)
+{
+	struct addr_owners o = {0};
+	char errs[1024] = "";
+	ck_assert_int_eq(addr_owners_parse(&o, owners_text, strlen(owners_text), collect, errs), 2);
+	ck_assert_str_eq(errs, "2: expected \"USER ADDRESS-OR-@DOMAIN...\" (up to 63)\n"
+			       "3: bad address \"bad@@x\" (user@domain, @domain or @.domain)\n");
+	ck_assert_uint_eq(o.n, 1);
+	for (size_t i = 0; i < N(owner_cases); i++)
+		ck_assert_msg(addr_owners_allow(&o, owner_cases[i].user, owner_cases[i].sender) ==
+				      owner_cases[i].allow,
+			      "%s %s", owner_cases[i].user, owner_cases[i].sender);
+	addr_owners_free(&o);
+}
+END_TEST
+
 static const struct {
 	const char *in, *out;
 	unsigned n;
@@ -207,6 +245,7 @@ int main(void)
 	TCase *tc = tcase_create("addr_map");
 	tcase_add_loop_test(tc, test_pattern, 0, N(pattern_cases));
 	tcase_add_test(tc, test_map);
+	tcase_add_test(tc, test_owners);
 	tcase_add_loop_test(tc, test_header, 0, N(header_cases));
 	tcase_add_loop_test(tc, test_section, 0, N(section_cases));
 	suite_add_tcase(s, tc);
