@@ -69,7 +69,7 @@ struct cfg_dkim {
 
 /* sender-route PATTERN NEXTHOP [tls=] [auth=]: the next hop by sender. */
 struct cfg_sender_route {
-	char *pattern;      /* as written */
+	char *pattern;      /* as written, lower case */
 	struct addr_pattern pat;
 	struct cfg_nexthop hop;
 };

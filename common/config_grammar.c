@@ -494,6 +494,38 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 	cfg->routes[cfg->nroutes++] = r;
 }
 
+/* sender-route PATTERN NEXTHOP [tls=] [auth=]: first match in the order written. */
+static void cfg_sender_route(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			     char **argv)
+{
+	struct config *cfg = st->cfg;
+	struct cfg_sender_route r;
+
+	memset(&r, 0, sizeof(r));
+	if (addr_pattern_parse(argv[0], &r.pat) < 0) {
+		cfg_err(st, "%s: bad pattern \"%s\" (user@domain, @domain or @.domain)", d->name,
+			argv[0]);
+		return;
+	}
+	r.pattern = xstrdup(argv[0]);
+	cfg_lower(r.pattern);
+	for (size_t i = 0; i < cfg->nsender_routes; i++)
+		if (strcmp(cfg->sender_routes[i].pattern, r.pattern) == 0) {
+			cfg_err(st, "%s: a sender-route for %s is already set", d->name, argv[0]);
+			goto fail;
+		}
+	if (cfg_parse_hop(st, d->name, argc - 1, argv + 1, &r.hop) < 0)
+		goto fail;
+	cfg->sender_routes = xreallocarray(cfg->sender_routes, cfg->nsender_routes + 1,
+					   sizeof(*cfg->sender_routes));
+	cfg->sender_routes[cfg->nsender_routes++] = r;
+	return;
+fail:
+	cfg_hop_free(&r.hop);
+	addr_pattern_free(&r.pat);
+	free(r.pattern);
+}
+
 static void cfg_dkim_sign(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			  char **argv)
 {
@@ -663,6 +695,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"delivery-port", 1, 1, cfg_delivery_port, 0, 1, 65535},
 	{"smarthost", 1, 3, cfg_smarthost, 0, 0, 0},
 	{"route", 2, 4, cfg_route, 0, 0, 0},
+	{"sender-route", 2, 4, cfg_sender_route, 0, 0, 0},
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
 	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},

@@ -67,6 +67,8 @@ static void master_files_delivery(struct master_worker *mw, const struct config 
 		master_send_file(mw, cfg, cfg->smarthosts[i].auth_file);
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		master_send_file(mw, cfg, cfg->routes[i].hop.auth_file);
+	for (size_t i = 0; i < cfg->nsender_routes; i++)
+		master_send_file(mw, cfg, cfg->sender_routes[i].hop.auth_file);
 }
 
 /* Which files each role holds: the only place that decides it. */
