@@ -36,11 +36,14 @@ class SenderRoute(DeliveryCase):
         port = free_port(host)
         return self.mx(host, port=port, **kw), port
 
-    def start(self):
+    def start(self, delay=0.0, extra=""):
+        """delay: the department hops hold their first end-of-DATA reply."""
         dns = self.dns(EX_MX, EX_HOSTS)
         self.mx1 = self.mx("127.0.0.2")
-        self.sales, sp = self.hop("127.0.0.6", tls_cert=self.cert, auth={"carol": "pw-sales"})
-        self.it, ip = self.hop("127.0.0.7", tls_cert=self.cert, auth={"dave": "pw-it"})
+        self.sales, sp = self.hop("127.0.0.6", tls_cert=self.cert, auth={"carol": "pw-sales"},
+                                  first_data_delay=delay)
+        self.it, ip = self.hop("127.0.0.7", tls_cert=self.cert, auth={"dave": "pw-it"},
+                               first_data_delay=delay)
         self.sh, shp = self.hop("127.0.0.8")
         self.routed, rp = self.hop("127.0.0.9")
         smap = os.path.join(self.tmp, "rewrite")
@@ -51,9 +54,9 @@ class SenderRoute(DeliveryCase):
                            "sender-route @sales.example.org [127.0.0.6]:%d tls=starttls auth=%s\n"
                            "sender-route @it.example.org [127.0.0.7]:%d tls=starttls auth=%s\n"
                            "smarthost [127.0.0.8]:%d tls=none\n"
-                           "route routed.test [127.0.0.9]:%d tls=none\n"
+                           "route routed.test [127.0.0.9]:%d tls=none\n%s"
                            % (smap, sp, self.auth_file("sales.auth", "carol", "pw-sales"),
-                              ip, self.auth_file("it.auth", "dave", "pw-it"), shp, rp))
+                              ip, self.auth_file("it.auth", "dave", "pw-it"), shp, rp, extra))
 
     def test_each_department_through_its_account(self):
         r = self.start()
@@ -82,9 +85,10 @@ class SenderRoute(DeliveryCase):
         self.assertEqual(len(self.sales.messages) + len(self.it.messages), 2)
 
     def test_one_domain_two_departments_never_share_a_connection(self):
-        r = self.start()
-        # Both in one go, so that a connection could be reused if the
-        # destination keys were one.
+        # One connection per destination, its first message held: the
+        # others wait and go over that connection when it is free -- the
+        # wrong account's, were the two departments one destination.
+        r = self.start(delay=2.0, extra="concurrency-per-destination 1\n")
         qids = [self.send(r, s, ["a@ex.test"]) for s in
                 ("p@sales.example.org", "q@it.example.org", "r@sales.example.org",
                  "s@it.example.org")]
@@ -94,6 +98,8 @@ class SenderRoute(DeliveryCase):
                          [("p@sales.example.org", "carol"), ("r@sales.example.org", "carol")])
         self.assertEqual(sorted((x.mail_from, x.auth_user) for x in self.it.wait_messages(2)),
                          [("q@it.example.org", "dave"), ("s@it.example.org", "dave")])
+        out = r.ctl("stats")
+        self.assertRegex(out.stdout, r"conn_reuse\s+2\b")
 
     def test_relayctl_route_from(self):
         r = self.start()
