@@ -139,7 +139,7 @@ static void smtp_rewrite_headers(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	struct buf b;
 
-	if (cfg->rewrite_sender.n == 0)
+	if (cfg->rewrite_sender.n == 0 || buf_avail(&tx->out) == 0)
 		return;
 	buf_init(&b);
 	unsigned n = addr_header_section_rewrite(&cfg->rewrite_sender,

@@ -192,7 +192,8 @@ START_TEST(test_header)
 	const char *in = header_cases[_i].in;
 	unsigned n = addr_header_rewrite(&m, in, strlen(in), &b);
 	ck_assert_msg(buf_avail(&b) == strlen(header_cases[_i].out) &&
-			      memcmp(buf_head(&b), header_cases[_i].out, buf_avail(&b)) == 0,
+			      (buf_avail(&b) == 0 ||
+			       memcmp(buf_head(&b), header_cases[_i].out, buf_avail(&b)) == 0),
 		      "case %d: got \"%.*s\"", _i, (int)buf_avail(&b), (char *)buf_head(&b));
 	ck_assert_uint_eq(n, header_cases[_i].n);
 	buf_free(&b);
