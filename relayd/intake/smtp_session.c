@@ -305,12 +305,18 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 	else
 		snprintf(addr, sizeof(addr), "%s", p.addr);
 	char rewritten[sizeof(addr)];
+	int dup = 0;
 	if (addr_map_apply(&cfg->rewrite_recipient, addr, rewritten, sizeof(rewritten))) {
 		log_debug("rewrite-recipient: <%s> -> <%s>", addr, rewritten);
 		snprintf(addr, sizeof(addr), "%s", rewritten);
+		/* Two recipients rewritten into one get one copy. */
+		for (size_t i = 0; i < tx->nrcpts && !dup; i++)
+			dup = strcmp(tx->rcpts[i], addr) == 0;
 	}
-	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
-	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	if (!dup) {
+		tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
+		tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	}
 	s->state = SS_RCPT;
 	smtp_reply(s, SR_RCPT_OK, NULL);
 }
