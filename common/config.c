@@ -120,6 +120,18 @@ void config_free(struct config *cfg)
 		free(cfg->dkim[i].keyfile);
 	}
 	free(cfg->dkim);
+	free(cfg->rewrite_sender_file);
+	addr_map_free(&cfg->rewrite_sender);
+	free(cfg->rewrite_recipient_file);
+	addr_map_free(&cfg->rewrite_recipient);
+	free(cfg->auth_senders_file);
+	addr_owners_free(&cfg->auth_senders);
+	for (size_t i = 0; i < cfg->nsender_routes; i++) {
+		free(cfg->sender_routes[i].pattern);
+		addr_pattern_free(&cfg->sender_routes[i].pat);
+		cfg_hop_free(&cfg->sender_routes[i].hop);
+	}
+	free(cfg->sender_routes);
 	cfg_files_free(&cfg->files);
 	memset(cfg, 0, sizeof(*cfg));
 }

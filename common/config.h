@@ -7,6 +7,7 @@
 #ifndef RELAYD_CONFIG_H
 #define RELAYD_CONFIG_H
 
+#include "addr_map.h"
 #include "config_files.h"
 
 #include <stddef.h>
@@ -67,6 +68,13 @@ struct cfg_dkim {
 	char *keyfile;      /* its content: config_file(cfg, keyfile) where held */
 };
 
+/* sender-route PATTERN NEXTHOP [tls=] [auth=]: the next hop by sender. */
+struct cfg_sender_route {
+	char *pattern;      /* as written, lower case */
+	struct addr_pattern pat;
+	struct cfg_nexthop hop;
+};
+
 struct cfg_dns_server {
 	char addr[64];      /* numeric IPv4 or IPv6 */
 	uint16_t port;      /* 53 unless given */
@@ -112,6 +120,14 @@ struct config {
 	unsigned delivery_concurrency;
 	struct cfg_dkim *dkim;       /* in the order written */
 	size_t ndkim;
+	char *rewrite_sender_file;   /* its map, parsed where the file is held */
+	struct addr_map rewrite_sender;
+	char *rewrite_recipient_file;
+	struct addr_map rewrite_recipient;
+	char *auth_senders_file;
+	struct addr_owners auth_senders;
+	struct cfg_sender_route *sender_routes; /* in the order written: first match */
+	size_t nsender_routes;
 	struct cfg_files files;      /* the contents of the files named above */
 };
 

@@ -499,6 +499,38 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 	cfg->routes[cfg->nroutes++] = r;
 }
 
+/* sender-route PATTERN NEXTHOP [tls=] [auth=]: first match in the order written. */
+static void cfg_sender_route(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			     char **argv)
+{
+	struct config *cfg = st->cfg;
+	struct cfg_sender_route r;
+
+	memset(&r, 0, sizeof(r));
+	if (addr_pattern_parse(argv[0], &r.pat) < 0) {
+		cfg_err(st, "%s: bad pattern \"%s\" (user@domain, @domain or @.domain)", d->name,
+			argv[0]);
+		return;
+	}
+	r.pattern = xstrdup(argv[0]);
+	cfg_lower(r.pattern);
+	for (size_t i = 0; i < cfg->nsender_routes; i++)
+		if (strcmp(cfg->sender_routes[i].pattern, r.pattern) == 0) {
+			cfg_err(st, "%s: a sender-route for %s is already set", d->name, argv[0]);
+			goto fail;
+		}
+	if (cfg_parse_hop(st, d->name, argc - 1, argv + 1, &r.hop) < 0)
+		goto fail;
+	cfg->sender_routes = xreallocarray(cfg->sender_routes, cfg->nsender_routes + 1,
+					   sizeof(*cfg->sender_routes));
+	cfg->sender_routes[cfg->nsender_routes++] = r;
+	return;
+fail:
+	cfg_hop_free(&r.hop);
+	addr_pattern_free(&r.pat);
+	free(r.pattern);
+}
+
 static void cfg_dkim_sign(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			  char **argv)
 {
@@ -568,6 +600,80 @@ static void cfg_auth_fail_limit(struct cfg_state *st, const struct cfg_directive
 	st->cfg->auth_fail_window = window;
 }
 
+/* A bad line of a file the config names, reported as "FILE:LINE: message". */
+struct cfg_map_err {
+	struct cfg_state *st;
+	const char *file;
+};
+
+static void cfg_map_err(void *arg, unsigned line, const char *msg)
+{
+	struct cfg_map_err *e = arg;
+	const char *path = e->st->path;
+	unsigned cline = e->st->line;
+	e->st->path = e->file;
+	e->st->line = line;
+	cfg_err(e->st, "%s", msg);
+	e->st->path = path;
+	e->st->line = cline;
+}
+
+/*
+ * The content of a map file: read by the master, so `relayd -n` and a
+ * reload check it; NULL in a worker that is not given it (no error).
+ */
+static const struct cfg_file *cfg_map_file(struct cfg_state *st, const struct cfg_directive *d,
+					   const char *path, char **field)
+{
+	const struct cfg_file *f = cfg_file(st, path);
+	if (f == NULL && st->given == NULL) {
+		cfg_err(st, "%s: cannot read %s: %s", d->name, path, strerror(errno));
+		return NULL;
+	}
+	if (*field != NULL) {
+		cfg_err(st, "%s: already set", d->name);
+		return NULL;
+	}
+	*field = xstrdup(path);
+	return f;
+}
+
+/* rewrite-sender FILE and rewrite-recipient FILE: PATTERN REPLACEMENT lines. */
+static void cfg_rewrite_map(struct cfg_state *st, const struct cfg_directive *d,
+			    char **field, struct addr_map *m, const char *path)
+{
+	const struct cfg_file *f = cfg_map_file(st, d, path, field);
+	struct cfg_map_err e = {st, path};
+	if (f != NULL)
+		addr_map_parse(m, f->data, f->len, cfg_map_err, &e);
+}
+
+static void cfg_rewrite_sender(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			       char **argv)
+{
+	(void)argc;
+	cfg_rewrite_map(st, d, &st->cfg->rewrite_sender_file, &st->cfg->rewrite_sender, argv[0]);
+}
+
+static void cfg_rewrite_recipient(struct cfg_state *st, const struct cfg_directive *d,
+				  int argc, char **argv)
+{
+	(void)argc;
+	cfg_rewrite_map(st, d, &st->cfg->rewrite_recipient_file, &st->cfg->rewrite_recipient,
+			argv[0]);
+}
+
+/* auth-senders FILE: USER ADDRESS-OR-@DOMAIN... lines. */
+static void cfg_auth_senders(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			     char **argv)
+{
+	const struct cfg_file *f = cfg_map_file(st, d, argv[0], &st->cfg->auth_senders_file);
+	struct cfg_map_err e = {st, argv[0]};
+	(void)argc;
+	if (f != NULL)
+		addr_owners_parse(&st->cfg->auth_senders, f->data, f->len, cfg_map_err, &e);
+}
+
 #define CFG_OFF(f) offsetof(struct config, f)
 #define DAY 86400ull
 
@@ -582,6 +688,7 @@ static const struct cfg_directive cfg_directives[] = {
 	{"tls-cert", 1, 1, cfg_set_file, CFG_OFF(tls_cert), 0, 0},
 	{"tls-key", 1, 1, cfg_set_file, CFG_OFF(tls_key), 0, 0},
 	{"auth-users", 1, 1, cfg_set_file, CFG_OFF(auth_users), 0, 0},
+	{"auth-senders", 1, 1, cfg_auth_senders, 0, 0, 0},
 	{"max-message-size", 1, 1, cfg_set_size, CFG_OFF(max_message_size), 1024, 4ull << 30},
 	{"max-recipients", 1, 1, cfg_set_number, CFG_OFF(max_recipients), 1, 100000},
 	{"max-connections", 1, 1, cfg_set_number, CFG_OFF(max_connections), 1, 100000},
@@ -593,9 +700,12 @@ static const struct cfg_directive cfg_directives[] = {
 	{"delivery-port", 1, 1, cfg_delivery_port, 0, 1, 65535},
 	{"smarthost", 1, 3, cfg_smarthost, 0, 0, 0},
 	{"route", 2, 4, cfg_route, 0, 0, 0},
+	{"sender-route", 2, 4, cfg_sender_route, 0, 0, 0},
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
 	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},
+	{"rewrite-sender", 1, 1, cfg_rewrite_sender, 0, 0, 0},
+	{"rewrite-recipient", 1, 1, cfg_rewrite_recipient, 0, 0, 0},
 	{"retry-min", 1, 1, cfg_set_duration, CFG_OFF(retry_min), 1, 30 * DAY},
 	{"retry-max", 1, 1, cfg_set_duration, CFG_OFF(retry_max), 1, 30 * DAY},
 	{"queue-lifetime", 1, 1, cfg_set_duration, CFG_OFF(queue_lifetime), 1, 365 * DAY},

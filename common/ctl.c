@@ -17,7 +17,7 @@ static const struct ctl_command ctl_commands[] = {
 	{"release", 1, 1, CTL_QUEUE, 1, "release QID"},
 	{"delete", 1, 1, CTL_QUEUE, 1, "delete QID|all"},
 	{"stats", 0, 1, CTL_INTAKE | CTL_QUEUE | CTL_DELIVERY, 0, "stats [--json]"},
-	{"route", 1, 1, CTL_DELIVERY, 0, "route ADDRESS"},
+	{"route", 1, 3, CTL_DELIVERY, 0, "route ADDRESS [--from SENDER]"},
 	{"dkim", 1, 1, CTL_DELIVERY, 0, "dkim DOMAIN"},
 };
 
@@ -36,9 +36,12 @@ int ctl_command_check(int argc, char **argv, const struct ctl_command **cmd)
 	const struct ctl_command *c = ctl_command_find(argv[0]);
 	if (c == NULL || argc - 1 < c->min_args || argc - 1 > c->max_args)
 		return -1;
-	/* The only option any command takes. */
+	/* The options commands take: --json, and route's --from SENDER. */
 	if ((strcmp(c->name, "queue") == 0 || strcmp(c->name, "stats") == 0) && argc == 2 &&
 	    strcmp(argv[1], "--json") != 0)
+		return -1;
+	if (strcmp(c->name, "route") == 0 && argc != 2 &&
+	    (argc != 4 || strcmp(argv[2], "--from") != 0))
 		return -1;
 	if (cmd)
 		*cmd = c;

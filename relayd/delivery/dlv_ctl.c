@@ -1,6 +1,6 @@
 /*
- * dlv_ctl.c - the delivery worker's relayctl commands: `route ADDRESS`
- * (the plan delivery would follow, computed by the same next-hop and MX
+ * dlv_ctl.c - the delivery worker's relayctl commands: `route ADDRESS
+ * [--from SENDER]` (the plan delivery would follow, computed by the same next-hop and MX
  * code that delivers) and `stats` (its counters as "key value" lines).
  */
 #include "relayd/delivery/dlv.h"
@@ -16,6 +16,7 @@ struct dlv_route_req {
 	struct dlv_ctx *ctx;
 	uint32_t reqid;
 	char domain[256];
+	char sender[512];       /* "" : none given */
 	size_t hop_idx;
 	struct dlv_hop hop;
 	struct buf out;
@@ -96,12 +97,17 @@ static void dlv_route_step(struct dlv_route_req *rq)
 	const struct config *cfg = rq->ctx->w->cfg;
 	struct dlv_hop *hop = &rq->hop;
 
-	if (dlv_hop_select(cfg, rq->domain, rq->hop_idx, hop) < 0) {
+	if (dlv_hop_select(cfg, rq->domain, rq->sender, rq->hop_idx, hop) < 0) {
 		dlv_route_finish(rq);
 		return;
 	}
 	buf_appendf(&rq->out, "%snext hop: %s%s\n", rq->hop_idx ? "\n" : "", hop->desc,
-		    hop->kind == DLV_HOP_MX ? " (no route or smarthost applies)" : "");
+		    hop->kind == DLV_HOP_MX ? " (no route, sender-route or smarthost applies)" : "");
+	/* The precedence made visible: a route for the domain beats the sender's. */
+	const struct cfg_sender_route *sr = dlv_sender_route(cfg, rq->sender);
+	if (rq->hop_idx == 0 && hop->kind == DLV_HOP_ROUTE && sr != NULL)
+		buf_appendf(&rq->out, "not taken: sender-route %s (a route for the domain comes "
+			    "first)\n", sr->pattern);
 	buf_appendf(&rq->out, "lookup: %s %s\n", hop->no_mx ? "addresses of" : "MX of", hop->name);
 	buf_appendf(&rq->out, "tls: %s (%s)\n", dlv_tls_policy_name(hop->tls),
 		    hop->tls_from_hop ? "tls= of the next hop" : "outbound-tls");
@@ -112,7 +118,8 @@ static void dlv_route_step(struct dlv_route_req *rq)
 	mx_resolve(rq->ctx->res, hop->name, hop->no_mx, hop->port, dlv_route_plan, rq);
 }
 
-static void dlv_ctl_route(struct dlv_ctx *ctx, uint32_t reqid, const char *address)
+static void dlv_ctl_route(struct dlv_ctx *ctx, uint32_t reqid, const char *address,
+			  const char *sender)
 {
 	struct dlv_route_req *rq = xcalloc(1, sizeof(*rq));
 	const char *at = strrchr(address, '@');
@@ -132,6 +139,10 @@ static void dlv_ctl_route(struct dlv_ctx *ctx, uint32_t reqid, const char *addre
 	memcpy(rq->domain, dom, n);
 	rq->domain[n] = '\0';
 	buf_appendf(&rq->out, "address: %s\ndomain: %s\n", address, rq->domain);
+	if (sender != NULL) {
+		snprintf(rq->sender, sizeof(rq->sender), "%s", sender);
+		buf_appendf(&rq->out, "sender: %s\n", rq->sender);
+	}
 	dlv_route_step(rq);
 }
 
@@ -172,8 +183,9 @@ void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
 {
 	struct dlv_ctx *ctx = w->ctx;
 
-	if (argc == 2 && strcmp(argv[0], "route") == 0)
-		dlv_ctl_route(ctx, reqid, argv[1]);
+	/* relayctl checked the form: route ADDRESS [--from SENDER]. */
+	if ((argc == 2 || argc == 4) && strcmp(argv[0], "route") == 0)
+		dlv_ctl_route(ctx, reqid, argv[1], argc == 4 ? argv[3] : NULL);
 	else if (argc == 2 && strcmp(argv[0], "dkim") == 0)
 		dlv_ctl_dkim(ctx, reqid, argv[1]);
 	else if (strcmp(argv[0], "stats") == 0)

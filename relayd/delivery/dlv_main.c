@@ -247,9 +247,12 @@ static void dlv_dest_forget(struct dlv_ctx *ctx, const char *domain)
 	struct dlv_dest *d;
 
 	if (domain != NULL)
-		dlv_dest_key(ctx->w->cfg, domain, key, sizeof(key));
+		dlv_dest_key(ctx->w->cfg, domain, NULL, key, sizeof(key));
 	LIST_FOREACH(d, &ctx->dests, entry) {
-		if (d->hold_until == 0 || (domain != NULL && strcmp(d->key, key) != 0))
+		/* The domain's mail may also leave by any sender-route. */
+		if (d->hold_until == 0 ||
+		    (domain != NULL && strcmp(d->key, key) != 0 &&
+		     strncmp(d->key, "sender-route:", 13) != 0))
 			continue;
 		d->hold_until = 0;
 		log_info("next hop %s: failure forgotten; its mail goes at the next attempt",
@@ -296,7 +299,7 @@ static void dlv_job_route(struct dlv_ctx *ctx, struct dlv_job *job)
 {
 	char key[300];
 
-	dlv_dest_key(ctx->w->cfg, job->domain, key, sizeof(key));
+	dlv_dest_key(ctx->w->cfg, job->domain, job->sender, key, sizeof(key));
 	struct dlv_dest *d = dlv_dest_get(ctx, key);
 	job->dest = d;
 	if (d->hold_until > ev_now(ctx->loop)) {

@@ -1,6 +1,6 @@
 /*
- * dlv_nexthop.c - choosing the next hop of a destination domain from the
- * routes, smarthosts and MX delivery of the config.
+ * dlv_nexthop.c - choosing the next hop of a message from the routes,
+ * sender-routes, smarthosts and MX delivery of the config.
  */
 #include "relayd/delivery/dlv_nexthop.h"
 
@@ -58,10 +58,22 @@ static void dlv_hop_text(const struct dlv_hop *hop, char *dst, size_t dstsz)
 		snprintf(dst, dstsz, "%s:%u", hop->name, hop->port);
 }
 
-int dlv_hop_select(const struct config *cfg, const char *domain, size_t i, struct dlv_hop *hop)
+const struct cfg_sender_route *dlv_sender_route(const struct config *cfg, const char *sender)
+{
+	if (sender == NULL || sender[0] == '\0')
+		return NULL;
+	for (size_t i = 0; i < cfg->nsender_routes; i++)
+		if (addr_pattern_match(&cfg->sender_routes[i].pat, sender))
+			return &cfg->sender_routes[i];
+	return NULL;
+}
+
+int dlv_hop_select(const struct config *cfg, const char *domain, const char *sender, size_t i,
+		   struct dlv_hop *hop)
 {
 	char text[300];
 	const struct cfg_route *route = config_route_for(cfg, domain);
+	const struct cfg_sender_route *sroute = route ? NULL : dlv_sender_route(cfg, sender);
 
 	memset(hop, 0, sizeof(*hop));
 	if (route) {
@@ -73,6 +85,17 @@ int dlv_hop_select(const struct config *cfg, const char *domain, size_t i, struc
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "route %s%s -> %s",
 			 route->subdomains ? "*." : "", route->domain, text);
+		return 0;
+	}
+	if (sroute) {
+		if (i > 0)
+			return -1;
+		hop->kind = DLV_HOP_SENDER_ROUTE;
+		hop->count = 1;
+		dlv_hop_from_cfg(cfg, &sroute->hop, hop);
+		dlv_hop_text(hop, text, sizeof(text));
+		snprintf(hop->desc, sizeof(hop->desc), "sender-route %s -> %s", sroute->pattern,
+			 text);
 		return 0;
 	}
 	if (cfg->nsmarthosts > 0) {
@@ -98,13 +121,17 @@ int dlv_hop_select(const struct config *cfg, const char *domain, size_t i, struc
 	return 0;
 }
 
-void dlv_dest_key(const struct config *cfg, const char *domain, char *dst, size_t dstsz)
+void dlv_dest_key(const struct config *cfg, const char *domain, const char *sender, char *dst,
+		  size_t dstsz)
 {
 	char low[256];
 	const struct cfg_route *route = config_route_for(cfg, domain);
+	const struct cfg_sender_route *sroute = route ? NULL : dlv_sender_route(cfg, sender);
 
 	if (route)
 		snprintf(dst, dstsz, "route:%s%s", route->subdomains ? "*." : "", route->domain);
+	else if (sroute)
+		snprintf(dst, dstsz, "sender-route:%s", sroute->pattern);
 	else if (cfg->nsmarthosts > 0)
 		snprintf(dst, dstsz, "smarthost");
 	else {

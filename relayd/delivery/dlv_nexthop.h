@@ -1,7 +1,8 @@
 /*
  * dlv_nexthop.h - where the mail for a destination domain goes, before any
- * DNS: a `route` for the domain, else the `smarthost` lines (tried in
- * order), else the domain's own MX. The delivering sessions and
+ * DNS: a `route` for the domain, else the first `sender-route` whose
+ * pattern matches the (rewritten) sender, else the `smarthost` lines (tried
+ * in order), else the domain's own MX. The delivering sessions and
  * `relayctl route` both walk this same chain.
  */
 #ifndef RELAYD_DLV_NEXTHOP_H
@@ -12,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum dlv_hop_kind { DLV_HOP_MX, DLV_HOP_ROUTE, DLV_HOP_SMARTHOST };
+enum dlv_hop_kind { DLV_HOP_MX, DLV_HOP_ROUTE, DLV_HOP_SENDER_ROUTE, DLV_HOP_SMARTHOST };
 
 /* One next hop, copied out of the config so that a reload cannot pull it away. */
 struct dlv_hop {
@@ -29,16 +30,22 @@ struct dlv_hop {
 };
 
 /*
- * Fills hop number i of domain's chain; 0, or -1 when the chain has fewer
- * hops (only smarthosts have more than one).
+ * Fills hop number i of the chain of mail from sender (NULL: none given)
+ * to domain; 0, or -1 when the chain has fewer hops (only smarthosts have
+ * more than one).
  */
-int dlv_hop_select(const struct config *cfg, const char *domain, size_t i, struct dlv_hop *hop);
+int dlv_hop_select(const struct config *cfg, const char *domain, const char *sender, size_t i,
+		   struct dlv_hop *hop);
+/* The sender-route mail from sender takes when no route wins, or NULL. */
+const struct cfg_sender_route *dlv_sender_route(const struct config *cfg, const char *sender);
 /*
- * The name of the destination the domain's jobs share: one concurrency
- * limit, one reused connection, one failure memory. Mail for every domain
- * that goes to the smarthosts (or through one route) shares it.
+ * The name of the destination the jobs share: one concurrency limit, one
+ * reused connection (so one AUTH identity), one failure memory. Mail for
+ * every domain that goes to the smarthosts, through one route or through
+ * one sender-route shares it; two sender-routes never do.
  */
-void dlv_dest_key(const struct config *cfg, const char *domain, char *dst, size_t dstsz);
+void dlv_dest_key(const struct config *cfg, const char *domain, const char *sender, char *dst,
+		  size_t dstsz);
 /* "none", "may", ... */
 const char *dlv_tls_policy_name(enum tls_policy p);
 

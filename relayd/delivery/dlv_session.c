@@ -239,7 +239,8 @@ static int smtpc_next_hop(struct dlv_session *s)
 {
 	struct dlv_hop hop;
 
-	if (dlv_hop_select(s->ctx->w->cfg, s->job->domain, s->hop_idx + 1, &hop) < 0)
+	if (dlv_hop_select(s->ctx->w->cfg, s->job->domain, s->job->sender, s->hop_idx + 1,
+			   &hop) < 0)
 		return -1;
 	s->hop_idx++;
 	s->hop = hop;
@@ -709,7 +710,7 @@ void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_jo
 	smtpc_reply_init(&s->reply);
 	dest->nsessions++;
 	ctx->nsessions++;
-	if (dlv_hop_select(ctx->w->cfg, job->domain, 0, &s->hop) < 0)
+	if (dlv_hop_select(ctx->w->cfg, job->domain, job->sender, 0, &s->hop) < 0)
 		fatal("no next hop for %s", job->domain);
 	smtpc_enter(s);
 	smtpc_resolve(s);

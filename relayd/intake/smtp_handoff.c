@@ -3,7 +3,8 @@
  * the envelope, one RCPT per recipient, the content in pieces as it
  * arrives (trace headers first), then END; or ABORT. The header section
  * is held back (up to SMTP_HEADER_HOLD octets) until it is known whether
- * Message-ID: and Date: must be added.
+ * Message-ID: and Date: must be added, and so that rewrite-sender can
+ * rewrite the addresses of From:, Sender: and Reply-To: in it.
  */
 #include "smtp_session.h"
 #include "common/ipc.h"
@@ -128,6 +129,33 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 		buf_appendf(b, "Date: %s\r\n", date);
 }
 
+/*
+ * rewrite-sender over the held header section, a field at a time; a
+ * section longer than the hold has its fields past it sent unrewritten.
+ */
+static void smtp_rewrite_headers(struct smtp_session *s)
+{
+	const struct config *cfg = s->in->w->cfg;
+	struct smtp_tx *tx = s->tx;
+	struct buf b;
+
+	if (cfg->rewrite_sender.n == 0 || buf_avail(&tx->out) == 0)
+		return;
+	buf_init(&b);
+	unsigned n = addr_header_section_rewrite(&cfg->rewrite_sender,
+						 (const char *)buf_head(&tx->out),
+						 buf_avail(&tx->out), !tx->data.in_headers, &b);
+	if ((n > 0 || tx->sender_rewritten) && log_verbose())
+		log_msg(LOG_DEBUG, tx->qid, "rewrite-sender: from=<%s>%s, %u header address%s",
+			tx->sender, tx->sender_rewritten ? " (rewritten)" : "", n,
+			n == 1 ? "" : "es");
+	if (n > 0) {
+		buf_reset(&tx->out);
+		buf_append(&tx->out, buf_head(&b), buf_avail(&b));
+	}
+	buf_free(&b);
+}
+
 void smtp_handoff_content(struct smtp_session *s, int at_end)
 {
 	struct smtp_tx *tx = s->tx;
@@ -141,6 +169,7 @@ void smtp_handoff_content(struct smtp_session *s, int at_end)
 		if (at_end)
 			tx->data.in_headers = 0;
 		smtp_trace_headers(s, &trace);
+		smtp_rewrite_headers(s);
 		smtp_send_content(s, buf_head(&trace), buf_avail(&trace));
 		buf_free(&trace);
 		tx->headers_sent = 1;

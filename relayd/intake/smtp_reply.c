@@ -53,6 +53,7 @@ static const struct smtp_reply smtp_replies[SR_COUNT] = {
 	[SR_TOO_BIG] = {552, "5.3.4", "Message size exceeds fixed limit"},
 	[SR_TOO_MANY_RCPTS] = {452, "4.5.3", "Error: too many recipients"},
 	[SR_RELAY_DENIED] = {554, "5.7.1", "Relay access denied"},
+	[SR_SENDER_NOT_OWNED] = {553, "5.7.1", "Sender address not owned by user %s"},
 	[SR_AUTH_REQUIRED] = {530, "5.7.0", "Authentication required"},
 	[SR_AUTH_NEEDS_TLS] = {538, "5.7.11", "Encryption required for requested authentication mechanism"},
 	[SR_AUTH_FAILED] = {535, "5.7.8", "Authentication credentials invalid"},

@@ -229,12 +229,29 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 		smtp_reject(s, SR_TOO_BIG);
 		return;
 	}
+	/*
+	 * auth-senders: checked against the sender as the client gave it,
+	 * before rewrite-sender (as Postfix's smtpd_sender_login_maps). The
+	 * null sender (bounces) stays open to every user.
+	 */
+	if (cfg->auth_senders_file != NULL && s->auth_user[0] != '\0' && m.path.addr[0] != '\0' &&
+	    !addr_owners_allow(&cfg->auth_senders, s->auth_user, m.path.addr)) {
+		log_info("sender not owned from [%s]: user=%s from=<%s>", s->ip, s->auth_user,
+			 m.path.addr);
+		s->in->stats.rejected++;
+		smtp_reply(s, SR_SENDER_NOT_OWNED, s->auth_user);
+		return;
+	}
 	if (!intake_queue_up(s->in)) {
 		smtp_reply(s, SR_QUEUE_DOWN, NULL);
 		return;
 	}
 	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
-	snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
+	/* rewrite-sender: the queue, the logs and signing see the final address. */
+	tx->sender_rewritten = addr_map_apply(&cfg->rewrite_sender, m.path.addr, tx->sender,
+					      sizeof(tx->sender));
+	if (!tx->sender_rewritten)
+		snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
 	tx->body_flags = (m.body_8bit ? BODY_8BITMIME : 0) | (m.smtputf8 ? BODY_SMTPUTF8 : 0);
 	buf_init(&tx->out);
 	s->tx = tx;
@@ -287,8 +304,19 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 		snprintf(addr, sizeof(addr), "postmaster@%s", cfg->hostname);
 	else
 		snprintf(addr, sizeof(addr), "%s", p.addr);
-	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
-	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	char rewritten[sizeof(addr)];
+	int dup = 0;
+	if (addr_map_apply(&cfg->rewrite_recipient, addr, rewritten, sizeof(rewritten))) {
+		log_debug("rewrite-recipient: <%s> -> <%s>", addr, rewritten);
+		snprintf(addr, sizeof(addr), "%s", rewritten);
+		/* Two recipients rewritten into one get one copy. */
+		for (size_t i = 0; i < tx->nrcpts && !dup; i++)
+			dup = strcmp(tx->rcpts[i], addr) == 0;
+	}
+	if (!dup) {
+		tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
+		tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	}
 	s->state = SS_RCPT;
 	smtp_reply(s, SR_RCPT_OK, NULL);
 }

@@ -58,6 +58,7 @@ struct smtp_tx {
 	unsigned headers_sent : 1;    /* the trace headers are out */
 	unsigned ended : 1;           /* END or ABORT sent: nothing more goes */
 	unsigned queue_lost : 1;      /* the queue went away mid-transaction */
+	unsigned sender_rewritten : 1; /* rewrite-sender changed the envelope sender */
 };
 
 struct smtp_session {

@@ -2,7 +2,8 @@
  * master_config.c - the master hands each worker its part of the
  * configuration and runs reloads. The master reads the config and every
  * file it names once, as root; a worker gets the config text and only the
- * files its role needs (intake: the TLS certificate and key, auth-users;
+ * files its role needs (intake: the TLS certificate and key, auth-users,
+ * the rewrite maps and auth-senders;
  * delivery: the auth= credentials, the CA bundle and the DKIM keys; the
  * queue: none).
  *
@@ -52,6 +53,9 @@ static void master_files_intake(struct master_worker *mw, const struct config *c
 	master_send_file(mw, cfg, cfg->tls_cert);
 	master_send_file(mw, cfg, cfg->tls_key);
 	master_send_file(mw, cfg, cfg->auth_users);
+	master_send_file(mw, cfg, cfg->rewrite_sender_file);
+	master_send_file(mw, cfg, cfg->rewrite_recipient_file);
+	master_send_file(mw, cfg, cfg->auth_senders_file);
 }
 
 static void master_files_delivery(struct master_worker *mw, const struct config *cfg)
@@ -63,6 +67,8 @@ static void master_files_delivery(struct master_worker *mw, const struct config 
 		master_send_file(mw, cfg, cfg->smarthosts[i].auth_file);
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		master_send_file(mw, cfg, cfg->routes[i].hop.auth_file);
+	for (size_t i = 0; i < cfg->nsender_routes; i++)
+		master_send_file(mw, cfg, cfg->sender_routes[i].hop.auth_file);
 }
 
 /* Which files each role holds: the only place that decides it. */

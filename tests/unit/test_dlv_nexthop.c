@@ -1,7 +1,8 @@
 /*
  * test_dlv_nexthop.c - next-hop selection (relayd/delivery/dlv_nexthop.c):
- * routes over smarthosts over MX, smarthosts in order, TLS policy and
- * credentials taken from the right place, destination keys.
+ * routes over sender-routes over smarthosts over MX, smarthosts in order,
+ * TLS policy and credentials taken from the right place, destination keys
+ * (one per sender-route, so two AUTH identities never share a connection).
  */
 #include "relayd/delivery/dlv_nexthop.h"
 
@@ -11,6 +12,7 @@
 
 static struct cfg_route routes[2];
 static struct cfg_nexthop smarthosts[2];
+static struct cfg_sender_route sroutes[2];
 static struct config cfg;
 
 static void nh(struct cfg_nexthop *h, const char *host, uint16_t port, int no_mx, int tls_set,
@@ -26,7 +28,7 @@ static void nh(struct cfg_nexthop *h, const char *host, uint16_t port, int no_mx
 	h->auth_pass = pass;
 }
 
-/* with: 0 none, 1 routes only, 2 smarthosts only, 3 both */
+/* with: bits 1 routes, 2 smarthosts, 4 sender-routes */
 static void setup_cfg(int with)
 {
 	memset(&cfg, 0, sizeof(cfg));
@@ -40,6 +42,21 @@ static void setup_cfg(int with)
 	nh(&routes[1].hop, "relay.example.com", 25, 0, 0, TLS_POLICY_NONE, NULL, NULL);
 	nh(&smarthosts[0], "sh1.example.net", 2526, 1, 0, TLS_POLICY_NONE, NULL, NULL);
 	nh(&smarthosts[1], "sh2.example.net", 25, 0, 1, TLS_POLICY_SMTPS, "bob", "secret");
+	static int parsed;
+	if (!parsed) {
+		ck_assert_int_eq(addr_pattern_parse("@sales.example.org", &sroutes[0].pat), 0);
+		ck_assert_int_eq(addr_pattern_parse("root@.lan.test", &sroutes[1].pat), 0);
+		parsed = 1;
+	}
+	sroutes[0].pattern = "@sales.example.org";
+	nh(&sroutes[0].hop, "out-sales.example.net", 2600, 1, 1, TLS_POLICY_STARTTLS, "carol",
+	   "pw");
+	sroutes[1].pattern = "root@.lan.test";
+	nh(&sroutes[1].hop, "out-it.example.net", 25, 0, 0, TLS_POLICY_NONE, "dave", "pw");
+	if (with & 4) {
+		cfg.sender_routes = sroutes;
+		cfg.nsender_routes = 2;
+	}
 	if (with & 1) {
 		cfg.routes = routes;
 		cfg.nroutes = 2;
@@ -63,36 +80,60 @@ struct hop_case {
 	const char *user;
 	const char *key;
 	const char *desc;
+	const char *sender;
 };
 
 static const struct hop_case hop_cases[] = {
 	{0, "Example.ORG.", 0, 0, DLV_HOP_MX, "example.org", 2525, 0, TLS_POLICY_MAY, "",
-	 "mx:example.org", "MX of example.org, port 2525"},
-	{0, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "mx:example.org", NULL},
+	 "mx:example.org", "MX of example.org, port 2525", NULL},
+	{0, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "mx:example.org", NULL, NULL},
 	{0, "[192.0.2.1]", 0, 0, DLV_HOP_MX, "[192.0.2.1]", 2525, 0, TLS_POLICY_MAY, "",
-	 "mx:[192.0.2.1]", NULL},
+	 "mx:[192.0.2.1]", NULL, NULL},
 	{1, "example.org", 0, 0, DLV_HOP_ROUTE, "smtp.example.net", 587, 1, TLS_POLICY_STARTTLS,
-	 "alice", "route:example.org", "route example.org -> [smtp.example.net]:587"},
-	{1, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "route:example.org", NULL},
+	 "alice", "route:example.org", "route example.org -> [smtp.example.net]:587", NULL},
+	{1, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "route:example.org", NULL, NULL},
 	/* An exact route does not cover subdomains. */
 	{1, "sub.example.org", 0, 0, DLV_HOP_MX, "sub.example.org", 2525, 0, TLS_POLICY_MAY, "",
-	 "mx:sub.example.org", NULL},
+	 "mx:sub.example.org", NULL, NULL},
 	/* tls= not given on the route: outbound-tls applies. */
 	{1, "a.b.example.com", 0, 0, DLV_HOP_ROUTE, "relay.example.com", 25, 0, TLS_POLICY_MAY,
-	 "", "route:*.example.com", "route *.example.com -> relay.example.com:25"},
+	 "", "route:*.example.com", "route *.example.com -> relay.example.com:25", NULL},
 	{1, "example.com", 0, 0, DLV_HOP_MX, "example.com", 2525, 0, TLS_POLICY_MAY, "",
-	 "mx:example.com", NULL},
+	 "mx:example.com", NULL, NULL},
 	{2, "example.org", 0, 0, DLV_HOP_SMARTHOST, "sh1.example.net", 2526, 1, TLS_POLICY_MAY,
-	 "", "smarthost", "smarthost 1 of 2 -> [sh1.example.net]:2526"},
+	 "", "smarthost", "smarthost 1 of 2 -> [sh1.example.net]:2526", NULL},
 	{2, "other.test", 1, 0, DLV_HOP_SMARTHOST, "sh2.example.net", 25, 0, TLS_POLICY_SMTPS,
-	 "bob", "smarthost", "smarthost 2 of 2 -> sh2.example.net:25"},
-	{2, "other.test", 2, -1, 0, NULL, 0, 0, 0, NULL, "smarthost", NULL},
+	 "bob", "smarthost", "smarthost 2 of 2 -> sh2.example.net:25", NULL},
+	{2, "other.test", 2, -1, 0, NULL, 0, 0, 0, NULL, "smarthost", NULL, NULL},
 	/* A route wins over the smarthosts; other domains go to the smarthosts. */
 	{3, "example.org", 0, 0, DLV_HOP_ROUTE, "smtp.example.net", 587, 1, TLS_POLICY_STARTTLS,
-	 "alice", "route:example.org", NULL},
-	{3, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "route:example.org", NULL},
+	 "alice", "route:example.org", NULL, NULL},
+	{3, "example.org", 1, -1, 0, NULL, 0, 0, 0, NULL, "route:example.org", NULL, NULL},
 	{3, "example.net", 0, 0, DLV_HOP_SMARTHOST, "sh1.example.net", 2526, 1, TLS_POLICY_MAY,
-	 "", "smarthost", NULL},
+	 "", "smarthost", NULL, NULL},
+	/* route > sender-route > smarthost > MX. */
+	{7, "example.org", 0, 0, DLV_HOP_ROUTE, "smtp.example.net", 587, 1, TLS_POLICY_STARTTLS,
+	 "alice", "route:example.org", NULL, "x@sales.example.org"},
+	{7, "other.test", 0, 0, DLV_HOP_SENDER_ROUTE, "out-sales.example.net", 2600, 1,
+	 TLS_POLICY_STARTTLS, "carol", "sender-route:@sales.example.org",
+	 "sender-route @sales.example.org -> [out-sales.example.net]:2600", "X@Sales.Example.org"},
+	{7, "other.test", 1, -1, 0, NULL, 0, 0, 0, NULL, "sender-route:@sales.example.org", NULL,
+	 "x@sales.example.org"},
+	{7, "other.test", 0, 0, DLV_HOP_SENDER_ROUTE, "out-it.example.net", 25, 0, TLS_POLICY_MAY,
+	 "dave", "sender-route:root@.lan.test", "sender-route root@.lan.test -> out-it.example.net:25",
+	 "root@web3.lan.test"},
+	/* No sender-route matches: the smarthosts; none given, or the null sender, likewise. */
+	{7, "other.test", 0, 0, DLV_HOP_SMARTHOST, "sh1.example.net", 2526, 1, TLS_POLICY_MAY, "",
+	 "smarthost", NULL, "x@sub.sales.example.org"},
+	{7, "other.test", 0, 0, DLV_HOP_SMARTHOST, "sh1.example.net", 2526, 1, TLS_POLICY_MAY, "",
+	 "smarthost", NULL, NULL},
+	{7, "other.test", 0, 0, DLV_HOP_SMARTHOST, "sh1.example.net", 2526, 1, TLS_POLICY_MAY, "",
+	 "smarthost", NULL, ""},
+	{4, "other.test", 0, 0, DLV_HOP_MX, "other.test", 2525, 0, TLS_POLICY_MAY, "",
+	 "mx:other.test", NULL, "www@lan.test"},
+	{4, "other.test", 0, 0, DLV_HOP_SENDER_ROUTE, "out-sales.example.net", 2600, 1,
+	 TLS_POLICY_STARTTLS, "carol", "sender-route:@sales.example.org", NULL,
+	 "a@sales.example.org"},
 };
 
 START_TEST(test_hop_table)
@@ -102,9 +143,9 @@ START_TEST(test_hop_table)
 	char key[300];
 
 	setup_cfg(tc->with);
-	int ret = dlv_hop_select(&cfg, tc->domain, tc->index, &hop);
+	int ret = dlv_hop_select(&cfg, tc->domain, tc->sender, tc->index, &hop);
 	ck_assert_int_eq(ret, tc->ret);
-	dlv_dest_key(&cfg, tc->domain, key, sizeof(key));
+	dlv_dest_key(&cfg, tc->domain, tc->sender, key, sizeof(key));
 	ck_assert_str_eq(key, tc->key);
 	if (ret < 0)
 		return;
@@ -128,7 +169,7 @@ START_TEST(test_hop_is_copy)
 	setup_cfg(2);
 	smarthosts[0].auth_user = user;
 	smarthosts[0].auth_pass = pass;
-	ck_assert_int_eq(dlv_hop_select(&cfg, "x.test", 0, &hop), 0);
+	ck_assert_int_eq(dlv_hop_select(&cfg, "x.test", NULL, 0, &hop), 0);
 	user[0] = 'X';
 	strcpy(smarthosts[0].host, "changed");
 	ck_assert_str_eq(hop.auth_user, "carol");
