@@ -56,17 +56,43 @@ mutations=(
 	"if (s->bol && c == '.' && 0)"
 	"test_dlv_stuff test_dlv_session test_delivery_mx"
 
+	# The commit an END (or a delivery result) asks for is never made.
+	# (Skipping only the flush at the end of the loop iteration is no
+	# longer a fault: the 20 ms transaction timer commits instead.)
 	group-commit-skipped
 	queue/queue.c
-	$'\tif (q->want_commit)\n\t\tqueue_commit(q);'
-	$'\tif (q->want_commit && 0)\n\t\tqueue_commit(q);'
+	$'\tif (!queue_store_in_txn(q->st))\n\t\treturn 0;'
+	$'\tif (!queue_store_in_txn(q->st) || q->want_commit)\n\t\treturn 0;'
 	"test_queue_ipc test_queue_worker test_intake_basic"
 
+	# COMMITTED told before the commit, which may then fail.
 	committed-before-commit
 	queue/queue.c
 	$'\tif (queue_store_commit(q->st) < 0) {\n\t\tq->want_commit = 0;'
 	$'\tqueue_in_committed(q);\n\tif (queue_store_commit(q->st) < 0) {\n\t\tq->want_commit = 0;'
 	"test_queue_ipc test_queue_worker"
+
+	# Any local user may queue mail or take jobs on queue.sock.
+	queue-sock-peercred-removed
+	queue/queue.c
+	'if (peercred_get(s, &pc) < 0 || pc.uid != geteuid()) {'
+	'if (peercred_get(s, &pc) < 0 || (pc.uid != geteuid() && 0)) {'
+	"test_privsep"
+
+	# Two-phase reload, the master's side: a worker's refusal (or silence)
+	# is not recorded, so the master commits anyway.
+	reload-ignores-worker-refusal
+	relayd/master/master_config.c
+	$'\tif (r->reason[0] == \'\\0\')\n\t\tsnprintf(r->reason, sizeof(r->reason), "%s", why);'
+	$'\tif (r->reason[0] == \'\\0\' && idx < 0)\n\t\tsnprintf(r->reason, sizeof(r->reason), "%s", why);'
+	"test_reload test_privsep"
+
+	# Two-phase reload, a worker's side: ABORT taken as COMMIT.
+	worker-commits-on-abort
+	common/worker.c
+	$'\tworker_cfg_drop_pending(w);\n\tlog_info("reload aborted; the running configuration stays");'
+	$'\treturn worker_msg_commit(w, NULL, 0);\n\tlog_info("reload aborted; the running configuration stays");'
+	"test_worker_cfg test_reload"
 )
 
 # replace FILE OLD NEW: OLD must occur exactly once in FILE.

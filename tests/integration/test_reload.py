@@ -88,6 +88,33 @@ class ReloadCase(ReplyAsserts):
         self.assertReply(r, 250, "2.1.5")
         self.assertReply(c.cmd("RCPT TO:<b@far.test>"), 452, "4.5.3", "max-recipients 1")
 
+    def test_worker_that_does_not_answer_refuses_the_reload(self):
+        """Two phases: the queue worker, stopped, never answers PREPARE; the
+        master refuses after its bound and aborts in every worker, so
+        intake, which was ready, keeps the old mynetworks."""
+        dead = dead_smarthost_conf()
+        self.start(dead + "mynetworks 127.0.0.0/8\n")
+        queue = self.r.pids()["queue"]
+        os.kill(queue, signal.SIGSTOP)
+        self.addCleanup(os.kill, queue, signal.SIGCONT)
+        write_conf(self.r, self.base, dead + "mynetworks 10.0.0.0/8\n")
+        mark = len(self.r.log())
+        refused = r"reload refused: the queue worker did not answer; the running configuration stays"
+        if self.HOW == "relayctl":
+            p = self.r.ctl("reload", timeout=40)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertEqual(p.stderr, "relayd: %s\n" % refused)
+        else:
+            os.kill(self.r.master_pid, signal.SIGHUP)
+        self.r.wait_log(r"master: " + refused, timeout=30, start=mark)
+        self.r.wait_log(r"intake: reload aborted; the running configuration stays", start=mark)
+        os.kill(queue, signal.SIGCONT)
+        self.r.wait_log(r"queue: reload aborted; the running configuration stays", start=mark)
+        self.assertNotRegex(self.r.log()[mark:], r"configuration reloaded")
+        _, rep = self.rcpt("a@far.test")
+        self.assertReply(rep, 250, "2.1.5", "127.0.0.1 still in mynetworks")
+        self.assertEqual(self.r.pids()["queue"], queue)
+
     def test_smarthost_changed(self):
         with Upstream() as first, Upstream() as second:
             self.start(first.conf() + "retry-min 1s\n", roles=None)
