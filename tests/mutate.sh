@@ -134,6 +134,8 @@ done
 mkdir -p "$LOGS"
 WORK=$(mktemp -d /tmp/mutate.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# Some tests run relayctl and relayd's workers as another user (nobody).
+chmod 755 "$WORK"
 # The tree as it is now (tracked and new files), and its build to start from.
 mkdir "$WORK/tree"
 git ls-files -z -co --exclude-standard | tar -cf - --null -T - | tar -C "$WORK/tree" -xf - || exit 2

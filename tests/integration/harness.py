@@ -19,7 +19,8 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
                 syslog; a private mount namespace gives it a /dev/log that
                 the harness reads (needs root and unshare)
     r.port      the first listen port; r.ports[mode] the first of that mode
-    r.dir       a temp dir, removed at stop; r.state_dir inside it
+    r.dir       a temp dir (0755, so that a `user nobody` reaches the state
+                dir), removed at stop; r.state_dir inside it
     r.conf_path the config file
     r.log()     relayd's log so far (stderr of all processes, or the syslog
                 lines in shipped mode), r.wait_log(regex)
@@ -32,6 +33,9 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
     r.allow_master_exit(rc)  the test ends the master itself with status rc
                 (or -signal); stop() then accepts that status
     r.stop()    SIGTERM to the master; returns its exit status
+Helpers: free_port(), wait_port(host, port), wait_until(pred, timeout, what)
+(the one wait with a deadline), make_cert(dir), pid_alive(pid),
+proc_status(pid, field), proc_kb(pid, field), ps_roles().
 Every test should use the context manager (or addCleanup(r.cleanup)) so
 the daemon stops even when the test fails.
 
@@ -98,14 +102,16 @@ def wait_port(host, port, timeout=10.0):
 
 def wait_until(pred, timeout=10.0, what="condition", step=0.05):
     """Polls pred until it returns something true (returned) or timeout
-    passes (AssertionError naming what)."""
+    passes (AssertionError naming what: a string, or a function called
+    then, e.g. to add the log's tail)."""
     end = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > end:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %.0f s waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
         time.sleep(step)
 
 
@@ -168,13 +174,30 @@ def _cwd(pid):
         return None
 
 
-def _alive(pid):
-    """True while pid exists and is not a zombie."""
+def pid_alive(pid):
+    """True while pid exists and is not a zombie (a worker whose master
+    died may stay a zombie when nothing reaps it)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def proc_status(pid, field):
+    """The values of field in /proc/PID/status as strings: "Uid" gives
+    real, effective, saved and fs uid; "VmRSS" the size and "kB"."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            name, _, values = line.partition(":")
+            if name == field:
+                return values.split()
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def proc_kb(pid, field="VmRSS"):
+    """A size field of /proc/PID/status (VmRSS, VmHWM, ...) in kB."""
+    return int(proc_status(pid, field)[0])
 
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -223,6 +246,9 @@ class Relayd:
     def __init__(self, conf_extra="", listens=None, roles=None, start=True,
                  hostname="relayd.test", expect_log=(), shipped=False):
         self.dir = tempfile.mkdtemp(prefix="relayd-test-")
+        # The state dir inside must be reachable by the workers' `user`
+        # (nobody) when a test sets one; mkdtemp makes it 0700.
+        os.chmod(self.dir, 0o755)
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
         self.conf_path = os.path.join(self.dir, "relayd.conf")
@@ -286,7 +312,6 @@ class Relayd:
         """unshare gives relayd a private /dev whose log is our SyslogSink;
         relayd daemonizes, and its master is found by its title and cwd."""
         _become_subreaper()
-        os.chmod(self.dir, 0o755)  # the state dir is reached by the workers' user
         dev = os.path.join(self.dir, "dev")
         os.mkdir(dev)
         binds = []
@@ -324,7 +349,7 @@ class Relayd:
         try:
             pid, status = os.waitpid(self.master_pid, os.WNOHANG)
         except ChildProcessError:
-            return _alive(self.master_pid)
+            return pid_alive(self.master_pid)
         if pid == 0:
             return True
         self.master_exit_status = os.waitstatus_to_exitcode(status)
@@ -352,7 +377,7 @@ class Relayd:
 
     def instance_pids(self):
         """Every live relayd process of this instance (they all run in r.dir)."""
-        return {pid for pid in ps_roles() if _alive(pid) and _cwd(pid) == self.dir}
+        return {pid for pid in ps_roles() if pid_alive(pid) and _cwd(pid) == self.dir}
 
     def log(self):
         try:
@@ -390,7 +415,7 @@ class Relayd:
             role = args.split()[1]
             if pid == master:
                 out["master"] = pid
-            elif _ppid(pid) == master and _alive(pid):
+            elif _ppid(pid) == master and pid_alive(pid):
                 out[role] = pid
         return out
 

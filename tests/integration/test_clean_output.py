@@ -16,11 +16,9 @@ answers RCPT with raw bytes that no SMTP library would send.
 Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_clean_output
 """
 import json
-import re
 import socket
 import subprocess
 import threading
-import time
 import unittest
 
 from harness import RELAYCTL, Relayd, free_port

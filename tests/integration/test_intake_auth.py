@@ -14,7 +14,7 @@ import smtplib
 import unittest
 
 from harness import Relayd
-from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ConnectionClosed, ReplyAsserts,
+from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ReplyAsserts,
                          Upstream, auth_users_file, b64, client_tls_ctx, headers_of, msg,
                          plain_ir, queue_has_qid, relayd, swaks, tls_conf, token)
 

@@ -7,7 +7,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_basic
 import smtplib
 import unittest
 
-from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts, accepted_lines, msg,
+from intake_util import (CLIENT_HELO, HOSTNAME, ReplyAsserts, accepted_lines, msg,
                          queue_count, queue_has_qid, relayd, swaks, token)
 
 DEFAULT_SIZE = 35 * 1024 * 1024

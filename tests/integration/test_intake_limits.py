@@ -12,7 +12,7 @@ import signal
 import time
 import unittest
 
-from harness import Relayd, wait_until
+from harness import Relayd, proc_kb, wait_until
 from intake_util import (Client, ReplyAsserts, accepted_lines,
                          dead_smarthost_conf, msg, queue_count, relayd, token)
 
@@ -127,14 +127,6 @@ class IntakeLimits(ReplyAsserts, unittest.TestCase):
             self.assertTrue(closed or c.wait_closed(5), "connection open after 421")
 
 
-def rss_kb(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for pid %d" % (field, pid))
-
-
 class IntakeScale(ReplyAsserts, unittest.TestCase):
     def test_memory_bounded_for_a_big_message(self):
         """The content streams to the queue: a 40 MB message does not
@@ -145,7 +137,7 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
             with Client(r.port, timeout=60) as c:
                 c.greeting()
                 c.ehlo()
-                before = rss_kb(pid, "VmHWM")
+                before = proc_kb(pid, "VmHWM")
                 self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
                 self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
                 self.assertReply(c.cmd("DATA"), 354)
@@ -155,7 +147,7 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
                     c.send(chunk)
                 c.send(b".\r\n")
                 self.assertQueued(c.reply())
-                grew = rss_kb(pid, "VmHWM") - before
+                grew = proc_kb(pid, "VmHWM") - before
             self.assertLess(grew, 16 * 1024, "intake's peak RSS grew by %d kB" % grew)
             self.assertGreater(accepted_lines(r, t)[0][2], 40 * 1000 * 1000)
 
@@ -163,14 +155,14 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
         n = 500
         with relayd("max-connections-per-ip %d\nmax-connections %d\n" % (2 * n, 2 * n)) as r:
             pid = r.pids()["intake"]
-            before = rss_kb(pid)
+            before = proc_kb(pid)
             conns = []
             try:
                 for _ in range(n):
                     conns.append(Client(r.port))
                 for c in conns:
                     self.assertReply(c.greeting(), 220)
-                grew = rss_kb(pid) - before
+                grew = proc_kb(pid) - before
                 # a fresh client is still served at once
                 t = token("busy")
                 with Client(r.port) as c:

@@ -8,7 +8,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_paths
 """
 import unittest
 
-from intake_util import Client, ReplyAsserts, accepted_lines, msg, relayd, token
+from intake_util import ReplyAsserts, accepted_lines, msg, relayd, token
 
 
 def domain_of(n):

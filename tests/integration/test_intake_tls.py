@@ -15,7 +15,7 @@ import unittest
 
 from harness import Relayd
 from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ReplyAsserts, Upstream,
-                         auth_users_file, cert, client_tls_ctx, headers_of, msg, plain_ir,
+                         auth_users_file, cert, client_tls_ctx, headers_of, msg,
                          queue_has_qid, relayd, swaks, tls_conf, token)
 
 

@@ -10,18 +10,17 @@ intake or the queue, the server key not in delivery or the queue."""
 import grp
 import os
 import pwd
-import re
 import secrets
+import shutil
 import smtplib
 import socket
 import stat
 import struct
 import subprocess
 import tempfile
-import time
 import unittest
 
-from harness import RELAYD, RELAYCTL, Relayd, free_port
+from harness import RELAYD, RELAYCTL, Relayd, free_port, proc_status, wait_until
 from intake_util import (USERS, Upstream, auth_users_file, cert, plain_ir, token)
 
 NOBODY = pwd.getpwnam("nobody")
@@ -30,16 +29,6 @@ NOBODY = pwd.getpwnam("nobody")
 def read(path):
     with open(path) as f:
         return f.read()
-
-
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
 
 
 def memory_has(pid, needle):
@@ -57,19 +46,6 @@ def memory_has(pid, needle):
             except (OSError, ValueError, OverflowError):
                 continue
     return False
-
-
-def relayd_as_nobody(conf_extra):
-    """A started Relayd whose state dir nobody can reach (the harness's temp
-    dir is 0700); the caller cleans it up."""
-    r = Relayd(conf_extra=conf_extra, start=False)
-    os.chmod(r.dir, 0o755)
-    try:
-        r.start()
-    except BaseException:
-        r.cleanup()
-        raise
-    return r
 
 
 def root_only(path, text):
@@ -119,11 +95,11 @@ class PrivsepTest(unittest.TestCase):
                 "smarthost [127.0.0.1]:%d tls=may auth=%s\nretry-min 1h\n%s"
                 % (mynetworks, self.cert, self.key, self.users, free_port(), self.smart_auth, extra))
 
-    def start(self, **kw):
-        r = relayd_as_nobody(self.conf(**kw))
+    def start(self, shipped=False, **kw):
+        r = Relayd(conf_extra=self.conf(**kw), shipped=shipped)
         self.addCleanup(r.cleanup)
-        pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
-        self.assertTrue(pids, "relayd did not start its workers:\n" + r.log())
+        pids = wait_until(lambda: len(r.pids()) == 4 and r.pids(), 10,
+                          lambda: "four processes:\n" + r.log())
         return r, pids
 
     def rewrite_conf(self, r, **kw):
@@ -152,11 +128,10 @@ class PrivsepTest(unittest.TestCase):
         r, pids = self.start()
         master_maps = read("/proc/%d/maps" % pids["master"])
         aslr = read("/proc/sys/kernel/randomize_va_space").strip() != "0"
+        self.assertEqual(set(proc_status(pids["master"], "Uid")), {"0"})
         for role in ("intake", "queue", "delivery"):
             pid = pids[role]
-            status = read("/proc/%d/status" % pid)
-            uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
-            self.assertEqual(set(int(u) for u in uids), {NOBODY.pw_uid}, role)
+            self.assertEqual(set(proc_status(pid, "Uid")), {str(NOBODY.pw_uid)}, role)
             self.assertEqual(os.path.realpath("/proc/%d/exe" % pid), os.path.realpath(RELAYD))
             if aslr:
                 # exec'd, not only forked: a layout of its own.
@@ -167,23 +142,41 @@ class PrivsepTest(unittest.TestCase):
             targets = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in fds]
             self.assertFalse(any("control.sock" in t for t in targets), role)
 
-    def test_reload_as_nobody_with_root_only_files_takes_effect(self):
-        r, pids = self.start()
-        self.assertEqual(relay_ok(r.port)[0], 250)
-        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
+    def check_reload_takes_effect(self, shipped):
+        r, pids = self.start(shipped=shipped)
+        self.assertEqual(relay_ok(r.port), (250, b"2.1.5 Ok"))
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"]),
+                         (235, b"2.7.0 Authentication successful"))
         mark = len(r.log())
         self.rewrite_conf(r, mynetworks="192.0.2.0/24")
         p = r.ctl("reload")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertEqual(p.stdout.strip(), "configuration reloaded")
-        for role in ("intake", "queue", "delivery"):
-            r.wait_log(r"%s: configuration reloaded" % role, start=mark)
-        code, text = relay_ok(r.port)
-        self.assertEqual((code, text.split()[0]), (554, b"5.7.1"))
-        # The root-only auth-users was handed over again: AUTH still works.
-        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
-        self.assertEqual(auth_code(r.port, "alice", "wrong")[0], 535)
+        self.assertEqual(p.stdout, "configuration reloaded\n")
+        # Each process says so itself, under its own pid (stderr lines
+        # "relayd[PID] role: ...", syslog lines "relayd[PID]: role: ...").
+        r.wait_log(r"relayd\[%d\]:? master: reloading configuration" % pids["master"], start=mark)
+        for role in ("intake", "queue", "delivery", "master"):
+            r.wait_log(r"relayd\[%d\]:? %s: configuration reloaded" % (pids[role], role),
+                       start=mark)
+        self.assertNotRegex(r.log()[mark:], r"refused|aborted")
+        self.assertEqual(relay_ok(r.port), (554, b"5.7.1 Relay access denied"))
+        # The root-only key and auth-users were handed over again: STARTTLS
+        # and AUTH work with the new configuration.
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"]),
+                         (235, b"2.7.0 Authentication successful"))
+        self.assertEqual(auth_code(r.port, "alice", "wrong"),
+                         (535, b"5.7.8 Authentication credentials invalid"))
         self.assertEqual(r.pids(), pids, "a reload restarts no worker")
+        return r
+
+    def test_reload_as_nobody_with_root_only_files_takes_effect(self):
+        self.check_reload_takes_effect(shipped=False)
+
+    @unittest.skipUnless(shutil.which("unshare"), "shipped mode needs unshare")
+    def test_reload_as_nobody_shipped(self):
+        """The same as relayd ships: a daemon logging to syslog."""
+        r = self.check_reload_takes_effect(shipped=True)
+        self.assertRegex(r.log(), r"(?m)^<\d+>.*relayd\[\d+\]: intake: configuration reloaded$")
 
     def test_refused_reload_changes_nothing_anywhere(self):
         r, pids = self.start()
@@ -223,8 +216,8 @@ class PrivsepTest(unittest.TestCase):
 @unittest.skipUnless(os.geteuid() == 0, "needs root: user nobody, chown")
 class LocalSecurityTest(unittest.TestCase):
     def test_state_dir_and_queue_files_are_private(self):
-        with Upstream() as up, relayd_as_nobody("user nobody\n" + up.conf()) as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Upstream() as up, Relayd(conf_extra="user nobody\n" + up.conf()) as r:
+            wait_until(lambda: len(r.pids()) == 4, 10, "four processes")
             t = token()
             with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as c:
                 c.sendmail("a@client.test", ["b@example.org"], "Subject: %s\r\n\r\nx\r\n" % t)
@@ -264,8 +257,8 @@ class LocalSecurityTest(unittest.TestCase):
         self.assertRegex(err, r"state-dir \S+ belongs to uid %d" % pwd.getpwnam("daemon").pw_uid)
 
     def test_queue_sock_takes_only_workers(self):
-        with relayd_as_nobody("user nobody\n") as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Relayd(conf_extra="user nobody\n") as r:
+            wait_until(lambda: len(r.pids()) == 4, 10, "four processes")
             mark = len(r.log())
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(10)
@@ -291,8 +284,8 @@ class LocalSecurityTest(unittest.TestCase):
 
     def test_control_sock_read_only_unless_root_or_control_group(self):
         mail = grp.getgrnam("mail")
-        with relayd_as_nobody("user nobody\ncontrol-group mail\n") as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Relayd(conf_extra="user nobody\ncontrol-group mail\n") as r:
+            wait_until(lambda: len(r.pids()) == 4, 10, "four processes")
             st = os.stat(r.state_dir)
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o750)
             self.assertEqual(st.st_gid, mail.gr_gid)
