@@ -34,7 +34,7 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
                 (or -signal); stop() then accepts that status
     r.stop()    SIGTERM to the master; returns its exit status
 Helpers: free_port(), wait_port(host, port), wait_until(pred, timeout, what)
-(the one wait with a deadline), make_cert(dir), pid_alive(pid),
+(the one wait with a deadline), make_cert(dir), write_root_only(path, text), pid_alive(pid),
 proc_status(pid, field), proc_kb(pid, field), ps_roles().
 Every test should use the context manager (or addCleanup(r.cleanup)) so
 the daemon stops even when the test fails.
@@ -113,6 +113,14 @@ def wait_until(pred, timeout=10.0, what="condition", step=0.05):
             raise AssertionError("timed out after %.0f s waiting for %s"
                                  % (timeout, what() if callable(what) else what))
         time.sleep(step)
+
+
+def write_root_only(path, text):
+    """Writes text to path, mode 0600 (a secret only root may read); returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
 
 
 def make_cert(directory, cn="localhost", name="cert"):

@@ -462,3 +462,25 @@ def relayd(conf_extra="", **kw):
     accepted mail stays in the queue."""
     kw.setdefault("roles", QUEUE_ROLES)
     return Relayd(conf_extra=dead_smarthost_conf() + conf_extra, **kw)
+
+
+class SharedRelayd:
+    """One relayd() for all the tests of a class, started in setUpClass and
+    stopped (its stop checked) in tearDownClass. The class gives its
+    conf_extra by relayd_conf(), called then (it may write files), and its
+    listen modes in LISTENS."""
+    LISTENS = None
+
+    @classmethod
+    def relayd_conf(cls):
+        return ""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.r = relayd(cls.relayd_conf(), listens=cls.LISTENS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+        super().tearDownClass()

@@ -22,7 +22,7 @@ import threading
 import unittest
 
 from harness import RELAYCTL, Relayd, free_port
-from intake_util import (Client, ReplyAsserts, auth_users_file, b64, msg, plain_ir, relayd,
+from intake_util import (Client, ReplyAsserts, SharedRelayd, auth_users_file, b64, msg, plain_ir,
                          tls_conf, token)
 
 ESC_CLEAR = "\x1b[2J"
@@ -55,14 +55,10 @@ class LogAsserts:
                              "forged log line: %r" % line)
 
 
-class ClientBytes(ReplyAsserts, LogAsserts, unittest.TestCase):
+class ClientBytes(SharedRelayd, ReplyAsserts, LogAsserts, unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd(tls_conf() + "auth-users %s\nauth-fail-limit 1000\n" % auth_users_file())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return tls_conf() + "auth-users %s\nauth-fail-limit 1000\n" % auth_users_file()
 
     def tls(self):
         c = self.session()

@@ -15,9 +15,8 @@ import unittest
 from datetime import datetime, timezone
 
 from harness import Relayd, wait_until
-from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts,
-                         Upstream, accepted_lines, headers_of, msg, queue_count, queue_messages,
-                         relayd, token)
+from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts, SharedRelayd, Upstream,
+                         accepted_lines, headers_of, msg, queue_count, queue_messages, token)
 
 MAX_SIZE = 10 * 1024
 
@@ -77,14 +76,10 @@ def smuggling_payload(t, seq):
             + b"smuggled\r\n.\r\n")
 
 
-class IntakeDataLimits(ReplyAsserts, unittest.TestCase):
+class IntakeDataLimits(SharedRelayd, ReplyAsserts, unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd("max-message-size 10K\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return "max-message-size 10K\n"
 
     def start_data(self, c, sender):
         self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")

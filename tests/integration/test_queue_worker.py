@@ -229,31 +229,28 @@ def queue_json(r):
     return {m["qid"]: m for m in json.loads(cp.stdout)}
 
 
-def db_messages(state_dir):
-    """Complete messages in queue.db as another reader sees them (committed only)."""
+def db_rows(state_dir, sql):
+    """The rows of sql in queue.db, read as another reader (committed data only)."""
     db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
     try:
-        return {row[0] for row in db.execute("SELECT qid FROM messages WHERE complete = 1")}
+        return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def db_messages(state_dir):
+    """The qids of complete messages."""
+    return {q for q, in db_rows(state_dir, "SELECT qid FROM messages WHERE complete = 1")}
 
 
 def db_qids(state_dir):
     """{table: the qids of its rows} for every table of queue.db, complete or not."""
-    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
-    try:
-        return {t: {row[0] for row in db.execute("SELECT qid FROM %s" % t)}
-                for t in ("messages", "recipients", "chunks")}
-    finally:
-        db.close()
+    return {t: {q for q, in db_rows(state_dir, "SELECT qid FROM %s" % t)}
+            for t in ("messages", "recipients", "chunks")}
 
 
 def integrity(state_dir):
-    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
-    try:
-        return db.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        db.close()
+    return db_rows(state_dir, "PRAGMA integrity_check")[0][0]
 
 
 class QueueWorkerTest(unittest.TestCase):
