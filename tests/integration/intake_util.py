@@ -283,6 +283,12 @@ class ReplyAsserts:
         self.assertReply(c.ehlo(), 250)
         return c
 
+    def start_data(self, c, sender, rcpt="rcpt@remote.example"):
+        """MAIL, one RCPT and DATA on c, each reply checked: the content comes next."""
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+
     def assertReply(self, r, code, enh=None, msg=None):
         """code exact; enh: the exact enhanced code, or None for a reply
         that has none (354; the 220 greeting, whose text is free)."""

@@ -157,9 +157,7 @@ class IntakeVerbs(SharedRelayd, ReplyAsserts, unittest.TestCase):
     def test_null_sender(self):
         t = token("null")
         c = self.session()
-        self.assertReply(c.cmd("MAIL FROM:<>"), 250, "2.1.0")
-        self.assertReply(c.cmd("RCPT TO:<%s@remote.example>" % t), 250, "2.1.5")
-        self.assertReply(c.cmd("DATA"), 354)
+        self.start_data(c, "", "%s@remote.example" % t)
         c.send(msg(t))
         self.assertQueued(c.reply())
 

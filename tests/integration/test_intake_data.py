@@ -81,11 +81,6 @@ class IntakeDataLimits(SharedRelayd, ReplyAsserts, unittest.TestCase):
     def relayd_conf(cls):
         return "max-message-size 10K\n"
 
-    def start_data(self, c, sender):
-        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
-        self.assertReply(c.cmd("RCPT TO:<rcpt@remote.example>"), 250, "2.1.5")
-        self.assertReply(c.cmd("DATA"), 354)
-
     def assertNothingQueued(self, t):
         self.assertEqual(accepted_lines(self.r, t), [], "accepted-message log line for %s" % t)
         self.assertEqual(queue_count(self.r, t), 0, "queued messages with %s" % t)
@@ -403,9 +398,7 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
             try:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<outer-%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<victim@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "outer-%s@client.example" % t, "victim@remote.example")
                 c.send(smuggling_payload(t, seq) + b"QUIT\r\n")
                 replies, _ = c.replies_until_close(idle=10)
                 self.assertEqual([(x.code, x.enhanced) for x in replies],

@@ -101,9 +101,7 @@ class IntakeLimits(ReplyAsserts, unittest.TestCase):
         with relayd("smtp-timeout 2s\n") as r:
             c = self.greeted(r)
             c.ehlo()
-            self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.start_data(c, "%s@client.example" % t, "a@remote.example")
             c.send(b"Subject: " + t.encode() + b"\r\n\r\nhalf a message\r\n")
             replies, closed = c.replies_until_close(idle=10)
             self.assertTrue(closed or c.wait_closed(3), "connection open after the timeout")
@@ -138,9 +136,7 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
                 c.greeting()
                 c.ehlo()
                 before = proc_kb(pid, "VmHWM")
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n")
                 chunk = (b"z" * 98 + b"\r\n") * 10000  # 1 MB
                 for _ in range(40):
@@ -221,9 +217,7 @@ class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 c.greeting()
                 c.ehlo()
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n" + b"line\r\n" * 1000)
                 pid = r.pids().get("queue")
                 self.assertIsNotNone(pid, "no queue worker: %r" % r.pids())
