@@ -2,7 +2,7 @@
 test_crash_recovery, test_ipv6, test_smarthost_verify): rewriting the
 config and reloading it, submitting with smtplib, a test CA that signs
 server certificates, an IPv6 port, and a next hop that stalls in the
-middle of DATA. Waits are harness.wait_until.
+middle of DATA or answers with raw bytes. Waits are harness.wait_until.
 
     base = conf_base(r, extra)               # the harness's lines
     write_conf(r, base, "mynetworks 10.0.0.0/8\\n")
@@ -115,11 +115,13 @@ def free_port6():
         return s.getsockname()[1]
 
 
-# ---- a next hop that stops reading in the middle of DATA ------------------------
+# ---- a next hop that stalls, or says what no SMTP library would ---------------
 
-class StallingMX:
+class RawMX:
     """A plain SMTP server on host:port (raw sockets, one thread per
-    connection) whose first `stall_sessions` sessions stall until release():
+    connection). replies: {verb: reply line} answered instead of the usual
+    250 (e.g. {b"RCPT": b"451 " + raw bytes}). Its first `stall_sessions`
+    sessions stall until release():
     stall="data": stop reading the DATA stream after `stall_after` bytes, so
         the sender is in the middle of a transfer the server has not seen the
         end of (the receive buffer is kept small so that the sender's kernel
@@ -132,8 +134,10 @@ class StallingMX:
     .incomplete  how many sessions ended inside DATA without the final dot
     """
 
-    def __init__(self, host, port, stall="data", stall_sessions=1, stall_after=64 * 1024):
+    def __init__(self, host, port, stall="data", stall_sessions=1, stall_after=64 * 1024,
+                 replies=None):
         assert stall in ("data", "reply")
+        self.replies = replies or {}
         self.stall = stall
         self.stall_left = stall_sessions
         self.stall_after = stall_after
@@ -203,7 +207,9 @@ class StallingMX:
             if cmd is None:
                 return
             verb = cmd[:4].upper()
-            if verb == b"EHLO":
+            if verb in self.replies:
+                c.sendall(self.replies[verb] + b"\r\n")
+            elif verb == b"EHLO":
                 c.sendall(b"250-stall.test\r\n250-8BITMIME\r\n250 SIZE 104857600\r\n")
             elif verb == b"QUIT":
                 c.sendall(b"221 2.0.0 Bye\r\n")

@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from e2e_util import StallingMX, submit
+from e2e_util import RawMX, submit
 from fakes.dlv_mx import FakeMX
 from harness import Relayd, free_port, pid_alive, wait_until
 from intake_util import token
@@ -41,7 +41,7 @@ def sent_line(qid, rcpt):
 
 
 def copies(mx, subject):
-    """How many messages the next hop (FakeMX or StallingMX) holds with
+    """How many messages the next hop (FakeMX or RawMX) holds with
     exactly this Subject."""
     line = b"\r\nSubject: " + subject.encode() + b"\r\n"
     with mx.lock:
@@ -140,7 +140,7 @@ class CrashRecovery(unittest.TestCase):
         return dups
 
     def test_delivery_killed_in_the_middle_of_data(self):
-        mx = StallingMX("127.0.0.1", free_port())
+        mx = RawMX("127.0.0.1", free_port())
         self.addCleanup(mx.stop)
         r = self.relayd(mx.sock.getsockname()[1])
         # 6 MB: more than the kernel's socket buffers (tcp_wmem max 4 MB) can
@@ -166,7 +166,7 @@ class CrashRecovery(unittest.TestCase):
     def test_delivery_killed_after_the_next_hop_got_the_data(self):
         # The next hop keeps the message and holds back its 250: the kill
         # lands after it has accepted, so a second copy is expected by design.
-        mx = StallingMX("127.0.0.1", free_port(), stall="reply")
+        mx = RawMX("127.0.0.1", free_port(), stall="reply")
         self.addCleanup(mx.stop)
         r = self.relayd(mx.sock.getsockname()[1])
         subject = token("afterdot")
