@@ -90,14 +90,13 @@ def free_udp_port(host="127.0.0.1"):
 
 def wait_port(host, port, timeout=10.0):
     """Waits until host:port accepts a TCP connection."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def accepts():
         try:
             with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("nothing listens on %s:%d" % (host, port))
+            return False
+    return wait_until(accepts, timeout, "something to listen on %s:%d" % (host, port))
 
 
 def wait_until(pred, timeout=10.0, what="condition", step=0.05):
@@ -397,15 +396,9 @@ class Relayd:
     def wait_log(self, regex, timeout=10.0, start=0):
         """Waits for regex in the log (from character offset start);
         returns the match or raises AssertionError with the log."""
-        end = time.monotonic() + timeout
         pat = re.compile(regex)
-        while True:
-            m = pat.search(self.log(), start)
-            if m:
-                return m
-            if time.monotonic() > end:
-                raise AssertionError("log has no %r after %.0fs:\n%s" % (regex, timeout, self.log()[-4000:]))
-            time.sleep(0.05)
+        return wait_until(lambda: pat.search(self.log(), start), timeout,
+                          lambda: "%r in the log:\n%s" % (regex, self.log()[-4000:]))
 
     def ctl(self, *args, timeout=10):
         p = subprocess.run([RELAYCTL, "-f", self.conf_path] + list(args),

@@ -25,7 +25,7 @@ import time
 import warnings
 
 from fakes.dlv_mx import FakeMX
-from harness import Relayd, free_port, make_cert
+from harness import Relayd, free_port, make_cert, wait_until
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -427,15 +427,12 @@ class Upstream(FakeMX):
 
     def wait_for(self, token, timeout=30.0, count=1):
         """Waits until `count` relayed messages contain token; returns them."""
-        end = time.monotonic() + timeout
-        while True:
+        def enough():
             found = self.find(token)
-            if len(found) >= count:
-                return found
-            if time.monotonic() > end:
-                raise AssertionError("upstream got %d message(s) with %r after %.0fs (has %d)"
-                                     % (len(found), token, timeout, len(self.messages)))
-            time.sleep(0.1)
+            return found if len(found) >= count else None
+        return wait_until(enough, timeout, lambda: "%d message(s) with %r upstream (%d there, "
+                          "%d in all)" % (count, token, len(self.find(token)), len(self.messages)),
+                          step=0.1)
 
 
 def headers_of(content):
