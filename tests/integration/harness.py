@@ -33,9 +33,10 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
     r.allow_master_exit(rc)  the test ends the master itself with status rc
                 (or -signal); stop() then accepts that status
     r.stop()    SIGTERM to the master; returns its exit status
-Helpers: free_port(), wait_port(host, port), wait_until(pred, timeout, what)
-(the one wait with a deadline), make_cert(dir), write_root_only(path, text), pid_alive(pid),
-proc_status(pid, field), proc_kb(pid, field), ps_roles().
+Helpers: wait_until(pred, timeout, what) (the one wait with a deadline),
+wait_port(host, port), free_port(), make_cert(dir), write_root_only(path,
+text), pid_alive(pid), proc_status(pid, field), proc_kb(pid, field),
+ps_roles().
 Every test should use the context manager (or addCleanup(r.cleanup)) so
 the daemon stops even when the test fails.
 
