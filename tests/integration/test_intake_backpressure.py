@@ -18,6 +18,9 @@ from harness import proc_kb
 from intake_util import Client, ReplyAsserts, relayd
 
 TIMEOUT_S = 3  # smtp-timeout in these tests (the config's minimum is 1 s)
+# ASan's quarantine keeps freed buffers resident (make sanitize): there the
+# peak RSS says nothing about intake, and its bound is not checked.
+RSS_MEANINGFUL = not os.environ.get("SANITIZE_LOG_DIR")
 
 
 def flood_without_reading(port, payload, limit, give_up):
@@ -72,8 +75,9 @@ class NoReadClient(ReplyAsserts, unittest.TestCase):
             grew = proc_kb(pid, "VmHWM") - hwm0
             self.assertIsNotNone(dropped, "a client that never reads was not dropped "
                                  "(sent %d bytes)" % sent)
-            self.assertLess(grew, 1024, "intake's peak RSS grew by %d kB for %d bytes "
-                            "pipelined without reading" % (grew, sent))
+            if RSS_MEANINGFUL:
+                self.assertLess(grew, 1024, "intake's peak RSS grew by %d kB for %d bytes "
+                                "pipelined without reading" % (grew, sent))
             # Dropped at smtp-timeout after intake stopped reading it: not before,
             # and not much later. The client stalls right after intake stops.
             stalled = dropped - last
@@ -133,9 +137,7 @@ class SlowReader(ReplyAsserts, unittest.TestCase):
             self.assertEqual(len(ends), n, "%d EHLO replies for %d EHLO" % (len(ends), n))
             self.assertTrue(all(x == b"250 SMTPUTF8" for x in ends),
                             [x for x in ends if x != b"250 SMTPUTF8"][:3])
-            # ASan's quarantine keeps freed buffers resident (make sanitize):
-            # there the figure says nothing about intake.
-            if not os.environ.get("SANITIZE_LOG_DIR"):
+            if RSS_MEANINGFUL:
                 self.assertLess(grew, 1024, "intake's peak RSS grew by %d kB" % grew)
 
 
