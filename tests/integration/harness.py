@@ -25,7 +25,8 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
     r.log()     relayd's log so far (stderr of all processes, or the syslog
                 lines in shipped mode), r.wait_log(regex)
     r.ctl(*args, timeout=10) -> subprocess.CompletedProcess of relayctl
-    r.pids()    {role: pid} from ps (master, intake, queue, delivery)
+    r.pids()    {role: pid} from ps (master, intake, queue, delivery); start()
+                returns once every process of the instance is there
     r.queue_rows(token=None)   row counts of every table of queue.db
     r.wait_nothing_stored(token)   no row of a message with token, and no
                 incomplete message or orphan recipient/chunk, within a deadline
@@ -70,6 +71,7 @@ RELAYCTL = os.path.join(BIN, "relayctl")
 # loaded test machine; a master that takes longer fails the test.
 STOP_BOUND = 8.0
 START_BOUND = 15.0
+ROLES = ("intake", "queue", "delivery")
 
 # Lines that say a process of relayd died or gave up.
 TROUBLE_RE = re.compile(r"worker killed by signal|worker exited with status (?!0\b)\d+"
@@ -309,6 +311,12 @@ class Relayd:
                 time.sleep(0.05)
             if self.roles is None or "intake" in self.roles:
                 wait_port("127.0.0.1", self.port)
+            # The master holds the listening sockets, so the port answers
+            # before intake runs: started means every process is there.
+            want = {"master"} | set(self.roles.split(",") if self.roles else ROLES)
+            wait_until(lambda: want <= set(self.pids()), START_BOUND,
+                       lambda: "relayd's processes %s (there: %s):\n%s"
+                       % (sorted(want), sorted(self.pids()), self.log()[-3000:]))
         except BaseException:
             self._stopped = True  # the start error is the test's error
             self._kill_all()

@@ -15,7 +15,7 @@ from harness import RELAYD, Relayd, free_port, ps_roles, wait_until
 class MasterTest(unittest.TestCase):
     def test_four_processes_with_titles(self):
         with Relayd() as r:
-            pids = wait_until(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
+            pids = r.pids()
             self.assertEqual(set(pids), {"master", "intake", "queue", "delivery"})
             self.assertEqual(pids["master"], r.proc.pid)
             for role, pid in pids.items():
@@ -25,7 +25,7 @@ class MasterTest(unittest.TestCase):
 
     def test_killed_worker_is_restarted(self):
         with Relayd(expect_log=[r"master: queue worker killed by signal 9; restarting"]) as r:
-            before = wait_until(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
+            before = r.pids()
             os.kill(before["queue"], signal.SIGKILL)
             after = wait_until(lambda: r.pids().get("queue") not in (None, before["queue"]) and r.pids(),
                              what="the queue worker restarted")
@@ -39,7 +39,7 @@ class MasterTest(unittest.TestCase):
 
     def test_intake_restart_keeps_port(self):
         with Relayd(expect_log=[r"master: intake worker killed by signal 9; restarting"]) as r:
-            before = wait_until(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
+            before = r.pids()
             os.kill(before["intake"], signal.SIGKILL)
             wait_until(lambda: r.pids().get("intake") not in (None, before["intake"]),
                      what="a new intake worker")
@@ -50,7 +50,7 @@ class MasterTest(unittest.TestCase):
     def test_sigterm_stops_everything_within_5s(self):
         r = Relayd()
         try:
-            pids = wait_until(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
+            pids = r.pids()
             t0 = time.monotonic()
             r.proc.send_signal(signal.SIGTERM)
             rc = r.proc.wait(timeout=10)
@@ -64,7 +64,6 @@ class MasterTest(unittest.TestCase):
 
     def test_status_and_exit_codes(self):
         with Relayd() as r:
-            wait_until(lambda: len(r.pids()) == 4, what="four processes")
             st = r.ctl("status")
             self.assertEqual(st.returncode, 0)
             for role in ("master", "intake", "queue", "delivery"):
@@ -80,7 +79,7 @@ class MasterTest(unittest.TestCase):
 
     def test_reload_keeps_running_and_rejects_bad_config(self):
         with Relayd() as r:
-            before = wait_until(lambda: len(r.pids()) == 4 and r.pids(), what="four processes")
+            before = r.pids()
             ok = r.ctl("reload")
             self.assertEqual(ok.returncode, 0, ok.stderr)
             r.wait_log(r"intake: configuration reloaded")
@@ -98,7 +97,6 @@ class MasterTest(unittest.TestCase):
 
     def test_second_instance_refuses_same_state_dir(self):
         with Relayd() as r:
-            wait_until(lambda: len(r.pids()) == 4, what="four processes")
             other = os.path.join(r.dir, "other.conf")
             with open(other, "w") as f:
                 f.write("state-dir %s\nlisten 127.0.0.1:%d\n" % (r.state_dir, free_port()))
