@@ -1,8 +1,8 @@
 """e2e_util.py - what the end-to-end gap tests share (test_reload,
-test_crash_recovery, test_ipv6, test_smarthost_verify, test_queue_expiry,
-test_ctl_stats): waits with a deadline, rewriting the config and reloading
-it, submitting with smtplib, a test CA that signs server certificates, a
-next hop that stalls in the middle of DATA, and process checks.
+test_crash_recovery, test_ipv6, test_smarthost_verify): rewriting the
+config and reloading it, submitting with smtplib, a test CA that signs
+server certificates, an IPv6 port, and a next hop that stalls in the
+middle of DATA or answers with raw bytes. Waits are harness.wait_until.
 
     base = conf_base(r, extra)               # the harness's lines
     write_conf(r, base, "mynetworks 10.0.0.0/8\\n")
@@ -16,20 +16,6 @@ import smtplib
 import socket
 import subprocess
 import threading
-import time
-
-def wait_for(pred, timeout=20.0, what="condition", step=0.05):
-    """pred()'s first true value within timeout, else AssertionError
-    naming what (a string, or a function that returns one)."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("timed out after %.0fs waiting for %s"
-                                 % (timeout, what() if callable(what) else what))
-        time.sleep(step)
 
 
 # ---- config and reload ---------------------------------------------------------
@@ -50,7 +36,7 @@ def reload(r, how, roles):
     until each worker in roles logged that it reloaded."""
     start = len(r.log())
     if how == "sighup":
-        os.kill(r.proc.pid, signal.SIGHUP)
+        os.kill(r.master_pid, signal.SIGHUP)
     elif how == "relayctl":
         p = r.ctl("reload")
         if p.returncode != 0 or p.stdout != "configuration reloaded\n":
@@ -121,40 +107,7 @@ def make_leaf(directory, ca, dns_name):
     return cert, key
 
 
-# ---- processes ------------------------------------------------------------------
-
-def expect_trouble(r, *regexes, master_exit=None):
-    """Declares the log lines (worker deaths) and the master's exit status a
-    test causes on purpose, for a harness whose stop() fails on unexpected
-    ones (issue 8, point 3: Relayd.allow_log, Relayd.allow_master_exit).
-    With a harness that does not check, there is nothing to declare."""
-    allow_log = getattr(r, "allow_log", None)
-    for x in regexes if allow_log else ():
-        allow_log(x)
-    allow_exit = getattr(r, "allow_master_exit", None)
-    if master_exit is not None and allow_exit:
-        allow_exit(master_exit)
-
-
-def proc_running(pid):
-    """True while pid exists and is not a zombie (exited workers whose parent
-    died may stay zombies when nothing reaps them)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def kill_leftovers(pids):
-    """SIGKILL to those of our own pids still running (cleanup after a failure)."""
-    for pid in pids:
-        if proc_running(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
+# ---- addresses ------------------------------------------------------------------
 
 def free_port6():
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -162,11 +115,13 @@ def free_port6():
         return s.getsockname()[1]
 
 
-# ---- a next hop that stops reading in the middle of DATA ------------------------
+# ---- a next hop that stalls, or says what no SMTP library would ---------------
 
-class StallingMX:
+class RawMX:
     """A plain SMTP server on host:port (raw sockets, one thread per
-    connection) whose first `stall_sessions` sessions stall until release():
+    connection). replies: {verb: reply line} answered instead of the usual
+    250 (e.g. {b"RCPT": b"451 " + raw bytes}). Its first `stall_sessions`
+    sessions stall until release():
     stall="data": stop reading the DATA stream after `stall_after` bytes, so
         the sender is in the middle of a transfer the server has not seen the
         end of (the receive buffer is kept small so that the sender's kernel
@@ -179,8 +134,10 @@ class StallingMX:
     .incomplete  how many sessions ended inside DATA without the final dot
     """
 
-    def __init__(self, host, port, stall="data", stall_sessions=1, stall_after=64 * 1024):
+    def __init__(self, host, port, stall="data", stall_sessions=1, stall_after=64 * 1024,
+                 replies=None):
         assert stall in ("data", "reply")
+        self.replies = replies or {}
         self.stall = stall
         self.stall_left = stall_sessions
         self.stall_after = stall_after
@@ -250,7 +207,9 @@ class StallingMX:
             if cmd is None:
                 return
             verb = cmd[:4].upper()
-            if verb == b"EHLO":
+            if verb in self.replies:
+                c.sendall(self.replies[verb] + b"\r\n")
+            elif verb == b"EHLO":
                 c.sendall(b"250-stall.test\r\n250-8BITMIME\r\n250 SIZE 104857600\r\n")
             elif verb == b"QUIT":
                 c.sendall(b"221 2.0.0 Bye\r\n")

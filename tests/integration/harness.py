@@ -19,12 +19,14 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
                 syslog; a private mount namespace gives it a /dev/log that
                 the harness reads (needs root and unshare)
     r.port      the first listen port; r.ports[mode] the first of that mode
-    r.dir       a temp dir, removed at stop; r.state_dir inside it
+    r.dir       a temp dir (0755, so that a `user nobody` reaches the state
+                dir), removed at stop; r.state_dir inside it
     r.conf_path the config file
     r.log()     relayd's log so far (stderr of all processes, or the syslog
                 lines in shipped mode), r.wait_log(regex)
     r.ctl(*args, timeout=10) -> subprocess.CompletedProcess of relayctl
-    r.pids()    {role: pid} from ps (master, intake, queue, delivery)
+    r.pids()    {role: pid} from ps (master, intake, queue, delivery); start()
+                returns once every process of the instance is there
     r.queue_rows(token=None)   row counts of every table of queue.db
     r.wait_nothing_stored(token)   no row of a message with token, and no
                 incomplete message or orphan recipient/chunk, within a deadline
@@ -32,6 +34,10 @@ Relayd(conf_extra="", listens=None, roles=None, start=True, expect_log=(), shipp
     r.allow_master_exit(rc)  the test ends the master itself with status rc
                 (or -signal); stop() then accepts that status
     r.stop()    SIGTERM to the master; returns its exit status
+Helpers: wait_until(pred, timeout, what) (the one wait with a deadline),
+wait_port(host, port), free_port(), make_cert(dir), write_root_only(path,
+text), pid_alive(pid), proc_status(pid, field), proc_kb(pid, field),
+ps_roles().
 Every test should use the context manager (or addCleanup(r.cleanup)) so
 the daemon stops even when the test fails.
 
@@ -65,6 +71,7 @@ RELAYCTL = os.path.join(BIN, "relayctl")
 # loaded test machine; a master that takes longer fails the test.
 STOP_BOUND = 8.0
 START_BOUND = 15.0
+ROLES = ("intake", "queue", "delivery")
 
 # Lines that say a process of relayd died or gave up.
 TROUBLE_RE = re.compile(r"worker killed by signal|worker exited with status (?!0\b)\d+"
@@ -86,27 +93,36 @@ def free_udp_port(host="127.0.0.1"):
 
 def wait_port(host, port, timeout=10.0):
     """Waits until host:port accepts a TCP connection."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def accepts():
         try:
             with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("nothing listens on %s:%d" % (host, port))
+            return False
+    return wait_until(accepts, timeout, "something to listen on %s:%d" % (host, port))
 
 
 def wait_until(pred, timeout=10.0, what="condition", step=0.05):
     """Polls pred until it returns something true (returned) or timeout
-    passes (AssertionError naming what)."""
+    passes (AssertionError naming what: a string, or a function called
+    then, e.g. to add the log's tail)."""
     end = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > end:
-            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %.0f s waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
         time.sleep(step)
+
+
+def write_root_only(path, text):
+    """Writes text to path, mode 0600 (a secret only root may read); returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
 
 
 def make_cert(directory, cn="localhost", name="cert"):
@@ -168,13 +184,30 @@ def _cwd(pid):
         return None
 
 
-def _alive(pid):
-    """True while pid exists and is not a zombie."""
+def pid_alive(pid):
+    """True while pid exists and is not a zombie (a worker whose master
+    died may stay a zombie when nothing reaps it)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def proc_status(pid, field):
+    """The values of field in /proc/PID/status as strings: "Uid" gives
+    real, effective, saved and fs uid; "VmRSS" the size and "kB"."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            name, _, values = line.partition(":")
+            if name == field:
+                return values.split()
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+def proc_kb(pid, field="VmRSS"):
+    """A size field of /proc/PID/status (VmRSS, VmHWM, ...) in kB."""
+    return int(proc_status(pid, field)[0])
 
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -223,6 +256,9 @@ class Relayd:
     def __init__(self, conf_extra="", listens=None, roles=None, start=True,
                  hostname="relayd.test", expect_log=(), shipped=False):
         self.dir = tempfile.mkdtemp(prefix="relayd-test-")
+        # The state dir inside must be reachable by the workers' `user`
+        # (nobody) when a test sets one; mkdtemp makes it 0700.
+        os.chmod(self.dir, 0o755)
         self.state_dir = os.path.join(self.dir, "state")
         os.mkdir(self.state_dir)
         self.conf_path = os.path.join(self.dir, "relayd.conf")
@@ -275,14 +311,12 @@ class Relayd:
                 time.sleep(0.05)
             if self.roles is None or "intake" in self.roles:
                 wait_port("127.0.0.1", self.port)
-            # The master's port answers before its workers have their titles
-            # (they are exec'd): wait for them, without failing here when one
-            # cannot start (the test's own checks say what it expects).
-            want = set((self.roles or "intake,queue,delivery").split(",")) | {"master"}
-            end = time.monotonic() + START_BOUND
-            while not want <= set(self.pids()) and time.monotonic() < end and \
-                    self._master_alive():
-                time.sleep(0.05)
+            # The master holds the listening sockets, so the port answers
+            # before intake runs: started means every process is there.
+            want = {"master"} | set(self.roles.split(",") if self.roles else ROLES)
+            wait_until(lambda: want <= set(self.pids()), START_BOUND,
+                       lambda: "relayd's processes %s (there: %s):\n%s"
+                       % (sorted(want), sorted(self.pids()), self.log()[-3000:]))
         except BaseException:
             self._stopped = True  # the start error is the test's error
             self._kill_all()
@@ -294,7 +328,6 @@ class Relayd:
         """unshare gives relayd a private /dev whose log is our SyslogSink;
         relayd daemonizes, and its master is found by its title and cwd."""
         _become_subreaper()
-        os.chmod(self.dir, 0o755)  # the state dir is reached by the workers' user
         dev = os.path.join(self.dir, "dev")
         os.mkdir(dev)
         binds = []
@@ -332,7 +365,7 @@ class Relayd:
         try:
             pid, status = os.waitpid(self.master_pid, os.WNOHANG)
         except ChildProcessError:
-            return _alive(self.master_pid)
+            return pid_alive(self.master_pid)
         if pid == 0:
             return True
         self.master_exit_status = os.waitstatus_to_exitcode(status)
@@ -360,7 +393,7 @@ class Relayd:
 
     def instance_pids(self):
         """Every live relayd process of this instance (they all run in r.dir)."""
-        return {pid for pid in ps_roles() if _alive(pid) and _cwd(pid) == self.dir}
+        return {pid for pid in ps_roles() if pid_alive(pid) and _cwd(pid) == self.dir}
 
     def log(self):
         try:
@@ -372,15 +405,9 @@ class Relayd:
     def wait_log(self, regex, timeout=10.0, start=0):
         """Waits for regex in the log (from character offset start);
         returns the match or raises AssertionError with the log."""
-        end = time.monotonic() + timeout
         pat = re.compile(regex)
-        while True:
-            m = pat.search(self.log(), start)
-            if m:
-                return m
-            if time.monotonic() > end:
-                raise AssertionError("log has no %r after %.0fs:\n%s" % (regex, timeout, self.log()[-4000:]))
-            time.sleep(0.05)
+        return wait_until(lambda: pat.search(self.log(), start), timeout,
+                          lambda: "%r in the log:\n%s" % (regex, self.log()[-4000:]))
 
     def ctl(self, *args, timeout=10):
         p = subprocess.run([RELAYCTL, "-f", self.conf_path] + list(args),
@@ -398,7 +425,7 @@ class Relayd:
             role = args.split()[1]
             if pid == master:
                 out["master"] = pid
-            elif _ppid(pid) == master and _alive(pid):
+            elif _ppid(pid) == master and pid_alive(pid):
                 out[role] = pid
         return out
 

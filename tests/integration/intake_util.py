@@ -25,7 +25,7 @@ import time
 import warnings
 
 from fakes.dlv_mx import FakeMX
-from harness import Relayd, free_port, make_cert
+from harness import Relayd, free_port, make_cert, wait_until
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -283,6 +283,12 @@ class ReplyAsserts:
         self.assertReply(c.ehlo(), 250)
         return c
 
+    def start_data(self, c, sender, rcpt="rcpt@remote.example"):
+        """MAIL, one RCPT and DATA on c, each reply checked: the content comes next."""
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+
     def assertReply(self, r, code, enh=None, msg=None):
         """code exact; enh: the exact enhanced code, or None for a reply
         that has none (354; the 220 greeting, whose text is free)."""
@@ -421,15 +427,12 @@ class Upstream(FakeMX):
 
     def wait_for(self, token, timeout=30.0, count=1):
         """Waits until `count` relayed messages contain token; returns them."""
-        end = time.monotonic() + timeout
-        while True:
+        def enough():
             found = self.find(token)
-            if len(found) >= count:
-                return found
-            if time.monotonic() > end:
-                raise AssertionError("upstream got %d message(s) with %r after %.0fs (has %d)"
-                                     % (len(found), token, timeout, len(self.messages)))
-            time.sleep(0.1)
+            return found if len(found) >= count else None
+        return wait_until(enough, timeout, lambda: "%d message(s) with %r upstream (%d there, "
+                          "%d in all)" % (count, token, len(self.find(token)), len(self.messages)),
+                          step=0.1)
 
 
 def headers_of(content):
@@ -462,3 +465,25 @@ def relayd(conf_extra="", **kw):
     accepted mail stays in the queue."""
     kw.setdefault("roles", QUEUE_ROLES)
     return Relayd(conf_extra=dead_smarthost_conf() + conf_extra, **kw)
+
+
+class SharedRelayd:
+    """One relayd() for all the tests of a class, started in setUpClass and
+    stopped (its stop checked) in tearDownClass. The class gives its
+    conf_extra by relayd_conf(), called then (it may write files), and its
+    listen modes in LISTENS."""
+    LISTENS = None
+
+    @classmethod
+    def relayd_conf(cls):
+        return ""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.r = relayd(cls.relayd_conf(), listens=cls.LISTENS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.r.cleanup()
+        super().tearDownClass()

@@ -10,21 +10,18 @@ log line, a Received: header or relayctl's output raw (issue 9, point 7):
   bytes: the delivery log line is clean, `relayctl queue --json` decodes
   with strict UTF-8 and json, and `queue`/`show` print no control bytes.
 
-The remote server is a few lines of socket code here (BadReplyMX): it
-answers RCPT with raw bytes that no SMTP library would send.
+The remote server (e2e_util.RawMX) answers RCPT with raw bytes that no
+SMTP library would send.
 
 Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_clean_output
 """
 import json
-import re
-import socket
 import subprocess
-import threading
-import time
 import unittest
 
+from e2e_util import RawMX
 from harness import RELAYCTL, Relayd, free_port
-from intake_util import (Client, ReplyAsserts, auth_users_file, b64, msg, plain_ir, relayd,
+from intake_util import (Client, ReplyAsserts, SharedRelayd, auth_users_file, b64, msg, plain_ir,
                          tls_conf, token)
 
 ESC_CLEAR = "\x1b[2J"
@@ -57,14 +54,10 @@ class LogAsserts:
                              "forged log line: %r" % line)
 
 
-class ClientBytes(ReplyAsserts, LogAsserts, unittest.TestCase):
+class ClientBytes(SharedRelayd, ReplyAsserts, LogAsserts, unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd(tls_conf() + "auth-users %s\nauth-fail-limit 1000\n" % auth_users_file())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return tls_conf() + "auth-users %s\nauth-fail-limit 1000\n" % auth_users_file()
 
     def tls(self):
         c = self.session()
@@ -143,64 +136,13 @@ class ClientBytes(ReplyAsserts, LogAsserts, unittest.TestCase):
         p.stdout.decode("utf-8")
 
 
-class BadReplyMX:
-    """A minimal SMTP server: 220, 250 to EHLO/HELO/MAIL/RSET/NOOP, and to
-    RCPT the raw reply "451 " + REMOTE_TEXT; 221 to QUIT."""
-
-    def __init__(self, host, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.rcpts = 0
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
-
-    def session(self, conn):
-        conn.settimeout(10)
-        f = conn.makefile("rb")
-        try:
-            conn.sendall(b"220 badmx.test ESMTP\r\n")
-            for line in f:
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    conn.sendall(b"250-badmx.test\r\n250 ENHANCEDSTATUSCODES\r\n")
-                elif verb == b"RCPT":
-                    self.rcpts += 1
-                    conn.sendall(b"451 " + REMOTE_TEXT + b"\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 2.0.0 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 2.0.0 ok\r\n")
-        except OSError:
-            pass
-        finally:
-            f.close()
-            conn.close()
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
 class RemoteBytes(LogAsserts, unittest.TestCase):
     """A deferral whose remote reply holds ill-formed UTF-8 and control bytes."""
 
     def setUp(self):
         port = free_port()
-        self.mx = BadReplyMX("127.0.0.1", port)
+        self.mx = RawMX("127.0.0.1", port, stall_sessions=0,
+                        replies={b"RCPT": b"451 " + REMOTE_TEXT})
         self.addCleanup(self.mx.stop)
         self.r = Relayd(conf_extra="smarthost [127.0.0.1]:%d tls=none\nretry-min 1h\n"
                         "retry-max 2h\n" % port)

@@ -12,7 +12,7 @@ import re
 import unittest
 
 from dlv_base import DeliveryCase
-from e2e_util import wait_for
+from harness import wait_until
 from intake_util import Client
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10)]
@@ -54,7 +54,7 @@ class CtlStats(DeliveryCase):
         with Client(r.port) as c:
             self.assertEqual(c.greeting().code, 220)
             self.assertEqual(c.cmd("QUIT").code, 221)
-        wait_for(lambda: self.stats(r)["connections"] >= 2, 10, "the warm-up connection counted")
+        wait_until(lambda: self.stats(r)["connections"] >= 2, 10, "the warm-up connection counted")
         before = self.stats(r)
         for k in CONTRACT:
             self.assertIn(k, before)
@@ -84,7 +84,7 @@ class CtlStats(DeliveryCase):
         def current():
             now = self.stats(r)
             return {k: now.get(k) for k in want}
-        wait_for(lambda: current() == want, 20,
+        wait_until(lambda: current() == want, 20,
                  lambda: "stats %r, expected %r" % (current(), want))
         after = self.stats(r)
         self.assertEqual({k: after.get(k) for k in want}, want)

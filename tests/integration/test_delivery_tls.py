@@ -5,7 +5,7 @@ import os
 import unittest
 
 from dlv_base import DeliveryCase
-from harness import free_port, make_cert
+from harness import free_port, make_cert, write_root_only
 
 EX_MX = [("ex.test", "mx1.ex.test", 10), ("ex.test", "mx2.ex.test", 20)]
 EX_HOSTS = {"mx1.ex.test": "127.0.0.2", "mx2.ex.test": "127.0.0.3",
@@ -94,10 +94,7 @@ class TLSDelivery(DeliveryCase):
         sh = self.mx("127.0.0.6", port=port, tls_cert=self.cert("smarthost.test"),
                      auth={"alice": "s3cret"})
         mx1 = self.mx("127.0.0.2")
-        authf = os.path.join(self.tmp(), "auth")
-        with open(authf, "w") as f:
-            f.write("alice s3cret\n")
-        os.chmod(authf, 0o600)
+        authf = write_root_only(os.path.join(self.tmp(), "auth"), "alice s3cret\n")
         r = self.relayd(dns, "smarthost [127.0.0.6]:%d tls=starttls auth=%s\n" % (port, authf))
         qid = self.send(r, "s@snd.test", ["a@ex.test"])
         m = self.wait_status(r, qid, "a@ex.test", "sent")
@@ -113,10 +110,7 @@ class TLSDelivery(DeliveryCase):
         port = free_port("127.0.0.6")
         sh = self.mx("127.0.0.6", port=port, tls_cert=self.cert("smarthost.test"),
                      auth={"alice": "right"})
-        authf = os.path.join(self.tmp(), "auth")
-        with open(authf, "w") as f:
-            f.write("alice wrong\n")
-        os.chmod(authf, 0o600)
+        authf = write_root_only(os.path.join(self.tmp(), "auth"), "alice wrong\n")
         r = self.relayd(dns, "smarthost [127.0.0.6]:%d tls=starttls auth=%s\n" % (port, authf))
         qid = self.send(r, "s@snd.test", ["a@ex.test"])
         m = self.wait_status(r, qid, "a@ex.test", "deferred")
@@ -129,10 +123,7 @@ class TLSDelivery(DeliveryCase):
         port = free_port("127.0.0.6")
         sh = self.mx("127.0.0.6", port=port, tls_cert=self.cert("smarthost.test"),
                      smtps=True, auth={"bob": "pw2"}, auth_exclude=["PLAIN"])
-        authf = os.path.join(self.tmp(), "auth")
-        with open(authf, "w") as f:
-            f.write("bob pw2\n")
-        os.chmod(authf, 0o600)
+        authf = write_root_only(os.path.join(self.tmp(), "auth"), "bob pw2\n")
         r = self.relayd(dns, "smarthost [127.0.0.6]:%d tls=smtps auth=%s\n" % (port, authf))
         qid = self.send(r, "s@snd.test", ["a@ex.test"])
         self.wait_status(r, qid, "a@ex.test", "sent")

@@ -14,27 +14,23 @@ import smtplib
 import unittest
 
 from harness import Relayd
-from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ConnectionClosed, ReplyAsserts,
-                         Upstream, auth_users_file, b64, client_tls_ctx, headers_of, msg,
-                         plain_ir, queue_has_qid, relayd, swaks, tls_conf, token)
+from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ReplyAsserts, SharedRelayd,
+                         Upstream, auth_users_file, b64, client_tls_ctx, headers_of, msg, plain_ir,
+                         queue_has_qid, swaks, tls_conf, token)
 
 ALICE, ALICE_PW = "alice", USERS["alice"]
 
 
-class IntakeAuth(ReplyAsserts, unittest.TestCase):
+class IntakeAuth(SharedRelayd, ReplyAsserts, unittest.TestCase):
     """127.0.0.1 is an outsider (mynetworks 10.0.0.0/8): only AUTH lets it relay."""
+    LISTENS = [("smtp", None), ("submission", None), ("smtps", None)]
 
     @classmethod
-    def setUpClass(cls):
+    def relayd_conf(cls):
         # These tests fail AUTH many times from 127.0.0.1: the per-address
         # throttle (test_intake_throttle) is set out of their way.
-        cls.r = relayd(tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n" % auth_users_file()
-                       + "auth-fail-limit 100000\n",
-                       listens=[("smtp", None), ("submission", None), ("smtps", None)])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+        return (tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n" % auth_users_file()
+                + "auth-fail-limit 100000\n")
 
     def plain(self, mode="smtp"):
         c = Client(self.r.ports[mode])

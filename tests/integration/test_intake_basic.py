@@ -7,23 +7,15 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_basic
 import smtplib
 import unittest
 
-from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts, accepted_lines, msg,
-                         queue_count, queue_has_qid, relayd, swaks, token)
+from intake_util import (CLIENT_HELO, HOSTNAME, ReplyAsserts, SharedRelayd, accepted_lines, msg,
+                         queue_count, queue_has_qid, swaks, token)
 
 DEFAULT_SIZE = 35 * 1024 * 1024
 
 
-class IntakeVerbs(ReplyAsserts, unittest.TestCase):
+class IntakeVerbs(SharedRelayd, ReplyAsserts, unittest.TestCase):
     """One relayd (intake + queue) for every test of this class; each test
     uses its own connections and its own sender token."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.r = relayd()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
 
     # --- greeting, EHLO, HELO -------------------------------------------------
 
@@ -165,9 +157,7 @@ class IntakeVerbs(ReplyAsserts, unittest.TestCase):
     def test_null_sender(self):
         t = token("null")
         c = self.session()
-        self.assertReply(c.cmd("MAIL FROM:<>"), 250, "2.1.0")
-        self.assertReply(c.cmd("RCPT TO:<%s@remote.example>" % t), 250, "2.1.5")
-        self.assertReply(c.cmd("DATA"), 354)
+        self.start_data(c, "", "%s@remote.example" % t)
         c.send(msg(t))
         self.assertQueued(c.reply())
 

@@ -15,9 +15,8 @@ import unittest
 from datetime import datetime, timezone
 
 from harness import Relayd, wait_until
-from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts,
-                         Upstream, accepted_lines, headers_of, msg, queue_count, queue_messages,
-                         relayd, token)
+from intake_util import (CLIENT_HELO, HOSTNAME, Client, ReplyAsserts, SharedRelayd, Upstream,
+                         accepted_lines, headers_of, msg, queue_count, queue_messages, token)
 
 MAX_SIZE = 10 * 1024
 
@@ -77,19 +76,10 @@ def smuggling_payload(t, seq):
             + b"smuggled\r\n.\r\n")
 
 
-class IntakeDataLimits(ReplyAsserts, unittest.TestCase):
+class IntakeDataLimits(SharedRelayd, ReplyAsserts, unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd("max-message-size 10K\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
-
-    def start_data(self, c, sender):
-        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
-        self.assertReply(c.cmd("RCPT TO:<rcpt@remote.example>"), 250, "2.1.5")
-        self.assertReply(c.cmd("DATA"), 354)
+    def relayd_conf(cls):
+        return "max-message-size 10K\n"
 
     def assertNothingQueued(self, t):
         self.assertEqual(accepted_lines(self.r, t), [], "accepted-message log line for %s" % t)
@@ -408,9 +398,7 @@ class IntakeEndToEnd(ReplyAsserts, unittest.TestCase):
             try:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<outer-%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<victim@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "outer-%s@client.example" % t, "victim@remote.example")
                 c.send(smuggling_payload(t, seq) + b"QUIT\r\n")
                 replies, _ = c.replies_until_close(idle=10)
                 self.assertEqual([(x.code, x.enhanced) for x in replies],

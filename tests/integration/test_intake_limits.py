@@ -12,7 +12,7 @@ import signal
 import time
 import unittest
 
-from harness import Relayd, wait_until
+from harness import Relayd, proc_kb, wait_until
 from intake_util import (Client, ReplyAsserts, accepted_lines,
                          dead_smarthost_conf, msg, queue_count, relayd, token)
 
@@ -101,9 +101,7 @@ class IntakeLimits(ReplyAsserts, unittest.TestCase):
         with relayd("smtp-timeout 2s\n") as r:
             c = self.greeted(r)
             c.ehlo()
-            self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.start_data(c, "%s@client.example" % t, "a@remote.example")
             c.send(b"Subject: " + t.encode() + b"\r\n\r\nhalf a message\r\n")
             replies, closed = c.replies_until_close(idle=10)
             self.assertTrue(closed or c.wait_closed(3), "connection open after the timeout")
@@ -127,14 +125,6 @@ class IntakeLimits(ReplyAsserts, unittest.TestCase):
             self.assertTrue(closed or c.wait_closed(5), "connection open after 421")
 
 
-def rss_kb(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s for pid %d" % (field, pid))
-
-
 class IntakeScale(ReplyAsserts, unittest.TestCase):
     def test_memory_bounded_for_a_big_message(self):
         """The content streams to the queue: a 40 MB message does not
@@ -145,17 +135,15 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
             with Client(r.port, timeout=60) as c:
                 c.greeting()
                 c.ehlo()
-                before = rss_kb(pid, "VmHWM")
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                before = proc_kb(pid, "VmHWM")
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n")
                 chunk = (b"z" * 98 + b"\r\n") * 10000  # 1 MB
                 for _ in range(40):
                     c.send(chunk)
                 c.send(b".\r\n")
                 self.assertQueued(c.reply())
-                grew = rss_kb(pid, "VmHWM") - before
+                grew = proc_kb(pid, "VmHWM") - before
             self.assertLess(grew, 16 * 1024, "intake's peak RSS grew by %d kB" % grew)
             self.assertGreater(accepted_lines(r, t)[0][2], 40 * 1000 * 1000)
 
@@ -163,14 +151,14 @@ class IntakeScale(ReplyAsserts, unittest.TestCase):
         n = 500
         with relayd("max-connections-per-ip %d\nmax-connections %d\n" % (2 * n, 2 * n)) as r:
             pid = r.pids()["intake"]
-            before = rss_kb(pid)
+            before = proc_kb(pid)
             conns = []
             try:
                 for _ in range(n):
                     conns.append(Client(r.port))
                 for c in conns:
                     self.assertReply(c.greeting(), 220)
-                grew = rss_kb(pid) - before
+                grew = proc_kb(pid) - before
                 # a fresh client is still served at once
                 t = token("busy")
                 with Client(r.port) as c:
@@ -229,9 +217,7 @@ class IntakeQueueDown(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 c.greeting()
                 c.ehlo()
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n" + b"line\r\n" * 1000)
                 pid = r.pids().get("queue")
                 self.assertIsNotNone(pid, "no queue worker: %r" % r.pids())

@@ -8,7 +8,7 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_paths
 """
 import unittest
 
-from intake_util import Client, ReplyAsserts, accepted_lines, msg, relayd, token
+from intake_util import ReplyAsserts, SharedRelayd, accepted_lines, msg, token
 
 
 def domain_of(n):
@@ -57,14 +57,10 @@ BAD = [
 ]
 
 
-class IntakePaths(ReplyAsserts, unittest.TestCase):
+class IntakePaths(SharedRelayd, ReplyAsserts, unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd("max-connections-per-ip 500\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return "max-connections-per-ip 500\n"
 
     def test_domain_helper(self):
         for n in (1, 63, 64, 200, 255, 256):

@@ -8,8 +8,8 @@ Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_intake_relay
 import unittest
 
 from harness import Relayd
-from intake_util import (HOSTNAME, Client, ReplyAsserts, Upstream, accepted_lines, headers_of,
-                         msg, queue_count, relayd, swaks, token)
+from intake_util import (HOSTNAME, Client, ReplyAsserts, SharedRelayd, Upstream, accepted_lines,
+                         headers_of, msg, queue_count, swaks, token)
 
 OUT = "outside.example"       # a domain relayd must not relay to for outsiders
 RELAY = "relay.example"       # in relay-domains
@@ -49,16 +49,8 @@ OPEN_RELAY_FORMS = [
 ]
 
 
-class RelayFromMynetworks(ReplyAsserts, unittest.TestCase):
+class RelayFromMynetworks(SharedRelayd, ReplyAsserts, unittest.TestCase):
     """Default mynetworks (127.0.0.0/8): 127.0.0.1 relays anywhere."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.r = relayd()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
 
     def test_relay_to_any_domain(self):
         t = token("mynet")
@@ -81,16 +73,12 @@ class RelayFromMynetworks(ReplyAsserts, unittest.TestCase):
         self.assertTrue(any(l.startswith("250 2.0.0 Ok: queued as ") for l in lines), p.stdout)
 
 
-class RelayFromOutsider(ReplyAsserts, unittest.TestCase):
+class RelayFromOutsider(SharedRelayd, ReplyAsserts, unittest.TestCase):
     """mynetworks 10.0.0.0/8: 127.0.0.1 is an outsider."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd("mynetworks 10.0.0.0/8\nrelay-domains %s %s\n" % (RELAY, SRV))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return "mynetworks 10.0.0.0/8\nrelay-domains %s %s\n" % (RELAY, SRV)
 
     def test_outside_domain_denied_relay_domain_accepted(self):
         t = token("out")

@@ -88,9 +88,7 @@ class SlowLines(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 start = time.monotonic()
                 _, closed, n = trickle_until_closed(c, msg(t), 1.0, start + TIMEOUT_S + 10)
                 self.assertIsNotNone(closed, "DATA still open after %d bytes at one a second" % n)
@@ -108,9 +106,7 @@ class SlowLines(ReplyAsserts, unittest.TestCase):
             with Client(r.port) as c:
                 self.assertReply(c.greeting(), 220)
                 self.assertReply(c.ehlo(), 250)
-                self.assertReply(c.cmd("MAIL FROM:<%s@client.example>" % t), 250, "2.1.0")
-                self.assertReply(c.cmd("RCPT TO:<a@remote.example>"), 250, "2.1.5")
-                self.assertReply(c.cmd("DATA"), 354)
+                self.start_data(c, "%s@client.example" % t, "a@remote.example")
                 c.send(b"Subject: " + t.encode() + b"\r\n\r\n")
                 end = time.monotonic() + 2 * TIMEOUT_S
                 while time.monotonic() < end:

@@ -17,8 +17,8 @@ import struct
 import time
 import unittest
 
-from intake_util import (Client, ReplyAsserts, auth_users_file, b64, plain_ir, relayd,
-                         tls_conf)
+from harness import wait_until
+from intake_util import Client, ReplyAsserts, SharedRelayd, auth_users_file, b64, plain_ir, tls_conf
 
 ALICE, ALICE_PW = "alice", "alice-secret"
 THROTTLED = "4.7.0"
@@ -57,17 +57,13 @@ class AuthSession(ReplyAsserts):
         return c
 
 
-class Throttle(AuthSession, unittest.TestCase):
+class Throttle(SharedRelayd, AuthSession, unittest.TestCase):
     """auth-fail-limit 3 (window 10 minutes)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd(tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n"
-                       "auth-fail-limit 3\n" % auth_users_file())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return (tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\nauth-fail-limit 3\n"
+                % auth_users_file())
 
     def test_limit_across_sessions_then_454(self):
         src = "127.0.0.21"
@@ -111,17 +107,13 @@ class Throttle(AuthSession, unittest.TestCase):
         self.assertReply(slow.cmd(b64(ALICE_PW)), 454, THROTTLED)
 
 
-class Window(AuthSession, unittest.TestCase):
+class Window(SharedRelayd, AuthSession, unittest.TestCase):
     """auth-fail-limit 2 2s: the refusal ends with the window."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.r = relayd(tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n"
-                       "auth-fail-limit 2 2s\n" % auth_users_file())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return (tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\nauth-fail-limit 2 2s\n"
+                % auth_users_file())
 
     def test_window_passes(self):
         src = "127.0.0.31"
@@ -133,15 +125,14 @@ class Window(AuthSession, unittest.TestCase):
         if time.monotonic() - t0 < 1.5:  # still inside the 2 s window
             self.assertReply(r, 454, THROTTLED)
         # Once the window has ended, the right password works again.
-        end = time.monotonic() + 10
-        while True:
-            c = self.tls_session(src)
-            r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
-            if r.code == 235 or time.monotonic() > end:
-                break
+        def window_over():
+            r = self.tls_session(src).cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
+            if r.code == 235:
+                self.assertReply(r, 235, "2.7.0")
+                return True
             self.assertReply(r, 454, THROTTLED)
-            time.sleep(0.2)
-        self.assertReply(r, 235, "2.7.0")
+            return False
+        wait_until(window_over, 10, "AUTH to work again after the window", step=0.2)
         self.assertGreaterEqual(time.monotonic() - t0, 1.9)
 
 
@@ -149,21 +140,17 @@ class Window(AuthSession, unittest.TestCase):
 SLOW_ROUNDS = 800000
 
 
-class SlowHash(AuthSession, unittest.TestCase):
+class SlowHash(SharedRelayd, AuthSession, unittest.TestCase):
     """alice's hash costs SLOW_ROUNDS rounds; the throttle is out of the way."""
 
     @classmethod
-    def setUpClass(cls):
+    def relayd_conf(cls):
         t0 = time.monotonic()
         h = crypt_sha512(ALICE_PW, SLOW_ROUNDS)
-        cls.hash_s = time.monotonic() - t0
-        cls.r = relayd(tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n"
-                       "auth-fail-limit 100000\nmax-connections-per-ip 200\n"
-                       % users_file_with({ALICE: h}))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+        cls.hash_s = time.monotonic() - t0  # what one hash costs here
+        return (tls_conf() + "auth-users %s\nmynetworks 10.0.0.0/8\n"
+                "auth-fail-limit 100000\nmax-connections-per-ip 200\n"
+                % users_file_with({ALICE: h}))
 
     def auth_time(self, c, user, password):
         t0 = time.monotonic()

@@ -14,9 +14,9 @@ import threading
 import unittest
 
 from harness import Relayd
-from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ReplyAsserts, Upstream,
-                         auth_users_file, cert, client_tls_ctx, headers_of, msg, plain_ir,
-                         queue_has_qid, relayd, swaks, tls_conf, token)
+from intake_util import (CLIENT_HELO, HOSTNAME, USERS, Client, ReplyAsserts, SharedRelayd,
+                         Upstream, auth_users_file, cert, client_tls_ctx, headers_of, msg,
+                         queue_has_qid, swaks, tls_conf, token)
 
 
 def client_speaks(version):
@@ -57,15 +57,12 @@ def client_speaks(version):
         ls.close()
 
 
-class IntakeTLS(ReplyAsserts, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.r = relayd(tls_conf() + "auth-users %s\n" % auth_users_file(),
-                       listens=[("smtp", None), ("smtps", None)])
+class IntakeTLS(SharedRelayd, ReplyAsserts, unittest.TestCase):
+    LISTENS = [("smtp", None), ("smtps", None)]
 
     @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
+    def relayd_conf(cls):
+        return tls_conf() + "auth-users %s\n" % auth_users_file()
 
     def client(self, mode="smtp", **kw):
         c = Client(self.r.ports[mode], tls=(mode == "smtps"), **kw)

@@ -10,18 +10,17 @@ intake or the queue, the server key not in delivery or the queue."""
 import grp
 import os
 import pwd
-import re
 import secrets
+import shutil
 import smtplib
 import socket
 import stat
 import struct
 import subprocess
 import tempfile
-import time
 import unittest
 
-from harness import RELAYD, RELAYCTL, Relayd, free_port
+from harness import RELAYD, RELAYCTL, Relayd, free_port, proc_status, write_root_only
 from intake_util import (USERS, Upstream, auth_users_file, cert, plain_ir, token)
 
 NOBODY = pwd.getpwnam("nobody")
@@ -32,62 +31,43 @@ def read(path):
         return f.read()
 
 
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
+# A mapping larger than this is not a worker's data: under `make sanitize`
+# ASan's shadow memory (its own bookkeeping, 256 MiB and 14 TiB mapped at
+# fixed addresses) is the only one.
+HUGE_MAPPING = 1 << 32
+READ_CHUNK = 16 << 20
 
 
 def memory_has(pid, needle):
-    """True when bytes needle are anywhere in the readable memory of pid.
-    Read in pieces (overlapping by len(needle)); a mapping over 1 GiB is
-    not memory a process wrote (ASan's shadow reserves terabytes) and is
-    passed over."""
-    piece = 4 << 20
+    """True when bytes needle are anywhere in the readable memory of pid
+    (read chunk by chunk, overlapping so that no needle is cut in two)."""
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
             addr, perms = line.split()[:2]
             if not perms.startswith("r") or line.rstrip().endswith(("[vvar]", "[vsyscall]")):
                 continue
             lo, hi = (int(x, 16) for x in addr.split("-"))
-            if hi - lo > 1 << 30:
+            if hi - lo > HUGE_MAPPING:
                 continue
-            for at in range(lo, hi, piece):
+            for at in range(lo, hi, READ_CHUNK):
                 try:
                     mem.seek(at)
-                    if needle in mem.read(min(piece + len(needle), hi - at)):
+                    if needle in mem.read(min(hi, at + READ_CHUNK + len(needle)) - at):
                         return True
                 except (OSError, ValueError, OverflowError):
-                    break
+                    break  # an unreadable mapping (a guard page)
     return False
 
 
-def relayd_as_nobody(conf_extra):
-    """A started Relayd whose state dir nobody can reach (the harness's temp
-    dir is 0700); the caller cleans it up."""
-    r = Relayd(conf_extra=conf_extra, start=False)
-    os.chmod(r.dir, 0o755)
-    try:
-        r.start()
-    except BaseException:
-        r.cleanup()
-        raise
-    return r
-
-
-def libc_base(maps):
-    return next(l.split("-")[0] for l in maps.splitlines() if "/libc.so" in l)
-
-
-def root_only(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-    return path
+def exe_base(pid):
+    """Where the relayd program is mapped in pid (a fresh exec with ASLR on
+    gets a base of its own; a forked child keeps its parent's)."""
+    exe = os.path.realpath("/proc/%d/exe" % pid)
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            if line.rstrip().endswith(" " + exe):
+                return line.split("-")[0]
+    raise AssertionError("%s is not mapped in pid %d" % (exe, pid))
 
 
 def key_marker(key_path):
@@ -118,11 +98,11 @@ class PrivsepTest(unittest.TestCase):
     def setUp(self):
         self.tmp = self.enterContext(tempfile.TemporaryDirectory())
         c, k = cert()
-        self.key = root_only(os.path.join(self.tmp, "server.key"), read(k))
+        self.key = write_root_only(os.path.join(self.tmp, "server.key"), read(k))
         self.cert = c
-        self.users = root_only(os.path.join(self.tmp, "users"), read(auth_users_file()))
+        self.users = write_root_only(os.path.join(self.tmp, "users"), read(auth_users_file()))
         self.smart_pass = "SmartPass-" + secrets.token_hex(12)
-        self.smart_auth = root_only(os.path.join(self.tmp, "smart.auth"),
+        self.smart_auth = write_root_only(os.path.join(self.tmp, "smart.auth"),
                                     "relayuser %s\n" % self.smart_pass)
 
     def conf(self, mynetworks="127.0.0.1/32", extra=""):
@@ -130,11 +110,10 @@ class PrivsepTest(unittest.TestCase):
                 "smarthost [127.0.0.1]:%d tls=may auth=%s\nretry-min 1h\n%s"
                 % (mynetworks, self.cert, self.key, self.users, free_port(), self.smart_auth, extra))
 
-    def start(self, **kw):
-        r = relayd_as_nobody(self.conf(**kw))
+    def start(self, shipped=False, **kw):
+        r = Relayd(conf_extra=self.conf(**kw), shipped=shipped)
         self.addCleanup(r.cleanup)
-        pids = wait_for(lambda: len(r.pids()) == 4 and r.pids())
-        self.assertTrue(pids, "relayd did not start its workers:\n" + r.log())
+        pids = r.pids()
         return r, pids
 
     def rewrite_conf(self, r, **kw):
@@ -161,40 +140,55 @@ class PrivsepTest(unittest.TestCase):
 
     def test_workers_are_fresh_programs_as_nobody(self):
         r, pids = self.start()
-        master_maps = read("/proc/%d/maps" % pids["master"])
         aslr = read("/proc/sys/kernel/randomize_va_space").strip() != "0"
+        self.assertEqual(set(proc_status(pids["master"], "Uid")), {"0"})
         for role in ("intake", "queue", "delivery"):
             pid = pids[role]
-            status = read("/proc/%d/status" % pid)
-            uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
-            self.assertEqual(set(int(u) for u in uids), {NOBODY.pw_uid}, role)
+            self.assertEqual(set(proc_status(pid, "Uid")), {str(NOBODY.pw_uid)}, role)
             self.assertEqual(os.path.realpath("/proc/%d/exe" % pid), os.path.realpath(RELAYD))
             if aslr:
-                # exec'd, not only forked: a layout of its own (where libc is).
-                self.assertNotEqual(libc_base(read("/proc/%d/maps" % pid)),
-                                    libc_base(master_maps), role)
+                # exec'd, not only forked: a layout of its own.
+                self.assertNotEqual(exe_base(pid), exe_base(pids["master"]), role)
             # Nothing of the master's but what the role was handed.
             fds = os.listdir("/proc/%d/fd" % pid)
             targets = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in fds]
             self.assertFalse(any("control.sock" in t for t in targets), role)
 
-    def test_reload_as_nobody_with_root_only_files_takes_effect(self):
-        r, pids = self.start()
-        self.assertEqual(relay_ok(r.port)[0], 250)
-        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
+    def check_reload_takes_effect(self, shipped):
+        r, pids = self.start(shipped=shipped)
+        self.assertEqual(relay_ok(r.port), (250, b"2.1.5 Ok"))
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"]),
+                         (235, b"2.7.0 Authentication successful"))
         mark = len(r.log())
         self.rewrite_conf(r, mynetworks="192.0.2.0/24")
         p = r.ctl("reload")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertEqual(p.stdout.strip(), "configuration reloaded")
-        for role in ("intake", "queue", "delivery"):
-            r.wait_log(r"%s: configuration reloaded" % role, start=mark)
-        code, text = relay_ok(r.port)
-        self.assertEqual((code, text.split()[0]), (554, b"5.7.1"))
-        # The root-only auth-users was handed over again: AUTH still works.
-        self.assertEqual(auth_code(r.port, "alice", USERS["alice"])[0], 235)
-        self.assertEqual(auth_code(r.port, "alice", "wrong")[0], 535)
+        self.assertEqual(p.stdout, "configuration reloaded\n")
+        # Each process says so itself, under its own pid (stderr lines
+        # "relayd[PID] role: ...", syslog lines "relayd[PID]: role: ...").
+        r.wait_log(r"relayd\[%d\]:? master: reloading configuration" % pids["master"], start=mark)
+        for role in ("intake", "queue", "delivery", "master"):
+            r.wait_log(r"relayd\[%d\]:? %s: configuration reloaded" % (pids[role], role),
+                       start=mark)
+        self.assertNotRegex(r.log()[mark:], r"refused|aborted")
+        self.assertEqual(relay_ok(r.port), (554, b"5.7.1 Relay access denied"))
+        # The root-only key and auth-users were handed over again: STARTTLS
+        # and AUTH work with the new configuration.
+        self.assertEqual(auth_code(r.port, "alice", USERS["alice"]),
+                         (235, b"2.7.0 Authentication successful"))
+        self.assertEqual(auth_code(r.port, "alice", "wrong"),
+                         (535, b"5.7.8 Authentication credentials invalid"))
         self.assertEqual(r.pids(), pids, "a reload restarts no worker")
+        return r
+
+    def test_reload_as_nobody_with_root_only_files_takes_effect(self):
+        self.check_reload_takes_effect(shipped=False)
+
+    @unittest.skipUnless(shutil.which("unshare"), "shipped mode needs unshare")
+    def test_reload_as_nobody_shipped(self):
+        """The same as relayd ships: a daemon logging to syslog."""
+        r = self.check_reload_takes_effect(shipped=True)
+        self.assertRegex(r.log(), r"(?m)^<\d+>.*relayd\[\d+\]: intake: configuration reloaded$")
 
     def test_refused_reload_changes_nothing_anywhere(self):
         r, pids = self.start()
@@ -234,8 +228,7 @@ class PrivsepTest(unittest.TestCase):
 @unittest.skipUnless(os.geteuid() == 0, "needs root: user nobody, chown")
 class LocalSecurityTest(unittest.TestCase):
     def test_state_dir_and_queue_files_are_private(self):
-        with Upstream() as up, relayd_as_nobody("user nobody\n" + up.conf()) as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Upstream() as up, Relayd(conf_extra="user nobody\n" + up.conf()) as r:
             t = token()
             with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as c:
                 c.sendmail("a@client.test", ["b@example.org"], "Subject: %s\r\n\r\nx\r\n" % t)
@@ -276,18 +269,19 @@ class LocalSecurityTest(unittest.TestCase):
         self.assertRegex(err, r"state-dir \S+ belongs to uid %d" % pwd.getpwnam("daemon").pw_uid)
 
     def test_queue_sock_takes_only_workers(self):
-        with relayd_as_nobody("user nobody\n") as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Relayd(conf_extra="user nobody\n") as r:
             mark = len(r.log())
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(10)
             s.connect(os.path.join(r.state_dir, "queue.sock"))
             # HELLO as intake (MSG_Q_HELLO = 40, u32 role 1): no HELLO_OK, closed.
+            # The queue may close before our HELLO is sent or read: the
+            # refusal too (the log line below says which peer it refused).
             try:
                 s.sendall(struct.pack("=II", 40, 4) + struct.pack("=I", 1))
                 got = s.recv(64)
             except (BrokenPipeError, ConnectionResetError):
-                got = b""  # closed before or after our HELLO: a refusal either way
+                got = b""
             self.assertEqual(got, b"", "queue.sock answered a stranger")
             s.close()
             r.wait_log(r"queue.sock: refused pid %d, uid 0: not a relayd worker" % os.getpid(),
@@ -303,8 +297,7 @@ class LocalSecurityTest(unittest.TestCase):
 
     def test_control_sock_read_only_unless_root_or_control_group(self):
         mail = grp.getgrnam("mail")
-        with relayd_as_nobody("user nobody\ncontrol-group mail\n") as r:
-            wait_for(lambda: len(r.pids()) == 4)
+        with Relayd(conf_extra="user nobody\ncontrol-group mail\n") as r:
             st = os.stat(r.state_dir)
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o751)
             self.assertEqual(st.st_gid, mail.gr_gid)

@@ -15,7 +15,7 @@ import re
 import unittest
 
 from dlv_base import DeliveryCase
-from e2e_util import wait_for
+from harness import wait_until
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10)]
 HOSTS = {"mx.ex.test": "127.0.0.2", "mx.snd.test": "127.0.0.3"}
@@ -60,9 +60,9 @@ class QueueExpiry(DeliveryCase):
         r.wait_log(r"%s: sender non-delivery notification: [0-9A-F]+" % re.escape(qid))
         r.wait_log(r"%s: removed" % re.escape(qid))
         # The report reaches the sender's MX; then nothing is left queued.
-        wait_for(lambda: any(a == "failed" for a, *_ in reports(self.snd)), 30,
+        wait_until(lambda: any(a == "failed" for a, *_ in reports(self.snd)), 30,
                  "the bounce at the sender's MX")
-        wait_for(lambda: r.ctl("queue", "--json").stdout.strip() == "[]", 30, "an empty queue")
+        wait_until(lambda: r.ctl("queue", "--json").stdout.strip() == "[]", 30, "an empty queue")
         deferrals = len(re.findall(r"%s: to=<later@ex\.test>, .*status=deferred" % re.escape(qid),
                                    r.log()))
         return deferrals

@@ -12,18 +12,8 @@ import subprocess
 import time
 import unittest
 
-from harness import Relayd
+from harness import Relayd, wait_until
 from intake_util import Upstream, token
-
-
-def wait_for(pred, timeout=20.0, what="condition", log=None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s%s" % (what, "\n" + log()[-3000:] if log else ""))
 
 
 def fill(path):
@@ -40,10 +30,14 @@ def fill(path):
     return filler
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root to mount a small tmpfs")
-class DiskFullTest(unittest.TestCase):
+class DiskFullCase:
+    """The disk-full tests of both modes; SHIPPED says which."""
+    SHIPPED = False
+    USER = ""
+
     def relayd(self, up):
-        r = Relayd(conf_extra=up.conf() + "retry-min 1s\nretry-max 2s\n", start=False)
+        r = Relayd(conf_extra=self.USER + up.conf() + "retry-min 1s\nretry-max 2s\n",
+                   start=False, shipped=self.SHIPPED)
         self.addCleanup(shutil.rmtree, r.dir, True)
         self.addCleanup(subprocess.run, ["umount", "-l", r.state_dir], timeout=10)
         self.addCleanup(r.stop)
@@ -55,6 +49,7 @@ class DiskFullTest(unittest.TestCase):
     def test_results_that_cannot_commit_do_not_loop(self):
         up = Upstream()
         r = self.relayd(up)
+        pids = r.pids()
         t = token()
         n = 5
         with up:
@@ -64,13 +59,14 @@ class DiskFullTest(unittest.TestCase):
                 for i in range(n):
                     c.sendmail("s@client.test", ["r%d@example.org" % i],
                                "Subject: %s %d\r\n\r\nbody\r\n" % (t, i))
-            wait_for(lambda: len(re.findall(r"status=deferred", r.log())) >= n, what="deferrals")
+            wait_until(lambda: len(re.findall(r"status=deferred", r.log())) >= n, 20, "deferrals")
             filler = fill(r.state_dir)
             mark = len(r.log())
             # Now the MX takes the mail, but the results cannot be written.
             up.rcpt.clear()
-            r.wait_log(r"transaction rolled back \(database or disk is full\); no deliveries for 5s",
-                       timeout=20, start=mark)
+            # (stderr lines "relayd[PID] queue: ...", syslog "relayd[PID]: queue: ...")
+            r.wait_log(r"relayd\[%d\]:? queue: queue\.db: transaction rolled back \(database or "
+                       r"disk is full\); no deliveries for 5s" % pids["queue"], timeout=20, start=mark)
             time.sleep(4)  # a window in which a hot loop would show thousands
             log = r.log()[mark:]
             rollbacks = len(re.findall(r"transaction rolled back", log))
@@ -82,10 +78,17 @@ class DiskFullTest(unittest.TestCase):
             os.unlink(filler)
             subjects = lambda: {re.search(rb"Subject: (\S+ \d+)", m.data).group(1)
                                 for m in up.find(t)}
-            wait_for(lambda: len(subjects()) == n, what="all delivered", log=r.log)
-            wait_for(lambda: r.ctl("queue", "--json").stdout.strip() == "[]", timeout=30,
-                     what="an empty queue", log=lambda: r.ctl("queue").stdout)
+            wait_until(lambda: len(subjects()) == n, 20,
+                       lambda: "all delivered:\n" + r.log()[-3000:])
+            wait_until(lambda: r.ctl("queue", "--json").stdout.strip() == "[]", 30,
+                       lambda: "an empty queue:\n" + r.ctl("queue").stdout)
+            # A queue worker that spun would have been restarted or killed:
+            # the same processes throughout (stop() fails on any death).
+            self.assertEqual(r.pids(), pids)
 
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to mount a small tmpfs")
+class DiskFullTest(DiskFullCase, unittest.TestCase):
     def test_aborted_data_releases_the_transaction(self):
         up = Upstream()
         r = self.relayd(up)
@@ -108,17 +111,25 @@ class DiskFullTest(unittest.TestCase):
         c.send(b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 400)
         # Content of a message still streaming is committed in the background
         # instead of holding the write lock until an END comes...
-        wait_for(lambda: db.execute("SELECT count(*) FROM chunks").fetchone()[0] > 0,
-                 timeout=10, what="streamed content committed", log=r.log)
+        wait_until(lambda: db.execute("SELECT count(*) FROM chunks").fetchone()[0] > 0, 10,
+                   lambda: "streamed content committed:\n" + r.log()[-3000:])
         self.assertTrue(writable(), "write lock held while a message streams in")
         # ...nor do the deletions after the client went away mid-DATA.
         c.close()
         r.wait_log(r"disconnect from \[127.0.0.1\]", timeout=10)
         counts = lambda: [db.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
                           for t in ("messages", "recipients", "chunks")]
-        wait_for(lambda: counts() == [0, 0, 0], timeout=5, what="the aborted message gone",
-                 log=lambda: "%r\n%s" % (counts(), r.log()))
+        wait_until(lambda: counts() == [0, 0, 0], 5,
+                   lambda: "the aborted message gone: %r\n%s" % (counts(), r.log()[-3000:]))
         self.assertTrue(writable(), "write lock held after the abort")
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"),
+                     "relayd as shipped on a small tmpfs needs root and unshare")
+class DiskFullShippedTest(DiskFullCase, unittest.TestCase):
+    """relayd as shipped: a daemon with `user nobody`, its lines in syslog."""
+    SHIPPED = True
+    USER = "user nobody\n"
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import threading
 import time
 import unittest
 
-from harness import Relayd
+from harness import Relayd, wait_until
 
 MSG_Q_HELLO, MSG_Q_HELLO_OK = 40, 41
 MSG_Q_BEGIN, MSG_Q_RCPT, MSG_Q_CONTENT, MSG_Q_END, MSG_Q_ABORT, \
@@ -236,41 +236,28 @@ def queue_json(r):
     return {m["qid"]: m for m in json.loads(cp.stdout)}
 
 
-def db_messages(state_dir):
-    """Complete messages in queue.db as another reader sees them (committed only)."""
+def db_rows(state_dir, sql):
+    """The rows of sql in queue.db, read as another reader (committed data only)."""
     db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
     try:
-        return {row[0] for row in db.execute("SELECT qid FROM messages WHERE complete = 1")}
+        return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def db_messages(state_dir):
+    """The qids of complete messages."""
+    return {q for q, in db_rows(state_dir, "SELECT qid FROM messages WHERE complete = 1")}
 
 
 def db_qids(state_dir):
     """{table: the qids of its rows} for every table of queue.db, complete or not."""
-    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
-    try:
-        return {t: {row[0] for row in db.execute("SELECT qid FROM %s" % t)}
-                for t in ("messages", "recipients", "chunks")}
-    finally:
-        db.close()
+    return {t: {q for q, in db_rows(state_dir, "SELECT qid FROM %s" % t)}
+            for t in ("messages", "recipients", "chunks")}
 
 
 def integrity(state_dir):
-    db = sqlite3.connect(os.path.join(state_dir, "queue.db"), timeout=10)
-    try:
-        return db.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        db.close()
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return db_rows(state_dir, "PRAGMA integrity_check")[0][0]
 
 
 class QueueWorkerTest(unittest.TestCase):
@@ -279,7 +266,7 @@ class QueueWorkerTest(unittest.TestCase):
     def setUp(self):
         self.r = Relayd(conf_extra=self.conf, roles="queue")
         self.addCleanup(self.r.cleanup)
-        wait_for(lambda: os.path.exists(os.path.join(self.r.state_dir, "queue.sock")),
+        wait_until(lambda: os.path.exists(os.path.join(self.r.state_dir, "queue.sock")),
                  what="queue.sock")
 
     def peer(self, role):
@@ -339,7 +326,7 @@ class TestIntake(QueueWorkerTest):
         # Every table holds the committed message alone once the queue has
         # seen the abort and the broken stream.
         only3 = {"messages": {qid_for(3)}, "recipients": {qid_for(3)}, "chunks": {qid_for(3)}}
-        wait_for(lambda: db_qids(self.r.state_dir) == only3, what="only %s in queue.db" % qid_for(3))
+        wait_until(lambda: db_qids(self.r.state_dir) == only3, what="only %s in queue.db" % qid_for(3))
         self.assertEqual(db_qids(self.r.state_dir), only3)
         self.assertEqual(set(queue_json(self.r)), {qid_for(3)})
         self.assertEqual(self.r.queue_rows()["incomplete"], 0)
@@ -393,14 +380,14 @@ class TestCrash(QueueWorkerTest):
         for t in threads:
             t.start()
         # the writer is still streaming when the kill comes
-        wait_for(lambda: len(confirmed) >= commits, 30, "%d commits" % commits)
+        wait_until(lambda: len(confirmed) >= commits, 30, "%d commits" % commits)
         os.kill(pid, signal.SIGKILL)
         for t in threads:
             t.join(timeout=20)
             self.assertFalse(t.is_alive())
         p.close()
         self.assertEqual(wrong, [], "replies other than COMMITTED")
-        wait_for(lambda: self.r.pids().get("queue") not in (None, pid), what="restart")
+        wait_until(lambda: self.r.pids().get("queue") not in (None, pid), what="restart")
         return confirmed, unended
 
     def test_sigkill_during_commits_loses_nothing_confirmed(self):
@@ -411,7 +398,7 @@ class TestCrash(QueueWorkerTest):
             self.assertGreaterEqual(len(confirmed), commits)
             total += len(confirmed)
             # The new worker answers (after its recovery), and what it lists is on disk.
-            listed = set(wait_for(lambda: self.r.ctl("queue", "--json").returncode == 0 and
+            listed = set(wait_until(lambda: self.r.ctl("queue", "--json").returncode == 0 and
                                   queue_json(self.r), what="relayctl queue"))
             on_disk = db_messages(self.r.state_dir)
             self.assertLessEqual(listed, on_disk)
@@ -481,7 +468,7 @@ class TestDelivery(QueueWorkerTest):
         t0 = time.time()
         d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 451, "4.4.1", "connection refused")
         d.done(j["jobid"])
-        rc = wait_for(lambda: queue_json(self.r)[qid_for(1)]["recipients"][0]["state"] ==
+        rc = wait_until(lambda: queue_json(self.r)[qid_for(1)]["recipients"][0]["state"] ==
                       "deferred" and queue_json(self.r)[qid_for(1)]["recipients"][0])
         self.assertEqual(rc["attempts"], 1)
         self.assertEqual(rc["last_error"], "connection refused")
@@ -623,7 +610,7 @@ class TestBounces(QueueWorkerTest):
         d.result(j["jobid"], j["rcpts"][0][0], DLV_DEFERRED, 421, "4.4.2", "421 too busy")
         d.done(j["jobid"])
         # the second failure is recorded (a notice would be made in the same step)
-        wait_for(lambda: queue_json(self.r)[qid_for(1)]["recipients"][0]["attempts"] == 2,
+        wait_until(lambda: queue_json(self.r)[qid_for(1)]["recipients"][0]["attempts"] == 2,
                  what="the second attempt recorded")
         self.assertEqual(self.r.log().count("sender delay notification"), 1)
 
@@ -689,6 +676,60 @@ class TestRelayctl(QueueWorkerTest):
         self.assertEqual(integrity(self.r.state_dir), "ok")
 
 
+def traced_by(pid):
+    """The pid of the process tracing pid (0: none)."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^TracerPid:\s+(\d+)", f.read(), re.M).group(1))
+
+
+@unittest.skipUnless(shutil.which("strace"), "strace injects the failing fsync")
+class TestCommitFails(QueueWorkerTest):
+    """A commit that fails (here fsync returning EIO, injected by strace
+    into the queue worker: no root, no small file system needed) is never
+    confirmed: the session gets 451 4.3.0, nothing of it stays, and the
+    worker serves again once fsync works."""
+
+    def fsync_fails(self, pid):
+        """strace attached to pid, failing its every fsync/fdatasync with
+        EIO until it is stopped (SIGINT detaches it)."""
+        s = subprocess.Popen(["strace", "-q", "-o", "/dev/null", "-p", str(pid),
+                              "-e", "trace=fsync,fdatasync",
+                              "-e", "inject=fsync,fdatasync:error=EIO"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def detach():
+            if s.poll() is None:
+                s.send_signal(signal.SIGINT)
+            s.communicate(timeout=10)
+        self.addCleanup(detach)
+        try:
+            wait_until(lambda: s.poll() is not None or traced_by(pid) == s.pid, 10,
+                       "strace to attach")
+        except AssertionError:
+            detach()
+            raise
+        if s.poll() is not None:
+            self.skipTest("strace cannot attach (ptrace not allowed): %s"
+                          % s.stderr.read().decode(errors="replace").strip())
+        return detach
+
+    def test_failed_commit_is_never_confirmed(self):
+        p = self.peer(ROLE_INTAKE)
+        self.commit(p, 1, qid_for(1))
+        detach = self.fsync_fails(self.r.pids()["queue"])
+        p.submit(2, qid_for(2), "s@example.com", ["a@x.example"], BODY)
+        kind, sid, rest = p.reply()
+        self.assertEqual((kind, sid), ("failed", 2), rest)
+        self.assertEqual(rest[:2], (451, "4.3.0"))
+        self.r.wait_log(r"queue.db: transaction rolled back \(disk I/O error\)")
+        detach()
+        self.assertEqual(traced_by(self.r.pids()["queue"]), 0)
+        p.submit(3, qid_for(3), "s@example.com", ["a@x.example"], BODY)
+        self.assertEqual(p.reply(), ("committed", 3, qid_for(3)))
+        self.assertEqual(db_messages(self.r.state_dir), {qid_for(1), qid_for(3)})
+        self.assertEqual(integrity(self.r.state_dir), "ok")
+
+
 class TestDiskFull(unittest.TestCase):
     def test_full_disk_fails_452_then_serves_again(self):
         if os.geteuid() != 0:
@@ -700,7 +741,7 @@ class TestDiskFull(unittest.TestCase):
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", r.state_dir],
                        check=True, timeout=10)
         r.start()
-        wait_for(lambda: os.path.exists(os.path.join(r.state_dir, "queue.sock")),
+        wait_until(lambda: os.path.exists(os.path.join(r.state_dir, "queue.sock")),
                  what="queue.sock")
         p = QueuePeer(r.state_dir, ROLE_INTAKE)
         self.addCleanup(p.close)

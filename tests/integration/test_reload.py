@@ -12,8 +12,8 @@ import signal
 import smtplib
 import unittest
 
-from e2e_util import conf_base, expect_trouble, reload, submit, wait_for, write_conf
-from harness import Relayd, make_cert
+from e2e_util import conf_base, reload, submit, write_conf
+from harness import Relayd, make_cert, wait_until
 from intake_util import QUEUE_ROLES, ReplyAsserts, Upstream, dead_smarthost_conf, msg, token
 
 INTAKE_QUEUE = ("intake", "queue")
@@ -79,15 +79,42 @@ class ReloadCase(ReplyAsserts):
         # A bad file on disk now: a worker started after this must get the
         # running (reloaded) config, not the file.
         write_conf(self.r, self.base, dead + "max-recipients 1\nno-such-directive\n")
-        pid = wait_for(lambda: self.r.pids().get("intake"), 10, "the intake worker")
+        pid = wait_until(lambda: self.r.pids().get("intake"), 10, "the intake worker")
         start = len(self.r.log())
-        expect_trouble(self.r, r"master: intake worker killed by signal 9; restarting")
+        self.r.allow_log(r"master: intake worker killed by signal 9; restarting")
         os.kill(pid, signal.SIGKILL)
         self.r.wait_log(r"master: intake worker killed by signal 9; restarting", start=start)
-        wait_for(lambda: self.r.pids().get("intake") not in (None, pid), 20, "a new intake")
+        wait_until(lambda: self.r.pids().get("intake") not in (None, pid), 20, "a new intake")
         c, r = self.rcpt("a@far.test")
         self.assertReply(r, 250, "2.1.5")
         self.assertReply(c.cmd("RCPT TO:<b@far.test>"), 452, "4.5.3", "max-recipients 1")
+
+    def test_worker_that_does_not_answer_refuses_the_reload(self):
+        """Two phases: the queue worker, stopped, never answers PREPARE; the
+        master refuses after its bound and aborts in every worker, so
+        intake, which was ready, keeps the old mynetworks."""
+        dead = dead_smarthost_conf()
+        self.start(dead + "mynetworks 127.0.0.0/8\n")
+        queue = self.r.pids()["queue"]
+        os.kill(queue, signal.SIGSTOP)
+        self.addCleanup(os.kill, queue, signal.SIGCONT)
+        write_conf(self.r, self.base, dead + "mynetworks 10.0.0.0/8\n")
+        mark = len(self.r.log())
+        refused = r"reload refused: the queue worker did not answer; the running configuration stays"
+        if self.HOW == "relayctl":
+            p = self.r.ctl("reload", timeout=40)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertEqual(p.stderr, "relayd: %s\n" % refused)
+        else:
+            os.kill(self.r.master_pid, signal.SIGHUP)
+        self.r.wait_log(r"master: " + refused, timeout=30, start=mark)
+        self.r.wait_log(r"intake: reload aborted; the running configuration stays", start=mark)
+        os.kill(queue, signal.SIGCONT)
+        self.r.wait_log(r"queue: reload aborted; the running configuration stays", start=mark)
+        self.assertNotRegex(self.r.log()[mark:], r"configuration reloaded")
+        _, rep = self.rcpt("a@far.test")
+        self.assertReply(rep, 250, "2.1.5", "127.0.0.1 still in mynetworks")
+        self.assertEqual(self.r.pids()["queue"], queue)
 
     def test_smarthost_changed(self):
         with Upstream() as first, Upstream() as second:
@@ -129,7 +156,6 @@ class ReloadAfterPrivilegeDrop(ReplyAsserts, unittest.TestCase):
         self.addCleanup(r.cleanup)
         cert, key = make_cert(r.dir)
         os.chmod(key, key_mode)
-        os.chmod(r.dir, 0o755)
         self.base = r.conf + ("user nobody\ntls-cert %s\ntls-key %s\n%s"
                               % (cert, key, dead_smarthost_conf()))
         write_conf(r, self.base, "max-recipients 3\n")

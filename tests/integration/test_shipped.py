@@ -18,17 +18,9 @@ import time
 import unittest
 
 from dlv_base import DeliveryCase
-from harness import make_cert, wait_until
+from harness import make_cert, proc_status
 
 UP_FOR = 10.0
-
-
-def proc_uid(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    raise AssertionError("no Uid: for pid %d" % pid)
 
 
 @unittest.skipUnless(os.getuid() == 0 and shutil.which("unshare"),
@@ -45,13 +37,13 @@ class ShippedTest(DeliveryCase):
         os.chmod(keydir, 0o700)  # nobody could not even reach it
         r = self.relayd(dns, "user nobody\ntls-cert %s\ntls-key %s\n" % (cert, key),
                         shipped=True)
-        pids = wait_until(lambda: len(r.pids()) == 4 and r.pids(), 10, "four processes")
+        pids = r.pids()
         self.assertEqual(set(pids), {"master", "intake", "queue", "delivery"}, pids)
         # a daemon: not our child, not in our session
         self.assertNotEqual(os.getsid(pids["master"]), os.getsid(0))
-        self.assertEqual(proc_uid(pids["master"]), 0)
+        self.assertEqual(set(proc_status(pids["master"], "Uid")), {"0"})
         for role in ("intake", "queue", "delivery"):
-            self.assertEqual(proc_uid(pids[role]), nobody, role)
+            self.assertEqual(set(proc_status(pids[role], "Uid")), {str(nobody)}, role)
         self.assertEqual(os.stat(r.state_dir).st_uid, nobody)
 
         # the workers stay up: the same pids for 10 s
