@@ -114,8 +114,8 @@ mutations=(
 	# Two-phase reload, a worker's side: ABORT taken as COMMIT.
 	worker-commits-on-abort
 	common/worker.c
-	'{MSG_CFG_ABORT, 0, worker_msg_abort},'
-	'{MSG_CFG_ABORT, 0, worker_msg_commit},'
+	$'\tstruct worker *w = arg;\n\tif (ipc_msg_empty_decode(rd) < 0)\n\t\treturn -1;\n\tif (w->pending != NULL && w->on_abort)'
+	$'\tstruct worker *w = arg;\n\tif (w->pending != NULL)\n\t\treturn worker_msg_commit(arg, rd);\n\tif (ipc_msg_empty_decode(rd) < 0)\n\t\treturn -1;\n\tif (w->pending != NULL && w->on_abort)'
 	"test_worker_cfg test_reload"
 )
 
