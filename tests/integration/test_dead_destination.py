@@ -15,7 +15,7 @@ import time
 import unittest
 
 from dlv_base import DeliveryCase
-from e2e_util import wait_for
+from harness import wait_until
 
 SUSPENDED = r"status=deferred \(delivery temporarily suspended: connect to [^)]*Connection refused\)"
 REFUSED = r"status=deferred \(connect to [^)]*Connection refused\)"
@@ -57,7 +57,7 @@ class DeadDestination(DeliveryCase):
         r = self.relayd(dns, "smarthost [127.0.0.2]:%d\n%s" % (self.mx_port, extra))
         qids = submit_many(r.port, ["u%d@ex.test" % i for i in range(n)])
         # Every message was handled: tried (refused) or suspended.
-        wait_for(lambda: len(self.rcpt_lines(r, qids, r"status=deferred")) >= n, 60,
+        wait_until(lambda: len(self.rcpt_lines(r, qids, r"status=deferred")) >= n, 60,
                  "a deferral of every message")
         self.sh.start()
         return r, qids
@@ -87,10 +87,10 @@ class DeadDestination(DeliveryCase):
         t0 = time.monotonic()
         p = r.ctl("flush")
         self.assertEqual(p.returncode, 0, p.stderr)
-        wait_for(lambda: len(self.sh.messages) >= n, 60,
+        wait_until(lambda: len(self.sh.messages) >= n, 60,
                  lambda: "all %d delivered after the flush (got %d)" % (n, len(self.sh.messages)))
         took = time.monotonic() - t0
-        wait_for(lambda: self.queue(r) == [], 20, "an empty queue")
+        wait_until(lambda: self.queue(r) == [], 20, "an empty queue")
         self.assertEqual(sorted(rc for m in self.sh.messages for rc in m.rcpt_tos),
                          sorted("u%d@ex.test" % i for i in range(n)))
         self.assertIn("failure forgotten", r.log())
@@ -100,20 +100,20 @@ class DeadDestination(DeliveryCase):
     def test_memory_ends_after_retry_min(self):
         # retry-min 2s: the memory lasts 2 s, so the retry goes to the host again.
         r, qids = self.down_then_up("retry-min 2s\nretry-max 2s\n", 3)
-        wait_for(lambda: len(self.sh.messages) >= 3, 30, "delivery once retry-min passed")
+        wait_until(lambda: len(self.sh.messages) >= 3, 30, "delivery once retry-min passed")
         self.assertEqual(len(self.rcpt_lines(r, qids, r"status=sent")), 3)
 
     def test_reload_forgets(self):
         r, qids = self.down_then_up("retry-min 1h\nretry-max 2h\n", 1)
         # Still remembered: a new message is deferred without connecting.
         q2 = submit_many(r.port, ["v@ex.test"])
-        wait_for(lambda: self.rcpt_lines(r, q2, SUSPENDED), 20, "a suspended deferral")
+        wait_until(lambda: self.rcpt_lines(r, q2, SUSPENDED), 20, "a suspended deferral")
         self.assertEqual(self.sh.messages, [])
         p = r.ctl("reload")
         self.assertEqual(p.returncode, 0, p.stderr)
         r.wait_log(r"failure forgotten", timeout=20)
         q3 = submit_many(r.port, ["w@ex.test"])
-        wait_for(lambda: self.rcpt_lines(r, q3, r"status=sent"), 20, "delivery after the reload")
+        wait_until(lambda: self.rcpt_lines(r, q3, r"status=sent"), 20, "delivery after the reload")
         self.assertEqual([m.rcpt_tos for m in self.sh.messages], [["w@ex.test"]])
 
     def test_flush_one_message_forgets_its_destination_only(self):
@@ -125,7 +125,7 @@ class DeadDestination(DeliveryCase):
                         % (self.mx_port, self.mx_port))
         qa = submit_many(r.port, ["x@a.test"])
         qb = submit_many(r.port, ["y@b.test"])
-        wait_for(lambda: len(self.rcpt_lines(r, qa + qb, REFUSED)) == 2, 20, "two refusals")
+        wait_until(lambda: len(self.rcpt_lines(r, qa + qb, REFUSED)) == 2, 20, "two refusals")
         a.start()
         b.start()
         p = r.ctl("flush", qa[0])
@@ -133,7 +133,7 @@ class DeadDestination(DeliveryCase):
         a.wait_messages(1, timeout=20)
         # b.test's next hop is still remembered as dead.
         qb2 = submit_many(r.port, ["z@b.test"])
-        wait_for(lambda: self.rcpt_lines(r, qb2, SUSPENDED), 20, "b.test still suspended")
+        wait_until(lambda: self.rcpt_lines(r, qb2, SUSPENDED), 20, "b.test still suspended")
         self.assertEqual(b.messages, [])
 
 

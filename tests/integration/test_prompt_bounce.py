@@ -17,7 +17,7 @@ import time
 import unittest
 
 from dlv_base import DeliveryCase
-from e2e_util import wait_for
+from harness import wait_until
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10)]
 HOSTS = {"mx.ex.test": "127.0.0.2", "mx.snd.test": "127.0.0.3"}
@@ -69,7 +69,7 @@ class PromptBounce(DeliveryCase):
         self.wait_status(r, qid, "good@ex.test", "sent")
         self.wait_status(r, qid, "bad@ex.test", "bounced")
         self.wait_status(r, qid, "later@ex.test", "deferred")
-        wait_for(lambda: reports(self.snd), PROMPT, "the bounce for bad@ at the sender's MX")
+        wait_until(lambda: reports(self.snd), PROMPT, "the bounce for bad@ at the sender's MX")
         self.assertLess(time.monotonic() - t0, PROMPT + 20)
         self.assertEqual(reports(self.snd), [
             ("Undelivered Mail Returned to Sender",
@@ -90,7 +90,7 @@ class PromptBounce(DeliveryCase):
         p = r.ctl("flush", qid)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.wait_status(r, qid, "later@ex.test", "bounced")
-        wait_for(lambda: len(reports(self.snd)) >= 2, PROMPT, "the second bounce")
+        wait_until(lambda: len(reports(self.snd)) >= 2, PROMPT, "the second bounce")
         r.wait_log(r"%s: removed" % re.escape(qid))
         self.assertEqual(reports(self.snd), [
             ("Undelivered Mail Returned to Sender",
@@ -110,7 +110,7 @@ class PromptBounce(DeliveryCase):
         self.first_pass(r, qid, t0)
         m = self.wait_status(r, qid, "later@ex.test", "bounced", timeout=40)
         self.assertIn("gave up after", m.group(3))
-        wait_for(lambda: len(reports(self.snd)) >= 2, PROMPT, "the expiry report")
+        wait_until(lambda: len(reports(self.snd)) >= 2, PROMPT, "the expiry report")
         r.wait_log(r"%s: removed" % re.escape(qid))
         self.assertEqual(reports(self.snd), [
             ("Undelivered Mail Returned to Sender",
