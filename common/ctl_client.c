@@ -22,16 +22,11 @@
 
 static int ctl_client_connect(const char *prog, const struct config *cfg)
 {
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	worker_state_path(cfg, "control.sock", sun.sun_path, sizeof(sun.sun_path));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "%s: cannot reach relayd at %s: %s\n", prog, sun.sun_path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	int fd = worker_state_connect(cfg, "control.sock", 0);
+	if (fd < 0) {
+		char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+		worker_state_path(cfg, "control.sock", path, sizeof(path));
+		fprintf(stderr, "%s: cannot reach relayd at %s: %s\n", prog, path, strerror(errno));
 		return -1;
 	}
 	struct timeval tv = {CTL_CLIENT_TIMEOUT_S, 0};

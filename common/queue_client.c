@@ -17,21 +17,8 @@
 /* A connected non-blocking socket to queue.sock, or -1 (EAGAIN: backlog full). */
 static int queue_client_socket(const struct config *cfg)
 {
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	worker_state_path(cfg, "queue.sock", sun.sun_path, sizeof(sun.sun_path));
 	/* Non-blocking: a full backlog (no queue worker accepting) is EAGAIN, not a stall. */
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return worker_state_connect(cfg, "queue.sock", SOCK_NONBLOCK);
 }
 
 int queue_client_up(const struct queue_client *qc)

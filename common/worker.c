@@ -19,7 +19,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+int worker_state_connect(const struct config *cfg, const char *name, int flags)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	worker_state_path(cfg, name, sun.sun_path, sizeof(sun.sun_path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
 
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz)
 {

@@ -60,5 +60,7 @@ void worker_run(struct worker *w, void (*role_main)(struct worker *w)) __attribu
 void worker_ctl_reply(struct worker *w, uint32_t reqid, int status, const char *text);
 /* "STATE_DIR/name" into dst. */
 void worker_state_path(const struct config *cfg, const char *name, char *dst, size_t dstsz);
+/* A socket connected to STATE_DIR/name (type flags: SOCK_NONBLOCK), or -1 with errno. */
+int worker_state_connect(const struct config *cfg, const char *name, int flags);
 
 #endif

@@ -87,19 +87,10 @@ static int sendmail_config(const char *path, struct config *cfg)
 
 static int sendmail_connect(const struct config *cfg)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct timeval tv = {SENDMAIL_TIMEOUT_S, 0};
-
-	worker_state_path(cfg, SUBMIT_SOCK, sun.sun_path, sizeof(sun.sun_path));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = worker_state_connect(cfg, SUBMIT_SOCK, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
