@@ -14,6 +14,8 @@ and connects to fake MX servers on 127.0.0.x, all on one delivery port.
 Everything started through these helpers is stopped by addCleanup, also
 when the test fails.
 """
+import email
+import email.policy
 import re
 import smtplib
 import unittest
@@ -23,6 +25,24 @@ from fakes.dlv_mx import FakeMX, Greeter421
 from harness import Relayd, free_port
 
 BODY = b"From: s@snd.test\r\nTo: a@ex.test\r\nSubject: delivery test\r\n\r\nHello.\r\n"
+
+
+def delivery_reports(mx):
+    """[(subject, [(action, status, final recipient)])] of each delivery
+    report mx received, in order; raises if a message there is not one."""
+    out = []
+    with mx.lock:
+        msgs = list(mx.messages)
+    for m in msgs:
+        if m.mail_from not in ("", "<>"):
+            raise AssertionError("not a report (MAIL FROM %r)" % m.mail_from)
+        msg = email.message_from_bytes(m.data, policy=email.policy.default)
+        if msg.get_content_type() != "multipart/report":
+            raise AssertionError("not a multipart/report: %r" % m.data[:300])
+        status = msg.get_payload()[1].get_payload()
+        out.append((msg["Subject"], [(s["Action"], s["Status"], s["Final-Recipient"])
+                                     for s in status[1:]]))
+    return out
 
 
 class DeliveryCase(unittest.TestCase):

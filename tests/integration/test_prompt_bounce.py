@@ -9,14 +9,12 @@ reported twice.
 
 Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_prompt_bounce
 """
-import email
-import email.policy
 import json
 import re
 import time
 import unittest
 
-from dlv_base import DeliveryCase
+from dlv_base import DeliveryCase, delivery_reports
 from harness import wait_until
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10)]
@@ -26,22 +24,7 @@ RCPTS = ["good@ex.test", "bad@ex.test", "later@ex.test"]
 PROMPT = 10.0
 
 
-def reports(mx):
-    """[(subject, [(action, status, final recipient)])] of each report the
-    sender's MX received, in order; raises if a message there is not one."""
-    out = []
-    with mx.lock:
-        msgs = list(mx.messages)
-    for m in msgs:
-        if m.mail_from not in ("", "<>"):
-            raise AssertionError("not a report (MAIL FROM %r)" % m.mail_from)
-        msg = email.message_from_bytes(m.data, policy=email.policy.default)
-        if msg.get_content_type() != "multipart/report":
-            raise AssertionError("not a multipart/report: %r" % m.data[:300])
-        status = msg.get_payload()[1].get_payload()
-        out.append((msg["Subject"], [(s["Action"], s["Status"], s["Final-Recipient"])
-                                     for s in status[1:]]))
-    return out
+reports = delivery_reports
 
 
 class PromptBounce(DeliveryCase):

@@ -9,12 +9,10 @@ config_value.c accepts queue-lifetime from 1s and delay-warning from 0.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_queue_expiry
 """
-import email
-import email.policy
 import re
 import unittest
 
-from dlv_base import DeliveryCase
+from dlv_base import DeliveryCase, delivery_reports
 from harness import wait_until
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10)]
@@ -23,21 +21,10 @@ BASE = "retry-min 1s\nretry-max 1s\noutbound-tls none\n"
 
 
 def reports(mx):
-    """(action, status, final recipient, Subject) of each delivery report the
-    sender's MX received, in order; raises if a message there is not one."""
-    out = []
-    with mx.lock:
-        msgs = list(mx.messages)
-    for m in msgs:
-        if m.mail_from not in ("", "<>"):
-            raise AssertionError("not a report (MAIL FROM %r)" % m.mail_from)
-        msg = email.message_from_bytes(m.data, policy=email.policy.default)
-        if msg.get_content_type() != "multipart/report":
-            raise AssertionError("not a multipart/report: %r" % m.data[:300])
-        status = msg.get_payload()[1].get_payload()
-        for s in status[1:]:
-            out.append((s["Action"], s["Status"], s["Final-Recipient"], msg["Subject"]))
-    return out
+    """(action, status, final recipient, Subject) of each recipient of each
+    delivery report the sender's MX received, in order."""
+    return [(action, status, final, subject)
+            for subject, rows in delivery_reports(mx) for action, status, final in rows]
 
 
 class QueueExpiry(DeliveryCase):
