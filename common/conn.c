@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,20 +192,6 @@ void conn_write(struct conn *c, const void *p, size_t n)
 	if (buf_avail(&c->out) > c->out_high)
 		c->out_full = 1;
 	conn_update(c);
-}
-
-void conn_printf(struct conn *c, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line))
-		fatal("conn_printf: line too long");
-	conn_write(c, line, (size_t)n);
 }
 
 void conn_close_after_flush(struct conn *c)

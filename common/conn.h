@@ -68,7 +68,6 @@ void conn_hold(struct conn *c);
 int conn_release(struct conn *c);
 
 void conn_write(struct conn *c, const void *p, size_t n);
-void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes what is queued, then closes (on_close is called with "closed"). */
 void conn_close_after_flush(struct conn *c);
 void conn_pause_read(struct conn *c, int paused);

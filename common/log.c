@@ -18,6 +18,11 @@ static char log_ident[32] = "relayd";
 static int log_foreground = 1;
 static int log_is_verbose;
 
+static void log_set_ident(const char *ident)
+{
+	snprintf(log_ident, sizeof(log_ident), "%s", ident);
+}
+
 void log_init(const char *ident, int foreground, int verbose)
 {
 	log_foreground = foreground;
@@ -25,11 +30,6 @@ void log_init(const char *ident, int foreground, int verbose)
 	log_set_ident(ident);
 	if (!foreground)
 		openlog("relayd", LOG_PID | LOG_NDELAY, LOG_MAIL);
-}
-
-void log_set_ident(const char *ident)
-{
-	snprintf(log_ident, sizeof(log_ident), "%s", ident);
 }
 
 int log_verbose(void)

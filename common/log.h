@@ -9,7 +9,6 @@
 
 /* ident: process role ("master", "intake", ...); foreground: stderr. */
 void log_init(const char *ident, int foreground, int verbose);
-void log_set_ident(const char *ident);
 int log_verbose(void);
 /* level: a syslog level. qid may be NULL. */
 void log_msg(int level, const char *qid, const char *fmt, ...)

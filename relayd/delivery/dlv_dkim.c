@@ -67,7 +67,7 @@ struct dlv_dkim *dlv_dkim_load(const struct config *cfg, char *err, size_t errsz
 	return d;
 }
 
-struct dlv_dkim *dlv_dkim_ref(struct dlv_dkim *d)
+static struct dlv_dkim *dlv_dkim_ref(struct dlv_dkim *d)
 {
 	d->refs++;
 	return d;

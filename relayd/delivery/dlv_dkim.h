@@ -32,7 +32,6 @@ struct dlv_dkim {
  * type that cannot sign, RSA under 1024 bits).
  */
 struct dlv_dkim *dlv_dkim_load(const struct config *cfg, char *err, size_t errsz);
-struct dlv_dkim *dlv_dkim_ref(struct dlv_dkim *d);
 void dlv_dkim_release(struct dlv_dkim *d);
 /*
  * Appends to out one DKIM-Signature header (folded, CRLF-terminated) per
