@@ -86,6 +86,7 @@ void config_defaults(struct config *cfg)
 	cfg->retry_max = 60 * 60;
 	cfg->queue_lifetime = 5 * 86400;
 	cfg->delay_warning = 4 * 3600;
+	cfg->bounce_size_limit = 50 * 1024;
 	cfg->concurrency_per_destination = 20;
 	cfg->delivery_concurrency = 200;
 }

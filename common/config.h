@@ -116,6 +116,8 @@ struct config {
 	unsigned retry_max;
 	unsigned queue_lifetime;
 	unsigned delay_warning;      /* 0: off */
+	uint64_t bounce_size_limit;  /* a bounce returns the whole message up to this size */
+	char postmaster[256];        /* where postmaster@hostname and double bounces go; "" */
 	unsigned concurrency_per_destination;
 	unsigned delivery_concurrency;
 	struct cfg_dkim *dkim;       /* in the order written */

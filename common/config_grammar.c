@@ -663,6 +663,23 @@ static void cfg_rewrite_recipient(struct cfg_state *st, const struct cfg_directi
 			argv[0]);
 }
 
+/* postmaster ADDRESS: local@domain, printable ASCII, no blanks or brackets. */
+static void cfg_postmaster(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			   char **argv)
+{
+	const char *a = argv[0], *at = strrchr(a, '@');
+	(void)argc;
+	int ok = at != NULL && at != a && strlen(a) < sizeof(st->cfg->postmaster) &&
+		 config_valid_hostname(at + 1);
+	for (const char *p = a; ok && p < at; p++)
+		ok = *p > ' ' && *p < 0x7f && strchr("<>()[]\\,;:\"", *p) == NULL;
+	if (!ok) {
+		cfg_err(st, "%s: \"%s\" is not an address (like admin@example.org)", d->name, a);
+		return;
+	}
+	snprintf(st->cfg->postmaster, sizeof(st->cfg->postmaster), "%s", a);
+}
+
 /* auth-senders FILE: USER ADDRESS-OR-@DOMAIN... lines. */
 static void cfg_auth_senders(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			     char **argv)
@@ -710,6 +727,8 @@ static const struct cfg_directive cfg_directives[] = {
 	{"retry-max", 1, 1, cfg_set_duration, CFG_OFF(retry_max), 1, 30 * DAY},
 	{"queue-lifetime", 1, 1, cfg_set_duration, CFG_OFF(queue_lifetime), 1, 365 * DAY},
 	{"delay-warning", 1, 1, cfg_set_duration, CFG_OFF(delay_warning), 0, 365 * DAY},
+	{"bounce-size-limit", 1, 1, cfg_set_size, CFG_OFF(bounce_size_limit), 0, 1ull << 30},
+	{"postmaster", 1, 1, cfg_postmaster, 0, 0, 0},
 	{"concurrency-per-destination", 1, 1, cfg_set_number,
 	 CFG_OFF(concurrency_per_destination), 1, 10000},
 	{"delivery-concurrency", 1, 1, cfg_set_number, CFG_OFF(delivery_concurrency), 1, 100000},

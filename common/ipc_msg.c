@@ -140,6 +140,8 @@ void ipc_msg_q_begin_encode(struct ipc_wr *w, const struct ipc_msg_q_begin *m)
 	ipc_put_strv(w, m->auth_user);
 	ipc_put_u32(w, m->body_flags);
 	ipc_put_i64(w, m->arrival);
+	ipc_put_u32(w, m->dsn_ret);
+	ipc_put_strv(w, m->envid);
 }
 
 int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m)
@@ -152,6 +154,8 @@ int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m)
 	m->auth_user = ipc_get_strv(r);
 	m->body_flags = ipc_get_u32(r);
 	m->arrival = ipc_get_i64(r);
+	m->dsn_ret = ipc_get_u32(r);
+	m->envid = ipc_get_strv(r);
 	return ipc_rd_done(r);
 }
 
@@ -159,12 +163,16 @@ void ipc_msg_q_rcpt_encode(struct ipc_wr *w, const struct ipc_msg_q_rcpt *m)
 {
 	ipc_put_u64(w, m->sid);
 	ipc_put_strv(w, m->rcpt);
+	ipc_put_u32(w, m->notify);
+	ipc_put_strv(w, m->orcpt);
 }
 
 int ipc_msg_q_rcpt_decode(struct ipc_rd *r, struct ipc_msg_q_rcpt *m)
 {
 	m->sid = ipc_get_u64(r);
 	m->rcpt = ipc_get_strv(r);
+	m->notify = ipc_get_u32(r);
+	m->orcpt = ipc_get_strv(r);
 	return ipc_rd_done(r);
 }
 
@@ -260,10 +268,14 @@ void ipc_msg_d_job_encode(struct ipc_wr *w, const struct ipc_msg_d_job *m)
 	ipc_put_u64(w, m->size);
 	ipc_put_u32(w, m->body_flags);
 	ipc_put_i64(w, m->arrival);
+	ipc_put_u32(w, m->dsn_ret);
+	ipc_put_strv(w, m->envid);
 	ipc_put_u32(w, m->nrcpt);
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		ipc_put_u64(w, m->rcpts[i].rcptid);
 		ipc_put_strv(w, m->rcpts[i].address);
+		ipc_put_u32(w, m->rcpts[i].notify);
+		ipc_put_strv(w, m->rcpts[i].orcpt);
 	}
 }
 
@@ -276,12 +288,16 @@ int ipc_msg_d_job_decode(struct ipc_rd *r, struct ipc_msg_d_job *m)
 	m->size = ipc_get_u64(r);
 	m->body_flags = ipc_get_u32(r);
 	m->arrival = ipc_get_i64(r);
+	m->dsn_ret = ipc_get_u32(r);
+	m->envid = ipc_get_strv(r);
 	m->nrcpt = ipc_get_u32(r);
 	if (m->nrcpt > IPC_JOB_MAX_RCPTS)
 		return -1;
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		m->rcpts[i].rcptid = ipc_get_u64(r);
 		m->rcpts[i].address = ipc_get_strv(r);
+		m->rcpts[i].notify = ipc_get_u32(r);
+		m->rcpts[i].orcpt = ipc_get_strv(r);
 	}
 	return ipc_rd_done(r);
 }
@@ -330,6 +346,8 @@ void ipc_msg_d_result_encode(struct ipc_wr *w, const struct ipc_msg_d_result *m)
 	ipc_put_strv(w, m->enh);
 	ipc_put_strv(w, m->text);
 	ipc_put_strv(w, m->relay);
+	ipc_put_strv(w, m->reply);
+	ipc_put_u32(w, m->flags);
 }
 
 int ipc_msg_d_result_decode(struct ipc_rd *r, struct ipc_msg_d_result *m)
@@ -341,6 +359,8 @@ int ipc_msg_d_result_decode(struct ipc_rd *r, struct ipc_msg_d_result *m)
 	m->enh = ipc_get_strv(r);
 	m->text = ipc_get_strv(r);
 	m->relay = ipc_get_strv(r);
+	m->reply = ipc_get_strv(r);
+	m->flags = ipc_get_u32(r);
 	return ipc_rd_done(r);
 }
 

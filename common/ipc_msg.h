@@ -107,6 +107,8 @@ struct ipc_msg_q_begin {
 	struct ipc_str qid, sender, client, helo, auth_user;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t dsn_ret;         /* DSN_RET_*, 0 */
+	struct ipc_str envid;
 };
 void ipc_msg_q_begin_encode(struct ipc_wr *w, const struct ipc_msg_q_begin *m);
 int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m);
@@ -115,6 +117,8 @@ int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m);
 struct ipc_msg_q_rcpt {
 	uint64_t sid;
 	struct ipc_str rcpt;
+	uint32_t notify;          /* DSN_NOTIFY_*, 0 */
+	struct ipc_str orcpt;
 };
 void ipc_msg_q_rcpt_encode(struct ipc_wr *w, const struct ipc_msg_q_rcpt *m);
 int ipc_msg_q_rcpt_decode(struct ipc_rd *r, struct ipc_msg_q_rcpt *m);
@@ -174,10 +178,14 @@ struct ipc_msg_d_job {
 	uint64_t size;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t dsn_ret;         /* DSN_RET_*, 0 */
+	struct ipc_str envid;
 	uint32_t nrcpt;           /* <= IPC_JOB_MAX_RCPTS */
 	struct ipc_msg_d_job_rcpt {
 		uint64_t rcptid;
 		struct ipc_str address;
+		uint32_t notify;  /* DSN_NOTIFY_*, 0 */
+		struct ipc_str orcpt;
 	} rcpts[IPC_JOB_MAX_RCPTS];
 };
 void ipc_msg_d_job_encode(struct ipc_wr *w, const struct ipc_msg_d_job *m);
@@ -209,6 +217,8 @@ struct ipc_msg_d_result {
 	uint32_t dclass;          /* enum dlv_class */
 	uint32_t code;
 	struct ipc_str enh, text, relay;
+	struct ipc_str reply;     /* the remote reply, "" when relayd decided */
+	uint32_t flags;           /* RESULT_* */
 };
 void ipc_msg_d_result_encode(struct ipc_wr *w, const struct ipc_msg_d_result *m);
 int ipc_msg_d_result_decode(struct ipc_rd *r, struct ipc_msg_d_result *m);

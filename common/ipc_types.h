@@ -47,8 +47,10 @@ enum ipc_type {
 	/* intake -> queue: one SMTP transaction, tied by a session id */
 	MSG_Q_BEGIN = 50,    /* u64 sid, str qid, str sender, str client ip,
 			        str helo, str auth user, u32 body flags,
-			        i64 arrival (unix seconds) */
-	MSG_Q_RCPT,          /* u64 sid, str recipient */
+			        i64 arrival (unix seconds), u32 dsn ret,
+			        str envid (xtext-decoded) */
+	MSG_Q_RCPT,          /* u64 sid, str recipient, u32 notify (DSN_NOTIFY_*),
+			        str orcpt ("type;address" decoded, or "") */
 	MSG_Q_CONTENT,       /* u64 sid, bytes (<= IPC_CHUNK_SIZE) */
 	MSG_Q_END,           /* u64 sid, u64 total size */
 	MSG_Q_ABORT,         /* u64 sid */
@@ -60,14 +62,17 @@ enum ipc_type {
 	MSG_D_READY = 70,    /* d->q: u32 n: delivery can take n more jobs */
 	MSG_D_JOB,           /* q->d: u64 jobid, str qid, str sender,
 			        str domain, u64 size, u32 body flags,
-			        i64 arrival, u32 nrcpt, nrcpt x (u64 rcptid,
-			        str address) */
+			        i64 arrival, u32 dsn ret, str envid,
+			        u32 nrcpt, nrcpt x (u64 rcptid, str address,
+			        u32 notify, str orcpt) */
 	MSG_D_CHUNK_REQ,     /* d->q: u64 jobid, u32 seq */
 	MSG_D_CHUNK,         /* q->d: u64 jobid, u32 seq, u32 last (0/1),
 			        bytes */
 	MSG_D_RESULT,        /* d->q: u64 jobid, u64 rcptid, u32 class
 			        (enum dlv_class), u32 code, str enhanced,
-			        str text, str relay */
+			        str text, str relay, str reply (the remote
+			        reply itself, "" when relayd decided), u32 flags
+			        (RESULT_*) */
 	MSG_D_DONE,          /* d->q: u64 jobid */
 	MSG_D_JOB_FAIL,      /* q->d: u64 jobid: content unavailable */
 	/* The job's undecided recipients were deferred without a connection
@@ -85,6 +90,19 @@ enum ipc_role { ROLE_INTAKE = 1, ROLE_DELIVERY = 2 };
 /* Body flags of a message (MSG_Q_BEGIN, MSG_D_JOB). */
 #define BODY_8BITMIME 0x1u
 #define BODY_SMTPUTF8 0x2u
+
+/* DSN (RFC 3461) of a message: RET= (MSG_Q_BEGIN, MSG_D_JOB); 0: not given. */
+#define DSN_RET_FULL 1u
+#define DSN_RET_HDRS 2u
+/* And of a recipient: NOTIFY= (MSG_Q_RCPT, MSG_D_JOB); 0: not given, which
+ * means FAILURE,DELAY for reports and nothing to pass on. */
+#define DSN_NOTIFY_NEVER 0x1u
+#define DSN_NOTIFY_SUCCESS 0x2u
+#define DSN_NOTIFY_FAILURE 0x4u
+#define DSN_NOTIFY_DELAY 0x8u
+
+/* Flags of a MSG_D_RESULT. */
+#define RESULT_DSN_RELAYED 0x1u /* sent to a next hop without DSN: NOTIFY ends here */
 
 /* Outcome classes of one recipient's delivery attempt. */
 enum dlv_class { DLV_SENT = 1, DLV_DEFERRED = 2, DLV_BOUNCED = 3 };

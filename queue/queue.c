@@ -59,6 +59,8 @@ void queue_policy_load(struct queue *q)
 	q->pol.delay_warning = cfg->delay_warning;
 	q->pol.jitter_pct = QUEUE_JITTER_PCT;
 	q->pol.hostname = cfg->hostname;
+	q->pol.bounce_size_limit = cfg->bounce_size_limit;
+	q->pol.postmaster = cfg->postmaster;
 }
 
 /*

@@ -1,9 +1,13 @@
 /*
- * queue_bounce.h - builds delivery status notifications (RFC 3464):
- * multipart/report; report-type=delivery-status from MAILER-DAEMON with a
- * human-readable part, a message/delivery-status part and the original
- * headers as text/rfc822-headers. Pure text building: the caller decides
- * when a report is due and enqueues it.
+ * queue_bounce.h - builds delivery status notifications (RFC 3464, with
+ * RFC 3461's DSN fields and RFC 6533 for UTF-8): multipart/report;
+ * report-type=delivery-status from MAILER-DAEMON with a human-readable
+ * part, a message/delivery-status part (message/global-delivery-status
+ * when an address is UTF-8), and the original message (message/rfc822 or
+ * message/global) or its headers (text/rfc822-headers or
+ * message/global-headers). Every part with 8-bit octets says so in its
+ * Content-Transfer-Encoding. Pure text building: the caller decides when
+ * a report is due, what it returns, and enqueues it.
  */
 #ifndef RELAYD_QUEUE_BOUNCE_H
 #define RELAYD_QUEUE_BOUNCE_H
@@ -13,27 +17,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum queue_dsn_action { DSN_FAILED, DSN_DELAYED };
+enum queue_dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED };
 
 struct queue_dsn_rcpt {
 	const char *address;
+	const char *orcpt;      /* ORCPT= decoded, "rfc822;addr" or "utf-8;addr"; "" or NULL */
 	const char *status;     /* enhanced code "5.1.1"; "" for the action's default */
-	const char *diagnostic; /* the remote reply or our reason; "" when none */
+	const char *text;       /* for people: "host X said: 550 ... (in reply to RCPT TO)" */
+	const char *reply;      /* the remote reply itself ("550 5.1.1 ..."); "" when relayd
+				   decided, then the text goes out as an X-Relayd diagnostic */
 	const char *remote_mta; /* "mx.example.org[192.0.2.1]:25"; "" or "none" when unknown */
 };
 
 struct queue_dsn {
 	enum queue_dsn_action action;
+	int postmaster_copy;       /* a report about a report, to the postmaster */
 	const char *hostname;      /* reporting MTA */
 	const char *qid;           /* the report's own queue id (Message-ID, boundary) */
 	const char *orig_qid;
-	const char *orig_sender;   /* the report goes to this address */
+	const char *to;            /* the report goes to this address */
+	const char *envid;         /* ENVID= of the original, "" or NULL */
 	int64_t arrival;           /* of the original message */
 	int64_t now;
 	const struct queue_dsn_rcpt *rcpts;
 	size_t nrcpts;
-	const char *headers;       /* the original message's header section */
-	size_t headers_len;
+	const char *content;       /* the original message, or its header section */
+	size_t content_len;
+	int full;                  /* content is the whole message */
+	int utf8;                  /* the original is SMTPUTF8: message/global(-headers) */
 };
 
 /* The whole report, header and body, CRLF line ends, into out. */

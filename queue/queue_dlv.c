@@ -50,10 +50,14 @@ static void queue_job_send(struct queue *q, const struct queue_pick *pk)
 	m.size = pk->msg.size;
 	m.body_flags = pk->msg.body_flags;
 	m.arrival = pk->msg.arrival;
+	m.dsn_ret = pk->msg.dsn_ret;
+	m.envid = ipc_str(pk->msg.envid);
 	m.nrcpt = (uint32_t)pk->n;
 	for (size_t i = 0; i < pk->n; i++) {
 		m.rcpts[i].rcptid = (uint64_t)pk->rcpts[i].id;
 		m.rcpts[i].address = ipc_str(pk->rcpts[i].address);
+		m.rcpts[i].notify = pk->rcpts[i].notify;
+		m.rcpts[i].orcpt = ipc_str(pk->rcpts[i].orcpt);
 	}
 	ipc_wr_init(&wr);
 	ipc_msg_d_job_encode(&wr, &m);
@@ -159,11 +163,12 @@ int queue_dlv_result(void *peer, struct ipc_rd *rd)
 {
 	struct queue_peer *p = peer;
 	struct queue *q = p->q;
-	char enh[16], text[1024], relay[300];
+	char enh[16], text[1024], relay[300], reply[1024];
 	struct queue_result res = {.suspended_until = 0};
 	struct ipc_msg_d_result m;
 	if (ipc_msg_d_result_decode(rd, &m) < 0 || ipc_str_copy(enh, sizeof(enh), m.enh) < 0 ||
 	    ipc_str_copy(text, sizeof(text), m.text) < 0 ||
+	    ipc_str_copy(reply, sizeof(reply), m.reply) < 0 ||
 	    ipc_str_copy(relay, sizeof(relay), m.relay) < 0 || m.dclass < DLV_SENT ||
 	    m.dclass > DLV_BOUNCED)
 		return -1;
@@ -174,6 +179,8 @@ int queue_dlv_result(void *peer, struct ipc_rd *rd)
 	res.enh = enh;
 	res.text = text;
 	res.relay = relay;
+	res.reply = reply;
+	res.flags = m.flags;
 	struct queue_job *j = queue_job_find(q, jobid);
 	int i = j ? queue_job_rcpt(j, res.rcptid) : -1;
 	if (i < 0 || j->resolved[i]) {

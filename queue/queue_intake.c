@@ -119,7 +119,9 @@ int queue_in_begin(void *peer, struct ipc_rd *rd)
 	s->sid = m.sid;
 	s->msg.body_flags = m.body_flags;
 	s->msg.arrival = m.arrival;
+	s->msg.dsn_ret = m.dsn_ret;
 	if (ipc_str_copy(s->msg.qid, sizeof(s->msg.qid), m.qid) < 0 ||
+	    ipc_str_copy(s->msg.envid, sizeof(s->msg.envid), m.envid) < 0 ||
 	    ipc_str_copy(s->msg.sender, sizeof(s->msg.sender), m.sender) < 0 ||
 	    ipc_str_copy(s->msg.client, sizeof(s->msg.client), m.client) < 0 ||
 	    ipc_str_copy(s->msg.helo, sizeof(s->msg.helo), m.helo) < 0 ||
@@ -160,14 +162,14 @@ int queue_in_rcpt(void *peer, struct ipc_rd *rd)
 	struct queue_peer *p = peer;
 	struct queue *q = p->q;
 	struct ipc_msg_q_rcpt m;
-	char rcpt[QUEUE_ADDR_MAX];
+	char rcpt[QUEUE_ADDR_MAX], orcpt[sizeof(((struct queue_rcpt *)0)->orcpt)];
 	if (ipc_msg_q_rcpt_decode(rd, &m) < 0 || ipc_str_copy(rcpt, sizeof(rcpt), m.rcpt) < 0 ||
-	    queue_sess_find(p, m.sid) == NULL)
+	    ipc_str_copy(orcpt, sizeof(orcpt), m.orcpt) < 0 || queue_sess_find(p, m.sid) == NULL)
 		return -1;
 	struct queue_sess *s = queue_in_sess(p, m.sid);
 	if (s == NULL)
 		return 0;
-	if (queue_txn(q) < 0 || queue_store_rcpt_add(q->st, s->msg.qid, rcpt) < 0)
+	if (queue_txn(q) < 0 || queue_store_rcpt_add(q->st, s->msg.qid, rcpt, m.notify, orcpt) < 0)
 		return queue_sess_write_failed(q, s);
 	s->gen = q->gen;
 	s->nrcpt++;

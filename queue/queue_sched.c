@@ -54,6 +54,8 @@ static int queue_pick_add(const struct queue_rcpt *r, void *arg)
 	struct queue_pick *p = arg;
 	p->rcpts[p->n].id = r->id;
 	snprintf(p->rcpts[p->n].address, sizeof(p->rcpts[p->n].address), "%s", r->address);
+	p->rcpts[p->n].notify = r->notify;
+	memcpy(p->rcpts[p->n].orcpt, r->orcpt, sizeof(p->rcpts[p->n].orcpt));
 	return ++p->n == QUEUE_JOB_MAX_RCPTS;
 }
 
@@ -99,30 +101,61 @@ void queue_msg_headers(struct queue_store *st, const struct queue_msg *m, struct
 	}
 }
 
+/* The whole content of a message appended to out; -1 when a chunk is missing. */
+static int queue_msg_content(struct queue_store *st, const struct queue_msg *m, struct buf *out)
+{
+	for (uint32_t seq = 0; seq < m->nchunks; seq++)
+		if (queue_store_chunk_get(st, m->qid, seq, out) <= 0)
+			return -1;
+	return 0;
+}
+
+static int queue_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
 int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		      const struct queue_msg *orig, int action, const struct queue_rcpt *rcpts,
-		      size_t n, int64_t now, char newqid[QUEUE_QID_MAX])
+		      size_t n, const char *to, int64_t now, char newqid[QUEUE_QID_MAX])
 {
-	struct buf hdrs, text;
+	struct buf content, text;
 	struct queue_dsn_rcpt *dr = xcalloc(n ? n : 1, sizeof(*dr));
 	struct queue_msg m;
+	int postmaster_copy = strcmp(to, orig->sender) != 0;
 	int ret = -1;
 
-	buf_init(&hdrs);
+	buf_init(&content);
 	buf_init(&text);
-	queue_msg_headers(st, orig, &hdrs);
+	/* The whole message with a failure report, as Postfix, unless it is
+	 * big or the sender asked for headers only (RET=HDRS). */
+	int full = action == DSN_FAILED && orig->size <= pol->bounce_size_limit &&
+		   orig->dsn_ret != DSN_RET_HDRS;
+	if (full && queue_msg_content(st, orig, &content) < 0) {
+		buf_reset(&content);
+		full = 0;
+	}
+	if (!full)
+		queue_msg_headers(st, orig, &content);
 	for (size_t i = 0; i < n; i++) {
 		dr[i].address = rcpts[i].address;
+		dr[i].orcpt = rcpts[i].orcpt;
 		dr[i].status = rcpts[i].last_enh;
-		dr[i].diagnostic = rcpts[i].last_error;
+		dr[i].text = rcpts[i].last_error;
+		dr[i].reply = rcpts[i].reply;
 		dr[i].remote_mta = rcpts[i].relay;
 	}
 	qid_new(newqid);
 	struct queue_dsn d = {
-		.action = (enum queue_dsn_action)action, .hostname = pol->hostname, .qid = newqid,
-		.orig_qid = orig->qid, .orig_sender = orig->sender, .arrival = orig->arrival,
-		.now = now, .rcpts = dr, .nrcpts = n,
-		.headers = (const char *)buf_head(&hdrs), .headers_len = buf_avail(&hdrs),
+		.action = (enum queue_dsn_action)action, .postmaster_copy = postmaster_copy,
+		.hostname = pol->hostname, .qid = newqid, .orig_qid = orig->qid, .to = to,
+		.envid = orig->envid, .arrival = orig->arrival, .now = now, .rcpts = dr,
+		.nrcpts = n, .content = (const char *)buf_head(&content),
+		.content_len = buf_avail(&content), .full = full,
+		.utf8 = (orig->body_flags & BODY_SMTPUTF8) != 0,
 	};
 	queue_dsn_build(&d, &text);
 
@@ -130,8 +163,14 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 	snprintf(m.qid, sizeof(m.qid), "%s", newqid);
 	m.arrival = now;
 	snprintf(m.helo, sizeof(m.helo), "%s", pol->hostname);
-	m.body_flags = BODY_8BITMIME;
-	if (queue_store_msg_add(st, &m) < 0 || queue_store_rcpt_add(st, newqid, orig->sender) < 0)
+	m.kind = postmaster_copy ? QUEUE_KIND_DOUBLE_BOUNCE : QUEUE_KIND_REPORT;
+	/* BODY= and SMTPUTF8 only as needed, so that a report reaches old hosts. */
+	for (size_t i = 0; i < buf_avail(&text) && !(m.body_flags & BODY_8BITMIME); i++)
+		if (buf_head(&text)[i] >= 0x80)
+			m.body_flags |= BODY_8BITMIME;
+	if (!queue_ascii(to) || (orig->body_flags & BODY_SMTPUTF8))
+		m.body_flags |= BODY_SMTPUTF8;
+	if (queue_store_msg_add(st, &m) < 0 || queue_store_rcpt_add(st, newqid, to, 0, "") < 0)
 		goto fail;
 	uint32_t seq = 0;
 	for (size_t off = 0; off < buf_avail(&text); off += IPC_CHUNK_SIZE, seq++) {
@@ -142,21 +181,71 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 	}
 	if (queue_store_msg_complete(st, newqid, buf_avail(&text), seq, now) < 0)
 		goto fail;
-	log_msg(LOG_INFO, orig->qid, "sender %s notification: %s",
-		action == DSN_FAILED ? "non-delivery" : "delay", newqid);
+	static const char *const what[] = {
+		[DSN_FAILED] = "non-delivery", [DSN_DELAYED] = "delay", [DSN_RELAYED] = "success",
+	};
+	log_msg(LOG_INFO, orig->qid, "%s%s notification: %s",
+		postmaster_copy ? "postmaster " : "sender ", what[action], newqid);
 	log_msg(LOG_INFO, newqid, "from=<>, size=%zu, nrcpt=1", buf_avail(&text));
 	ret = 0;
 fail:
-	buf_free(&hdrs);
+	buf_free(&content);
 	buf_free(&text);
 	free(dr);
 	return ret;
 }
 
+/* Whether a recipient's NOTIFY asks for a report of this kind (none given:
+ * failures and delays, RFC 3461 4.1). */
+static int queue_notify_wants(const struct queue_rcpt *r, uint32_t bit)
+{
+	return r->notify == 0 ? bit != DSN_NOTIFY_SUCCESS : (r->notify & bit) != 0;
+}
+
+/* Keeps the recipients of l whose NOTIFY asks for bit; the others are logged. */
+static void queue_notify_filter(struct queue_rlist *l, uint32_t bit, const char *what)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (queue_notify_wants(&l->v[i], bit))
+			l->v[k++] = l->v[i];
+		else
+			log_msg(LOG_INFO, l->v[i].qid, "to=<%s>: no %s notification (NOTIFY)",
+				l->v[i].address, what);
+	}
+	l->n = k;
+}
+
+/* The failure report of a pass: to the sender, or for a message from <>
+ * (a report itself) to the postmaster; a postmaster copy that fails is
+ * dropped, or two MTAs could bounce reports at each other for ever. */
+static int queue_settle_failed(struct queue_store *st, const struct queue_policy *pol,
+			       const struct queue_msg *m, struct queue_rlist *failed, int64_t now)
+{
+	char newqid[QUEUE_QID_MAX];
+
+	if (failed->n == 0)
+		return 0;
+	if (m->sender[0] != '\0') {
+		queue_notify_filter(failed, DSN_NOTIFY_FAILURE, "failure");
+		if (failed->n == 0)
+			return 0;
+		return queue_dsn_enqueue(st, pol, m, DSN_FAILED, failed->v, failed->n, m->sender,
+					 now, newqid);
+	}
+	if (pol->postmaster != NULL && pol->postmaster[0] != '\0' &&
+	    m->kind != QUEUE_KIND_DOUBLE_BOUNCE)
+		return queue_dsn_enqueue(st, pol, m, DSN_FAILED, failed->v, failed->n,
+					 pol->postmaster, now, newqid);
+	log_msg(LOG_INFO, m->qid, "undeliverable report discarded (sender <>%s)",
+		m->kind == QUEUE_KIND_DOUBLE_BOUNCE ? ", a postmaster copy" : ", no postmaster");
+	return 0;
+}
+
 int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, const char *qid,
 		     int64_t now)
 {
-	struct queue_rlist failed = {.state = RS_FAILED};
+	struct queue_rlist failed = {.state = RS_FAILED}, relayed = {.state = RS_RELAYED};
 	struct queue_msg m;
 	char newqid[QUEUE_QID_MAX];
 	long inflight = 0, left = 0;
@@ -169,16 +258,18 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 	int rc = queue_store_msg_get(st, qid, &m);
 	if (rc <= 0)
 		return rc;
-	if (queue_store_rcpts_of(st, qid, queue_rlist_add, &failed) < 0)
+	if (queue_store_rcpts_of(st, qid, queue_rlist_add, &failed) < 0 ||
+	    queue_store_rcpts_of(st, qid, queue_rlist_add, &relayed) < 0)
 		goto fail;
-	/* No report about a report: that would loop between two MTAs. */
-	if (failed.n > 0 && m.sender[0] != '\0' &&
-	    queue_dsn_enqueue(st, pol, &m, DSN_FAILED, failed.v, failed.n, now, newqid) < 0)
+	if (queue_settle_failed(st, pol, &m, &failed, now) < 0)
 		goto fail;
-	if (failed.n > 0 && m.sender[0] == '\0')
-		log_msg(LOG_INFO, qid, "undeliverable report discarded (sender <>)");
-	/* Reported once: the failed rows go with their report. */
-	if (failed.n > 0 && queue_store_failed_delete(st, qid) < 0)
+	/* RS_RELAYED rows exist only for NOTIFY=SUCCESS: the sender is not <>. */
+	if (relayed.n > 0 && m.sender[0] != '\0' &&
+	    queue_dsn_enqueue(st, pol, &m, DSN_RELAYED, relayed.v, relayed.n, m.sender, now,
+			      newqid) < 0)
+		goto fail;
+	/* Reported once: the failed and relayed rows go with their reports. */
+	if (queue_store_failed_delete(st, qid) < 0)
 		goto fail;
 	if (queue_store_rcpt_count(st, qid, &left) < 0)
 		goto fail;
@@ -190,6 +281,7 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 	ret = 0;
 fail:
 	free(failed.v);
+	free(relayed.v);
 	return ret;
 }
 
@@ -202,8 +294,9 @@ static int queue_delay_notice(struct queue_store *st, const struct queue_policy 
 	int ret = -1;
 	if (queue_store_rcpts_of(st, m->qid, queue_rlist_add, &deferred) < 0)
 		goto fail;
-	if (deferred.n > 0 &&
-	    queue_dsn_enqueue(st, pol, m, DSN_DELAYED, deferred.v, deferred.n, now, newqid) < 0)
+	queue_notify_filter(&deferred, DSN_NOTIFY_DELAY, "delay");
+	if (deferred.n > 0 && queue_dsn_enqueue(st, pol, m, DSN_DELAYED, deferred.v, deferred.n,
+						m->sender, now, newqid) < 0)
 		goto fail;
 	ret = queue_store_rcpts_warned(st, m->qid);
 fail:
@@ -239,8 +332,9 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 		log_msg(LOG_INFO, m->qid, "to=<%s>, relay=none, delay=%lld, dsn=%s, status=bounced (%s)",
 			r->address, (long long)age, enh, why);
 		cnt->bounced++;
+		/* relayd's finding: no remote reply stands for it. */
 		return queue_store_rcpt_update(st, r->id, RS_FAILED, attempts, 0, why, enh,
-					       res->relay);
+					       res->relay, "");
 	}
 	/* now is in whole seconds, rounded down: one more, or a retry could
 	 * come up to a second before retry-min has passed. */
@@ -252,7 +346,7 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 		next = expires;
 	cnt->deferred++;
 	if (queue_store_rcpt_update(st, r->id, m->hold ? RS_HOLD : RS_DEFERRED, attempts, next,
-				    res->text, res->enh, res->relay) < 0)
+				    res->text, res->enh, res->relay, res->reply) < 0)
 		return -1;
 	return queue_delay_due(st, pol, r, m, now);
 }
@@ -278,7 +372,7 @@ static int queue_result_suspend(struct queue_store *st, const struct queue_polic
 		next = expires;
 	cnt->deferred++;
 	if (queue_store_rcpt_update(st, r->id, m->hold ? RS_HOLD : state, r->attempts, next,
-				    res->text, res->enh, res->relay) < 0)
+				    res->text, res->enh, res->relay, "") < 0)
 		return -1;
 	return queue_delay_due(st, pol, r, m, now);
 }
@@ -300,12 +394,17 @@ int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
 	switch (res->dclass) {
 	case DLV_SENT:
 		cnt->delivered++;
-		rc = queue_store_rcpt_delete(st, r.id);
+		/* A next hop with DSN took NOTIFY on; one without it ends it here. */
+		if ((res->flags & RESULT_DSN_RELAYED) && (r.notify & DSN_NOTIFY_SUCCESS))
+			rc = queue_store_rcpt_update(st, r.id, RS_RELAYED, r.attempts + 1, 0,
+						     res->text, res->enh, res->relay, res->reply);
+		else
+			rc = queue_store_rcpt_delete(st, r.id);
 		break;
 	case DLV_BOUNCED:
 		cnt->bounced++;
 		rc = queue_store_rcpt_update(st, r.id, RS_FAILED, r.attempts + 1, 0, res->text,
-					     res->enh, res->relay);
+					     res->enh, res->relay, res->reply);
 		break;
 	case DLV_DEFERRED:
 		rc = res->suspended_until > 0 ? queue_result_suspend(st, pol, &r, &m, res, now, cnt)

@@ -25,6 +25,8 @@ struct queue_policy {
 	unsigned delay_warning;        /* 0: no delay notices */
 	unsigned jitter_pct;           /* retries come up to this much earlier (0: exact) */
 	const char *hostname;
+	uint64_t bounce_size_limit;    /* a failure report returns messages up to this size whole */
+	const char *postmaster;        /* reports that cannot be delivered go there; "" */
 };
 
 struct queue_counters {
@@ -36,6 +38,8 @@ struct queue_result {
 	uint32_t dclass; /* enum dlv_class */
 	uint32_t code;
 	const char *enh, *text, *relay;
+	const char *reply;  /* the remote reply itself, "" when relayd decided */
+	uint32_t flags;     /* RESULT_* */
 	/* DLV_DEFERRED without an attempt (the next hop is remembered as
 	 * dead): due again at this time (unix seconds); 0 for a real attempt. */
 	int64_t suspended_until;
@@ -48,6 +52,8 @@ struct queue_pick {
 	struct {
 		int64_t id;
 		char address[QUEUE_ADDR_MAX];
+		uint32_t notify;
+		char orcpt[sizeof(((struct queue_rcpt *)0)->orcpt)];
 	} rcpts[QUEUE_JOB_MAX_RCPTS];
 };
 
@@ -70,17 +76,20 @@ int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
 		       const struct queue_result *res, int64_t now, struct queue_counters *cnt);
 
 /* When a delivery pass of qid ends (no recipient in flight): one report
- * for the recipients that failed in it (none if the sender is <>), which
- * are then removed; the message goes when no recipient is left. */
+ * for the recipients that failed in it and asked for one (NOTIFY), and one
+ * for those relayed to a next hop without DSN that asked for SUCCESS; they
+ * are then removed, and the message goes when no recipient is left. A
+ * failure of a message from <> goes to the postmaster, when there is one. */
 int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, const char *qid,
 		     int64_t now);
 
 /* The header section of a message (at most QUEUE_DSN_MAX_HEADERS), appended to out. */
 void queue_msg_headers(struct queue_store *st, const struct queue_msg *m, struct buf *out);
 
-/* Enqueues a report about rcpts of orig as a new complete message; its qid in newqid. */
+/* Enqueues a report (enum queue_dsn_action) about rcpts of orig, to the
+ * address to, as a new complete message; its qid in newqid. */
 int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		      const struct queue_msg *orig, int action, const struct queue_rcpt *rcpts,
-		      size_t n, int64_t now, char newqid[QUEUE_QID_MAX]);
+		      size_t n, const char *to, int64_t now, char newqid[QUEUE_QID_MAX]);
 
 #endif

@@ -35,10 +35,26 @@ static const char queue_schema_v1[] =
 	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = " RS_SQL(RS_INFLIGHT) ";"
 	"PRAGMA user_version = 1;";
 
+/* Version 2: DSN (RFC 3461) per message and recipient, the remote reply
+ * apart from its explanation, and what kind of message a report is. */
+static const char queue_schema_v2[] =
+	"ALTER TABLE messages ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN envid TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE recipients ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE recipients ADD COLUMN orcpt TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE recipients ADD COLUMN reply TEXT NOT NULL DEFAULT '';"
+	"PRAGMA user_version = 2;";
+
+/* The steps from version i to i + 1. */
+static const char *const queue_schema_steps[QUEUE_SCHEMA_VERSION] = {
+	queue_schema_v1, queue_schema_v2,
+};
+
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \
-		  " last_enh, relay, warned"
+		  " last_enh, relay, warned, notify, orcpt, reply"
 #define MSG_COLS "qid, sender, arrival, size, client, helo, auth_user, body_flags, nchunks," \
-		 " complete, hold"
+		 " complete, hold, dsn_ret, envid, kind"
 
 enum queue_stmt {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
@@ -58,8 +74,10 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_MSG_ADD] = "INSERT INTO messages (qid, sender, arrival, client, helo, auth_user,"
-		      " body_flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state) VALUES (?1, ?2, ?3, " RS_SQL(RS_NEW) ")",
+		      " body_flags, dsn_ret, envid, kind)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state, notify, orcpt)"
+		       " VALUES (?1, ?2, ?3, " RS_SQL(RS_NEW) ", ?4, ?5)",
 	[Q_CHUNK_ADD] = "INSERT INTO chunks (qid, seq, data) VALUES (?1, ?2, ?3)",
 	[Q_MSG_COMPLETE] = "UPDATE messages SET complete = 1, size = ?2, nchunks = ?3"
 			   " WHERE qid = ?1 AND complete = 0",
@@ -81,14 +99,15 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_RCPT_GET] = "SELECT " RCPT_COLS " FROM recipients WHERE id = ?1",
 	[Q_RCPT_STATE] = "UPDATE recipients SET state = ?2 WHERE id = ?1",
 	[Q_RCPT_UPDATE] = "UPDATE recipients SET state = ?2, attempts = ?3, next_attempt = ?4,"
-			  " last_error = ?5, last_enh = ?6, relay = ?7 WHERE id = ?1",
+			  " last_error = ?5, last_enh = ?6, relay = ?7, reply = ?8 WHERE id = ?1",
 	[Q_RCPT_DEL] = "DELETE FROM recipients WHERE id = ?1",
 	[Q_RCPT_WARNED] = "UPDATE recipients SET warned = 1 WHERE qid = ?1",
 	[Q_INFLIGHT_OF] = "SELECT count(*) FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_INFLIGHT),
-	[Q_DOMAINS_OF] = "SELECT min(id), qid, '', domain, 0, 0, 0, '', '', '', 0"
+	[Q_DOMAINS_OF] = "SELECT min(id), qid, '', domain, 0, 0, 0, '', '', '', 0, 0, '', ''"
 			 " FROM recipients WHERE qid = ?1 GROUP BY domain ORDER BY 1",
 	[Q_RCPT_COUNT] = "SELECT count(*) FROM recipients WHERE qid = ?1",
-	[Q_FAILED_DEL] = "DELETE FROM recipients WHERE qid = ?1 AND state = " RS_SQL(RS_FAILED),
+	[Q_FAILED_DEL] = "DELETE FROM recipients WHERE qid = ?1 AND state IN (" RS_SQL(RS_FAILED)
+			 ", " RS_SQL(RS_RELAYED) ")",
 	[Q_MSG_HOLD] = "UPDATE messages SET hold = ?2 WHERE qid = ?1 AND complete = 1",
 	[Q_RCPT_HOLD] = "UPDATE recipients SET state = " RS_SQL(RS_HOLD) " WHERE qid = ?1 AND state IN " RS_SQL_DUE,
 	[Q_RCPT_RELEASE] = "UPDATE recipients SET state = CASE WHEN attempts > 0 THEN " RS_SQL(RS_DEFERRED) " ELSE " RS_SQL(RS_QUEUED) " END"
@@ -118,6 +137,7 @@ struct queue_store {
 static const char *const queue_rstate_names[] = {
 	[RS_NEW] = "new", [RS_QUEUED] = "queued", [RS_INFLIGHT] = "inflight",
 	[RS_DEFERRED] = "deferred", [RS_HOLD] = "hold", [RS_FAILED] = "failed",
+	[RS_RELAYED] = "relayed",
 };
 
 const char *queue_rstate_name(int state)
@@ -216,6 +236,9 @@ static void queue_row_rcpt(sqlite3_stmt *s, struct queue_rcpt *r)
 	col_text(s, 8, r->last_enh, sizeof(r->last_enh));
 	col_text(s, 9, r->relay, sizeof(r->relay));
 	r->warned = sqlite3_column_int(s, 10);
+	r->notify = (uint32_t)sqlite3_column_int64(s, 11);
+	col_text(s, 12, r->orcpt, sizeof(r->orcpt));
+	col_text(s, 13, r->reply, sizeof(r->reply));
 }
 
 static void queue_row_msg(sqlite3_stmt *s, struct queue_msg *m)
@@ -231,6 +254,9 @@ static void queue_row_msg(sqlite3_stmt *s, struct queue_msg *m)
 	m->nchunks = (uint32_t)sqlite3_column_int64(s, 8);
 	m->complete = sqlite3_column_int(s, 9);
 	m->hold = sqlite3_column_int(s, 10);
+	m->dsn_ret = (uint32_t)sqlite3_column_int64(s, 11);
+	col_text(s, 12, m->envid, sizeof(m->envid));
+	m->kind = sqlite3_column_int(s, 13);
 }
 
 /* Steps through recipient rows; cb returning non-zero stops early. */
@@ -265,7 +291,8 @@ static int queue_pragmas(sqlite3 *db)
 	return 0;
 }
 
-/* Creates the schema on a fresh file; refuses one from the future. */
+/* Creates the schema on a fresh file or upgrades an older one, step by
+ * step in one transaction; refuses one from the future. */
 static int queue_schema(sqlite3 *db)
 {
 	sqlite3_stmt *s;
@@ -277,21 +304,28 @@ static int queue_schema(sqlite3 *db)
 	sqlite3_finalize(s);
 	if (version == QUEUE_SCHEMA_VERSION)
 		return 0;
-	if (version != 0) {
+	if (version < 0 || version > QUEUE_SCHEMA_VERSION) {
 		log_errx("queue.db: schema version %d, this relayd knows %d", version,
 			 QUEUE_SCHEMA_VERSION);
 		return -1;
 	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	if (sqlite3_exec(db, queue_schema_v1, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		log_errx("queue.db: creating the schema: %s", sqlite3_errmsg(db));
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
-	}
-	log_info("queue.db: created schema version %d", QUEUE_SCHEMA_VERSION);
+	for (int v = version; v < QUEUE_SCHEMA_VERSION; v++)
+		if (sqlite3_exec(db, queue_schema_steps[v], NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (version == 0)
+		log_info("queue.db: created schema version %d", QUEUE_SCHEMA_VERSION);
+	else
+		log_info("queue.db: schema version %d upgraded to %d", version,
+			 QUEUE_SCHEMA_VERSION);
 	return 0;
+fail:
+	log_errx("queue.db: creating the schema: %s", sqlite3_errmsg(db));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 struct queue_store *queue_store_open(const char *path)
@@ -404,10 +438,14 @@ int queue_store_msg_add(struct queue_store *st, const struct queue_msg *m)
 	bind_text(s, 5, m->helo);
 	bind_text(s, 6, m->auth_user);
 	sqlite3_bind_int64(s, 7, m->body_flags);
+	sqlite3_bind_int64(s, 8, m->dsn_ret);
+	bind_text(s, 9, m->envid);
+	sqlite3_bind_int(s, 10, m->kind);
 	return queue_exec(st, s, NULL);
 }
 
-int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *address)
+int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *address,
+			 uint32_t notify, const char *orcpt)
 {
 	char domain[256];
 	queue_addr_domain(address, domain, sizeof(domain));
@@ -415,6 +453,8 @@ int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *ad
 	bind_text(s, 1, qid);
 	bind_text(s, 2, address);
 	bind_text(s, 3, domain);
+	sqlite3_bind_int64(s, 4, notify);
+	bind_text(s, 5, orcpt);
 	return queue_exec(st, s, NULL);
 }
 
@@ -594,7 +634,7 @@ int queue_store_rcpt_set_state(struct queue_store *st, int64_t id, int state)
 
 int queue_store_rcpt_update(struct queue_store *st, int64_t id, int state, unsigned attempts,
 			    int64_t next_attempt, const char *error, const char *enh,
-			    const char *relay)
+			    const char *relay, const char *reply)
 {
 	sqlite3_stmt *s = queue_stmt(st, Q_RCPT_UPDATE);
 	sqlite3_bind_int64(s, 1, id);
@@ -604,6 +644,7 @@ int queue_store_rcpt_update(struct queue_store *st, int64_t id, int state, unsig
 	bind_text(s, 5, error);
 	bind_text(s, 6, enh);
 	bind_text(s, 7, relay);
+	bind_text(s, 8, reply);
 	return queue_exec(st, s, NULL);
 }
 

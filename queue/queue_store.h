@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 #define QUEUE_QID_MAX 33
 #define QUEUE_ADDR_MAX 512
 
@@ -35,6 +35,8 @@
 #define RS_DEFERRED 3 /* failed temporarily, due at next_attempt */
 #define RS_HOLD 4     /* the message is on hold */
 #define RS_FAILED 5   /* given up: reported (and removed) when the delivery pass ends */
+#define RS_RELAYED 6  /* sent to a next hop without DSN, NOTIFY=SUCCESS: reported
+			 ("relayed") and removed when the delivery pass ends */
 #define RS_SQL_(v) #v
 #define RS_SQL(v) RS_SQL_(v)
 /* The states that wait for their next attempt, as an SQL list. */
@@ -53,7 +55,15 @@ struct queue_msg {
 	uint32_t nchunks;
 	int complete;
 	int hold;
+	uint32_t dsn_ret;       /* DSN_RET_*, 0 */
+	char envid[128];        /* ENVID=, decoded; "" */
+	int kind;               /* QUEUE_KIND_* */
 };
+
+/* What a message is, for the reports about it. */
+#define QUEUE_KIND_MAIL 0
+#define QUEUE_KIND_REPORT 1        /* a report relayd made */
+#define QUEUE_KIND_DOUBLE_BOUNCE 2 /* a report about a report, to the postmaster */
 
 struct queue_rcpt {
 	int64_t id;
@@ -67,6 +77,9 @@ struct queue_rcpt {
 	char last_enh[16];
 	char relay[256];
 	int warned;
+	uint32_t notify;        /* DSN_NOTIFY_*, 0 */
+	char orcpt[520];        /* "type;address" decoded, "" */
+	char reply[512];        /* the last remote reply itself, "" when relayd decided */
 };
 
 struct queue_store;
@@ -92,7 +105,8 @@ int queue_store_requeue_inflight(struct queue_store *st, int64_t now, long *n);
 
 /* Intake: an incomplete message, its recipients (RS_NEW) and chunks. */
 int queue_store_msg_add(struct queue_store *st, const struct queue_msg *m);
-int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *address);
+int queue_store_rcpt_add(struct queue_store *st, const char *qid, const char *address,
+			 uint32_t notify, const char *orcpt);
 int queue_store_chunk_add(struct queue_store *st, const char *qid, uint32_t seq, const void *p,
 			  size_t n);
 /* Marks complete: size, chunk count, recipients queued and due at now. */
@@ -127,17 +141,18 @@ int queue_store_messages(struct queue_store *st, queue_msg_fn cb, void *arg);
 
 int queue_store_rcpt_get(struct queue_store *st, int64_t id, struct queue_rcpt *r);
 int queue_store_rcpt_set_state(struct queue_store *st, int64_t id, int state);
-/* Records an attempt's outcome; state RS_DEFERRED, RS_HOLD or RS_FAILED. */
+/* Records an attempt's outcome; state RS_DEFERRED, RS_HOLD, RS_FAILED or
+ * RS_RELAYED; reply: the remote reply itself ("" when relayd decided). */
 int queue_store_rcpt_update(struct queue_store *st, int64_t id, int state, unsigned attempts,
 			    int64_t next_attempt, const char *error, const char *enh,
-			    const char *relay);
+			    const char *relay, const char *reply);
 int queue_store_rcpt_delete(struct queue_store *st, int64_t id);
 int queue_store_rcpts_warned(struct queue_store *st, const char *qid);
 /* Recipients of qid in flight: while there are, its delivery pass goes on. */
 int queue_store_inflight_of(struct queue_store *st, const char *qid, long *n);
 /* Recipients of qid left, in any state. */
 int queue_store_rcpt_count(struct queue_store *st, const char *qid, long *n);
-/* Removes the failed recipients of qid (once their report is queued). */
+/* Removes the failed and relayed recipients of qid (once their reports are queued). */
 int queue_store_failed_delete(struct queue_store *st, const char *qid);
 
 /* hold 1: message held, its waiting recipients RS_HOLD; 0: back to

@@ -37,6 +37,8 @@ struct dlv_dest;
 struct dlv_rcpt {
 	uint64_t id;
 	char *addr;
+	unsigned notify; /* DSN_NOTIFY_*, 0 */
+	char *orcpt;   /* decoded "type;address", NULL when none */
 	int done;      /* its outcome was reported */
 	int accepted;  /* RCPT accepted: waits for the end of DATA */
 };
@@ -49,6 +51,8 @@ struct dlv_job {
 	uint64_t size;
 	uint32_t body;            /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	unsigned dsn_ret;         /* DSN_RET_*, 0 */
+	char *envid;              /* decoded ENVID=, NULL when none */
 	struct dlv_rcpt *rcpts;
 	size_t nrcpts;
 	struct dlv_dest *dest;
@@ -105,6 +109,8 @@ struct dlv_outcome {
 	char text[1600];          /* "250 2.0.0 Ok", "host H[ip] said: ..." */
 	const char *relay;        /* "host[ip]:port", or NULL: none */
 	unsigned conn_use;        /* > 1: the connection was reused */
+	char reply[1024];         /* the remote reply itself, "" when relayd decided */
+	unsigned flags;           /* RESULT_* */
 };
 
 /* dlv_main.c */

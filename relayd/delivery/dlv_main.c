@@ -49,10 +49,13 @@ static struct dlv_job *dlv_job_find(struct dlv_ctx *ctx, uint64_t id)
 static void dlv_job_free(struct dlv_ctx *ctx, struct dlv_job *job)
 {
 	idmap_del(&ctx->jobs, job->id);
-	for (size_t i = 0; i < job->nrcpts; i++)
+	for (size_t i = 0; i < job->nrcpts; i++) {
 		free(job->rcpts[i].addr);
+		free(job->rcpts[i].orcpt);
+	}
 	free(job->rcpts);
 	free(job->sender);
+	free(job->envid);
 	free(job);
 }
 
@@ -94,17 +97,18 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		      const struct dlv_outcome *o)
 {
 	struct dlv_rcpt *r = &job->rcpts[i];
-	char text[DLV_RESULT_TEXT_MAX], relay[DLV_RESULT_RELAY_MAX];
+	char text[DLV_RESULT_TEXT_MAX], relay[DLV_RESULT_RELAY_MAX], reply[DLV_RESULT_TEXT_MAX];
 	struct ipc_wr wr;
 
 	dlv_rcpt_log(ctx, job, i, o);
 	/* The queue keeps bounded copies: cut here rather than have the frame refused. */
 	snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, o->text);
 	snprintf(relay, sizeof(relay), "%.*s", (int)sizeof(relay) - 1, o->relay ? o->relay : "");
+	snprintf(reply, sizeof(reply), "%.*s", (int)sizeof(reply) - 1, o->reply);
 	struct ipc_msg_d_result m = {
 		.jobid = job->id, .rcptid = r->id, .dclass = (uint32_t)o->cls,
 		.code = (uint32_t)o->code, .enh = ipc_str(o->enh), .text = ipc_str(text),
-		.relay = ipc_str(relay),
+		.relay = ipc_str(relay), .reply = ipc_str(reply), .flags = o->flags,
 	};
 	ipc_wr_init(&wr);
 	ipc_msg_d_result_encode(&wr, &m);
@@ -327,10 +331,16 @@ static int dlv_msg_job(void *arg, struct ipc_rd *rd)
 	job->size = m.size;
 	job->body = m.body_flags;
 	job->arrival = m.arrival;
+	job->dsn_ret = m.dsn_ret;
+	job->envid = m.envid.n > 0 ? ipc_str_dup(m.envid) : NULL;
 	job->rcpts = xcalloc(m.nrcpt, sizeof(*job->rcpts));
 	for (; job->nrcpts < m.nrcpt; job->nrcpts++) {
-		job->rcpts[job->nrcpts].id = m.rcpts[job->nrcpts].rcptid;
-		job->rcpts[job->nrcpts].addr = ipc_str_dup(m.rcpts[job->nrcpts].address);
+		struct dlv_rcpt *r = &job->rcpts[job->nrcpts];
+		r->id = m.rcpts[job->nrcpts].rcptid;
+		r->addr = ipc_str_dup(m.rcpts[job->nrcpts].address);
+		r->notify = m.rcpts[job->nrcpts].notify;
+		r->orcpt = m.rcpts[job->nrcpts].orcpt.n > 0 ? ipc_str_dup(m.rcpts[job->nrcpts].orcpt)
+							    : NULL;
 	}
 	if (ipc_str_copy(job->qid, sizeof(job->qid), m.qid) < 0 ||
 	    ipc_str_copy(job->domain, sizeof(job->domain), m.domain) < 0) {

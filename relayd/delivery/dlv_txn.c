@@ -1,6 +1,7 @@
 /*
  * dlv_txn.c - one mail transaction of the SMTP client (RFC 5321, PIPELINING
- * RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531) on a
+ * RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, DSN
+ * RFC 3461) on a
  * connection dlv_session.c made ready: MAIL, RCPT, DATA, the dot-stuffed
  * content as it arrives from the queue, and one outcome per recipient;
  * then RSET and the destination's next job on the same connection.
@@ -11,6 +12,7 @@
 #include "relayd/delivery/dlv_session.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/xtext.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +50,11 @@ void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtp
 		snprintf(o->enh, sizeof(o->enh), "%s",
 			 cls == 2 ? "2.0.0" : cls == 5 ? "5.0.0" : "4.0.0");
 	smtpc_reply_oneline(&s->reply, line, sizeof(line));
+	/* The reply itself for a report's Diagnostic-Code; the text for people. */
+	snprintf(o->reply, sizeof(o->reply), "%s", line);
+	/* Without DSN at the next hop, NOTIFY=SUCCESS ends here: the queue says "relayed". */
+	if (o->cls == DLV_SENT && !(s->caps.ext & SMTPC_EXT_DSN))
+		o->flags |= RESULT_DSN_RELAYED;
 	if (o->cls == DLV_SENT)
 		snprintf(o->text, sizeof(o->text), "%s", line);
 	else
@@ -132,15 +139,47 @@ static int smtpc_check_server(struct dlv_session *s)
 	return -1;
 }
 
+/* NOTIFY= and ORCPT= for a next hop with DSN (RFC 3461 4.1, 4.2). */
+static void smtpc_rcpt_dsn(const struct dlv_rcpt *r, char *params, size_t size)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} words[] = {
+		{DSN_NOTIFY_NEVER, "NEVER"}, {DSN_NOTIFY_SUCCESS, "SUCCESS"},
+		{DSN_NOTIFY_FAILURE, "FAILURE"}, {DSN_NOTIFY_DELAY, "DELAY"},
+	};
+	size_t n = 0;
+	char value[501];
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (r->notify & words[i].bit)
+			n += (size_t)snprintf(params + n, size - n, "%s%s",
+					      n == 0 ? " NOTIFY=" : ",", words[i].name);
+	const char *semi = r->orcpt ? strchr(r->orcpt, ';') : NULL;
+	if (semi == NULL)
+		return;
+	int utf8 = strncmp(r->orcpt, "utf-8;", 6) == 0;
+	/* An ORCPT that would encode longer than RFC 3461 allows is left out. */
+	if ((utf8 ? xtext_encode_utf8(semi + 1, value, sizeof(value))
+		  : xtext_encode(semi + 1, value, sizeof(value))) > 0)
+		snprintf(params + n, size - n, " ORCPT=%s;%s", utf8 ? "utf-8" : "rfc822", value);
+}
+
 static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
 {
-	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>", s->job->rcpts[i].addr);
+	const struct dlv_rcpt *r = &s->job->rcpts[i];
+	char params[600] = "";
+
+	if ((s->caps.ext & SMTPC_EXT_DSN) && (r->notify != 0 || r->orcpt != NULL))
+		smtpc_rcpt_dsn(r, params, sizeof(params));
+	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>%s", r->addr, params);
 }
 
 void smtpc_start_txn(struct dlv_session *s)
 {
 	struct dlv_job *job = s->job;
-	char params[96] = "";
+	char params[400] = "";
 	size_t n = 0;
 
 	if (smtpc_check_server(s) < 0) {
@@ -153,7 +192,15 @@ void smtpc_start_txn(struct dlv_session *s)
 	if (job->body & BODY_8BITMIME)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
 	if (job->body & BODY_SMTPUTF8)
-		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	/* RET= and ENVID= go on to a next hop that offers DSN (RFC 3461 4.3, 4.4). */
+	if ((s->caps.ext & SMTPC_EXT_DSN) && job->dsn_ret != 0)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " RET=%s",
+				      job->dsn_ret == DSN_RET_HDRS ? "HDRS" : "FULL");
+	char envid[3 * 100 + 1]; /* xtext of an ENVID: three octets a character at most */
+	if ((s->caps.ext & SMTPC_EXT_DSN) && job->envid != NULL &&
+	    xtext_encode(job->envid, envid, sizeof(envid)) > 0)
+		snprintf(params + n, sizeof(params) - n, " ENVID=%s", envid);
 	s->in_txn = 1;
 	s->mail_ok = 0;
 	s->naccepted = 0;

@@ -139,6 +139,7 @@ static const struct smtpc_ext_row smtpc_ext_table[] = {
 	{"AUTH", SMTPC_EXT_AUTH},
 	{"SMTPUTF8", SMTPC_EXT_SMTPUTF8},
 	{"ENHANCEDSTATUSCODES", SMTPC_EXT_ENHANCED},
+	{"DSN", SMTPC_EXT_DSN},
 };
 
 static const struct smtpc_ext_row smtpc_auth_table[] = {

@@ -53,6 +53,7 @@ void smtpc_reply_oneline(const struct smtpc_reply *r, char *dst, size_t dstsz);
 #define SMTPC_EXT_AUTH       0x10u
 #define SMTPC_EXT_SMTPUTF8   0x20u
 #define SMTPC_EXT_ENHANCED   0x40u
+#define SMTPC_EXT_DSN        0x80u
 
 #define SMTPC_AUTH_PLAIN 0x1u
 #define SMTPC_AUTH_LOGIN 0x2u

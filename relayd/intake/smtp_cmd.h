@@ -2,7 +2,8 @@
  * smtp_cmd.h - the command side of the SMTP input: cutting command lines
  * out of the input buffer (CRLF only, at most 512 octets), splitting the
  * verb from its arguments, and the arguments of MAIL and RCPT with their
- * ESMTP parameters (SIZE, BODY, SMTPUTF8).
+ * ESMTP parameters (SIZE, BODY, SMTPUTF8, and DSN's RET, ENVID, NOTIFY,
+ * ORCPT of RFC 3461).
  */
 #ifndef RELAYD_SMTP_CMD_H
 #define RELAYD_SMTP_CMD_H
@@ -45,17 +46,30 @@ struct smtp_cmd {
 };
 void smtp_cmd_split(const char *line, struct smtp_cmd *cmd);
 
+/* RFC 3461 4.4: an ENVID is at most 100 characters; 4.2: an ORCPT 500. */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+
 struct smtp_mail_args {
 	struct smtp_path path;
 	uint64_t size;  /* SIZE=, 0 when not given */
 	int has_size;
 	int body_8bit;  /* BODY=8BITMIME */
 	int smtputf8;
+	unsigned ret;   /* RET=: DSN_RET_*, 0 when not given */
+	char envid[SMTP_ENVID_MAX + 1]; /* ENVID=, xtext-decoded; "" */
+};
+
+struct smtp_rcpt_args {
+	struct smtp_path path;
+	unsigned notify; /* NOTIFY=: DSN_NOTIFY_*, 0 when not given */
+	/* ORCPT=, decoded: "rfc822;user@example.org" or "utf-8;..."; "" */
+	char orcpt[SMTP_ORCPT_MAX + 1];
 };
 
 /* "FROM:<path> [params]": SR_NONE, or the reply for what is wrong. */
 enum smtp_reply_id smtp_parse_mail(const char *args, struct smtp_mail_args *out);
 /* "TO:<path> [params]"; smtputf8: the transaction's MAIL had SMTPUTF8. */
-enum smtp_reply_id smtp_parse_rcpt(const char *args, int smtputf8, struct smtp_path *out);
+enum smtp_reply_id smtp_parse_rcpt(const char *args, int smtputf8, struct smtp_rcpt_args *out);
 
 #endif

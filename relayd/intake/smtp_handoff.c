@@ -27,8 +27,10 @@ void smtp_tx_free(struct smtp_tx *tx)
 		return;
 	if (tx->sess != NULL)
 		idmap_del(&tx->sess->in->by_sid, tx->sid);
-	for (size_t i = 0; i < tx->nrcpts; i++)
-		free(tx->rcpts[i]);
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		free(tx->rcpts[i].addr);
+		free(tx->rcpts[i].orcpt);
+	}
 	free(tx->rcpts);
 	buf_free(&tx->out);
 	free(tx);
@@ -49,13 +51,14 @@ int smtp_handoff_begin(struct smtp_session *s)
 		.sid = tx->sid, .qid = ipc_str(tx->qid), .sender = ipc_str(tx->sender),
 		.client = ipc_str(s->ip), .helo = ipc_str(s->helo),
 		.auth_user = ipc_str(s->auth_user), .body_flags = tx->body_flags,
-		.arrival = tx->arrival,
+		.arrival = tx->arrival, .dsn_ret = tx->dsn_ret, .envid = ipc_str(tx->envid),
 	};
 	ipc_wr_init(&wr);
 	ipc_msg_q_begin_encode(&wr, &m);
 	int rc = ipc_send_wr(in->queue.ch, MSG_Q_BEGIN, &wr);
 	for (size_t i = 0; rc == 0 && i < tx->nrcpts; i++) {
-		struct ipc_msg_q_rcpt r = {tx->sid, ipc_str(tx->rcpts[i])};
+		struct ipc_msg_q_rcpt r = {tx->sid, ipc_str(tx->rcpts[i].addr), tx->rcpts[i].notify,
+					   ipc_str(tx->rcpts[i].orcpt ? tx->rcpts[i].orcpt : "")};
 		buf_reset(&wr.b);
 		ipc_msg_q_rcpt_encode(&wr, &r);
 		rc = ipc_send_wr(in->queue.ch, MSG_Q_RCPT, &wr);
@@ -113,7 +116,7 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 			    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname,
 			    with, tx->qid);
 	if (tx->nrcpts == 1)
-		buf_appendf(b, " for <%s>", tx->rcpts[0]);
+		buf_appendf(b, " for <%s>", tx->rcpts[0].addr);
 	buf_appendf(b, "; %s\r\n", date);
 
 	/* Only when the whole header section was seen. */

@@ -253,6 +253,8 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 	if (!tx->sender_rewritten)
 		snprintf(tx->sender, sizeof(tx->sender), "%s", m.path.addr);
 	tx->body_flags = (m.body_8bit ? BODY_8BITMIME : 0) | (m.smtputf8 ? BODY_SMTPUTF8 : 0);
+	tx->dsn_ret = m.ret;
+	memcpy(tx->envid, m.envid, sizeof(tx->envid));
 	buf_init(&tx->out);
 	s->tx = tx;
 	s->state = SS_MAIL;
@@ -264,8 +266,9 @@ static void smtp_mail(struct smtp_session *s, const char *args)
  * reach relay-domains, and never through a local part that hides another
  * destination (%, !, an embedded @) or an address literal.
  */
-static int smtp_rcpt_allowed(const struct smtp_session *s, const struct smtp_path *p)
+static int smtp_rcpt_allowed(const struct smtp_session *s, const struct smtp_rcpt_args *r)
 {
+	const struct smtp_path *p = &r->path;
 	char domain[SMTP_DOMAIN_MAX + 1];
 
 	if (p->is_postmaster || smtp_may_relay(s))
@@ -276,16 +279,32 @@ static int smtp_rcpt_allowed(const struct smtp_session *s, const struct smtp_pat
 	for (i = 0; p->domain[i] != '\0'; i++)
 		domain[i] = (char)tolower((unsigned char)p->domain[i]);
 	domain[i] = '\0';
+	/* With a postmaster directive, postmaster@hostname is ours to take (RFC 5321 4.5.1). */
+	if (smtp_cfg(s)->postmaster[0] != '\0' && strcasecmp(p->local, "postmaster") == 0 &&
+	    strcmp(domain, smtp_cfg(s)->hostname) == 0)
+		return 1;
 	return config_is_relay_domain(smtp_cfg(s), domain);
+}
+
+/* postmaster@hostname (and bare <postmaster>) go to the postmaster directive's address. */
+static int smtp_rcpt_postmaster(const struct config *cfg, char *addr, size_t addrsz)
+{
+	const char *at = strrchr(addr, '@');
+	if (cfg->postmaster[0] == '\0' || at == NULL || at - addr != 10 ||
+	    strncasecmp(addr, "postmaster", 10) != 0 || strcasecmp(at + 1, cfg->hostname) != 0)
+		return 0;
+	snprintf(addr, addrsz, "%s", cfg->postmaster);
+	return 1;
 }
 
 static void smtp_rcpt(struct smtp_session *s, const char *args)
 {
 	const struct config *cfg = smtp_cfg(s);
 	struct smtp_tx *tx = s->tx;
-	struct smtp_path p;
+	struct smtp_rcpt_args ra;
+	const struct smtp_path *p = &ra.path;
 
-	enum smtp_reply_id err = smtp_parse_rcpt(args, (tx->body_flags & BODY_SMTPUTF8) != 0, &p);
+	enum smtp_reply_id err = smtp_parse_rcpt(args, (tx->body_flags & BODY_SMTPUTF8) != 0, &ra);
 	if (err != SR_NONE) {
 		smtp_reply(s, err, NULL);
 		return;
@@ -294,28 +313,44 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, SR_TOO_MANY_RCPTS, NULL);
 		return;
 	}
-	if (!smtp_rcpt_allowed(s, &p)) {
-		log_info("relay denied from [%s]: <%s>", s->ip, p.addr);
+	if (!smtp_rcpt_allowed(s, &ra)) {
+		log_info("relay denied from [%s]: <%s>", s->ip, p->addr);
 		smtp_reject(s, SR_RELAY_DENIED);
 		return;
 	}
 	char addr[SMTP_PATH_MAX + 1 + sizeof(cfg->hostname)];
-	if (p.is_postmaster)
+	if (p->is_postmaster)
 		snprintf(addr, sizeof(addr), "postmaster@%s", cfg->hostname);
 	else
-		snprintf(addr, sizeof(addr), "%s", p.addr);
+		snprintf(addr, sizeof(addr), "%s", p->addr);
+	char original[sizeof(addr)];
+	memcpy(original, addr, sizeof(addr));
 	char rewritten[sizeof(addr)];
 	int dup = 0;
-	if (addr_map_apply(&cfg->rewrite_recipient, addr, rewritten, sizeof(rewritten))) {
+	if (smtp_rcpt_postmaster(cfg, addr, sizeof(addr)))
+		log_debug("postmaster: <%s> -> <%s>", original, addr);
+	else if (addr_map_apply(&cfg->rewrite_recipient, addr, rewritten, sizeof(rewritten))) {
 		log_debug("rewrite-recipient: <%s> -> <%s>", addr, rewritten);
 		snprintf(addr, sizeof(addr), "%s", rewritten);
-		/* Two recipients rewritten into one get one copy. */
-		for (size_t i = 0; i < tx->nrcpts && !dup; i++)
-			dup = strcmp(tx->rcpts[i], addr) == 0;
 	}
+	/* Two recipients rewritten into one get one copy. */
+	for (size_t i = 0; i < tx->nrcpts && !dup && strcmp(addr, original) != 0; i++)
+		dup = strcmp(tx->rcpts[i].addr, addr) == 0;
 	if (!dup) {
 		tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof(*tx->rcpts));
-		tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+		struct smtp_tx_rcpt *r = &tx->rcpts[tx->nrcpts++];
+		r->addr = xstrdup(addr);
+		r->notify = ra.notify;
+		/* A rewritten recipient keeps the address the client gave (RFC 3461 4.2). */
+		if (ra.orcpt[0] != '\0')
+			r->orcpt = xstrdup(ra.orcpt);
+		else if (strcmp(addr, original) != 0) {
+			char orcpt[sizeof(original) + 8];
+			snprintf(orcpt, sizeof(orcpt), "%s;%s", p->utf8 ? "utf-8" : "rfc822",
+				 original);
+			r->orcpt = xstrdup(orcpt);
+		} else
+			r->orcpt = NULL;
 	}
 	s->state = SS_RCPT;
 	smtp_reply(s, SR_RCPT_OK, NULL);

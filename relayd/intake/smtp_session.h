@@ -41,6 +41,13 @@ enum smtp_input {
 
 enum smtp_auth_step { SA_NONE, SA_PLAIN, SA_LOGIN_USER, SA_LOGIN_PASS };
 
+/* One recipient of a transaction, with its DSN parameters. */
+struct smtp_tx_rcpt {
+	char *addr;
+	unsigned notify;              /* DSN_NOTIFY_*, 0 */
+	char *orcpt;                  /* decoded "type;address", or NULL */
+};
+
 /* One mail transaction: MAIL, RCPTs, and its content on the way. */
 struct smtp_tx {
 	uint64_t sid;
@@ -48,7 +55,9 @@ struct smtp_tx {
 	char qid[QID_LEN];
 	char sender[SMTP_PATH_MAX + 1];
 	unsigned body_flags;          /* BODY_8BITMIME, BODY_SMTPUTF8 */
-	char **rcpts;
+	unsigned dsn_ret;             /* DSN_RET_*, 0 */
+	char envid[SMTP_ENVID_MAX + 1]; /* decoded ENVID=, "" */
+	struct smtp_tx_rcpt *rcpts;
 	size_t nrcpts;
 	struct smtp_data data;
 	struct buf out;               /* content not yet sent to the queue */

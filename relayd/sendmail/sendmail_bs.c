@@ -102,14 +102,14 @@ static void bs_mail(struct sendmail_bs *b, const char *args)
 
 static void bs_rcpt(struct sendmail_bs *b, const char *args)
 {
-	struct smtp_path p;
+	struct smtp_rcpt_args r;
 	enum smtp_reply_id err;
 
 	if (!b->mail) {
 		bs_reply(b, SR_NEED_MAIL, NULL);
 		return;
 	}
-	if ((err = smtp_parse_rcpt(args, 1, &p)) != SR_NONE) {
+	if ((err = smtp_parse_rcpt(args, 1, &r)) != SR_NONE) {
 		bs_reply(b, err, NULL);
 		return;
 	}
@@ -118,7 +118,7 @@ static void bs_rcpt(struct sendmail_bs *b, const char *args)
 		return;
 	}
 	b->rcpts = xreallocarray(b->rcpts, b->nrcpts + 1, sizeof(*b->rcpts));
-	b->rcpts[b->nrcpts++] = xstrdup(p.addr);
+	b->rcpts[b->nrcpts++] = xstrdup(r.path.addr);
 	bs_reply(b, SR_RCPT_OK, NULL);
 }
 

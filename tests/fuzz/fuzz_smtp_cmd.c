@@ -30,11 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct smtp_cmd cmd;
 			smtp_cmd_split(line, &cmd);
 			struct smtp_mail_args m;
-			struct smtp_path p;
+			struct smtp_rcpt_args r;
 			if (smtp_parse_mail(cmd.args, &m) == SR_NONE && strlen(m.path.addr) > SMTP_PATH_MAX)
 				abort();
-			if (smtp_parse_rcpt(cmd.args, 1, &p) == SR_NONE &&
-			    strlen(p.local) > SMTP_LOCAL_MAX)
+			if (smtp_parse_rcpt(cmd.args, 1, &r) == SR_NONE &&
+			    (strlen(r.path.local) > SMTP_LOCAL_MAX || strlen(r.orcpt) > SMTP_ORCPT_MAX))
 				abort();
 			char user[SMTP_SASL_FIELD_MAX], pass[SMTP_SASL_FIELD_MAX];
 			smtp_sasl_plain(line, user, sizeof(user), pass, sizeof(pass));

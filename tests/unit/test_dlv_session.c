@@ -331,10 +331,14 @@ static void job_frame(struct buf *frames, uint64_t jobid, const char *qid, const
 	ipc_put_u64(&w, size);
 	ipc_put_u32(&w, body);
 	ipc_put_i64(&w, ev_wallclock());
+	ipc_put_u32(&w, 0);  /* no RET= */
+	ipc_put_str(&w, ""); /* no ENVID= */
 	ipc_put_u32(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
 		ipc_put_u64(&w, jobid * 100 + i);
 		ipc_put_str(&w, rcpts[i]);
+		ipc_put_u32(&w, 0);  /* no NOTIFY= */
+		ipc_put_str(&w, ""); /* no ORCPT= */
 	}
 	uint32_t hdr[2] = {MSG_D_JOB, (uint32_t)buf_avail(&w.b)};
 	buf_append(frames, hdr, sizeof(hdr));
@@ -361,7 +365,8 @@ static void send_job(uint64_t jobid, const char *qid, const char *sender, const 
 struct result {
 	uint64_t jobid, rcptid;
 	uint32_t cls, code;
-	char enh[16], text[2048], relay[400];
+	char enh[16], text[2048], relay[400], reply[1024];
+	uint32_t flags;
 };
 
 static struct result results[64];
@@ -415,6 +420,8 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 			ipc_get_str(&rd, r->enh, sizeof(r->enh));
 			ipc_get_str(&rd, r->text, sizeof(r->text));
 			ipc_get_str(&rd, r->relay, sizeof(r->relay));
+			ipc_get_str(&rd, r->reply, sizeof(r->reply));
+			r->flags = ipc_get_u32(&rd);
 			ck_assert_int_eq(ipc_rd_done(&rd), 0);
 		} else if (type == MSG_D_SUSPENDED) {
 			struct suspension *sp = &suspended[nsuspended++];
@@ -508,6 +515,10 @@ START_TEST(test_pipelined_mixed_outcomes)
 	ck_assert_str_eq(result_for(101)->enh, "5.1.1");
 	ck_assert_ptr_nonnull(strstr(result_for(101)->text, "said: 550 5.1.1 User unknown "
 							     "(in reply to RCPT TO)"));
+	/* The reply itself travels apart from the explanation, for Diagnostic-Code. */
+	ck_assert_str_eq(result_for(101)->reply, "550 5.1.1 User unknown");
+	/* The fake offers no DSN: a success is "relayed" as far as NOTIFY goes. */
+	ck_assert_uint_eq(result_for(100)->flags, RESULT_DSN_RELAYED);
 	ck_assert_uint_eq(result_for(102)->cls, DLV_DEFERRED);
 	ck_assert_str_eq(result_for(102)->enh, "4.2.0");
 	ck_assert_uint_eq(result_for(103)->cls, DLV_SENT);

@@ -39,9 +39,10 @@ static const struct ipc_msg_q_hello s_q_hello = {2};
 static const struct ipc_msg_q_hello_ok s_q_hello_ok = {1, 4242};
 static const struct ipc_msg_q_begin s_q_begin = {
 	0x0102030405060708ULL, STR("4XKQ2N7Z1C0001"), STR("a@lan.test"), STR("192.0.2.1"),
-	STR("client.lan.test"), STR(""), 3, -1234567890123LL,
+	STR("client.lan.test"), STR(""), 3, -1234567890123LL, 2, STR("env-42"),
 };
-static const struct ipc_msg_q_rcpt s_q_rcpt = {0x8000000000000001ULL, STR("b@remote.example")};
+static const struct ipc_msg_q_rcpt s_q_rcpt = {0x8000000000000001ULL, STR("b@remote.example"),
+					       0xe, STR("rfc822;b@orig.example")};
 static const struct ipc_msg_q_content s_q_content = {99, BYTES("Subject: x\r\n\r\nbody\r\n")};
 static const struct ipc_msg_q_end s_q_end = {99, 0xffffffff01ULL};
 static const struct ipc_msg_id s_id = {0xfedcba9876543210ULL};
@@ -51,14 +52,16 @@ static const struct ipc_msg_q_failed s_q_failed = {78, 452, STR("4.3.1"),
 static const struct ipc_msg_d_ready s_d_ready = {400};
 static const struct ipc_msg_d_job s_d_job = {
 	.jobid = 5, .qid = STR("4XKQ2N7Z1C0003"), .sender = STR(""), .domain = STR("remote.example"),
-	.size = 0x100000001ULL, .body_flags = 1, .arrival = 1700000000, .nrcpt = 2,
-	.rcpts = {{11, STR("x@remote.example")}, {0x7fffffffffffffffULL, STR("y@remote.example")}},
+	.size = 0x100000001ULL, .body_flags = 1, .arrival = 1700000000, .dsn_ret = 1,
+	.envid = STR("env 7"), .nrcpt = 2,
+	.rcpts = {{11, STR("x@remote.example"), 0, STR("")},
+		  {0x7fffffffffffffffULL, STR("y@remote.example"), 1, STR("utf-8;y@r")}},
 };
 static const struct ipc_msg_d_chunk_req s_d_chunk_req = {5, 0xfffffffe};
 static const struct ipc_msg_d_chunk s_d_chunk = {5, 1, 1, BYTES("last piece\r\n")};
 static const struct ipc_msg_d_result s_d_result = {
 	5, 11, 3, 550, STR("5.1.1"), STR("host mx[192.0.2.9] said: 550 5.1.1 User unknown"),
-	STR("mx.remote.example[192.0.2.9]:25"),
+	STR("mx.remote.example[192.0.2.9]:25"), STR("550 5.1.1 User unknown"), 0x80000001,
 };
 static const struct ipc_msg_d_suspended s_d_suspended = {
 	6, 1767225661, STR("4.4.1"), STR("delivery temporarily suspended: connect refused"),
@@ -122,11 +125,15 @@ static void gold_q_begin(struct ipc_wr *w)
 	ipc_put_str(w, NULL);
 	ipc_put_u32(w, 3);
 	ipc_put_i64(w, -1234567890123LL);
+	ipc_put_u32(w, 2);
+	ipc_put_str(w, "env-42");
 }
 static void gold_q_rcpt(struct ipc_wr *w)
 {
 	ipc_put_u64(w, 0x8000000000000001ULL);
 	ipc_put_str(w, "b@remote.example");
+	ipc_put_u32(w, 0xe);
+	ipc_put_str(w, "rfc822;b@orig.example");
 }
 static void gold_q_content(struct ipc_wr *w)
 {
@@ -167,11 +174,17 @@ static void gold_d_job(struct ipc_wr *w)
 	ipc_put_u64(w, 0x100000001ULL);
 	ipc_put_u32(w, 1);
 	ipc_put_i64(w, 1700000000);
+	ipc_put_u32(w, 1);
+	ipc_put_str(w, "env 7");
 	ipc_put_u32(w, 2);
 	ipc_put_u64(w, 11);
 	ipc_put_str(w, "x@remote.example");
+	ipc_put_u32(w, 0);
+	ipc_put_str(w, "");
 	ipc_put_u64(w, 0x7fffffffffffffffULL);
 	ipc_put_str(w, "y@remote.example");
+	ipc_put_u32(w, 1);
+	ipc_put_str(w, "utf-8;y@r");
 }
 static void gold_d_chunk_req(struct ipc_wr *w)
 {
@@ -194,6 +207,8 @@ static void gold_d_result(struct ipc_wr *w)
 	ipc_put_str(w, "5.1.1");
 	ipc_put_str(w, "host mx[192.0.2.9] said: 550 5.1.1 User unknown");
 	ipc_put_str(w, "mx.remote.example[192.0.2.9]:25");
+	ipc_put_str(w, "550 5.1.1 User unknown");
+	ipc_put_u32(w, 0x80000001);
 }
 
 static void gold_d_suspended(struct ipc_wr *w)
@@ -238,8 +253,10 @@ MSG_ROW_FNS(q_begin, s_q_begin,
 	    m.sid == s->sid && str_eq(m.qid, s->qid) && str_eq(m.sender, s->sender) &&
 		    str_eq(m.client, s->client) && str_eq(m.helo, s->helo) &&
 		    str_eq(m.auth_user, s->auth_user) && m.body_flags == s->body_flags &&
-		    m.arrival == s->arrival)
-MSG_ROW_FNS(q_rcpt, s_q_rcpt, m.sid == s->sid && str_eq(m.rcpt, s->rcpt))
+		    m.arrival == s->arrival && m.dsn_ret == s->dsn_ret && str_eq(m.envid, s->envid))
+MSG_ROW_FNS(q_rcpt, s_q_rcpt,
+	    m.sid == s->sid && str_eq(m.rcpt, s->rcpt) && m.notify == s->notify &&
+		    str_eq(m.orcpt, s->orcpt))
 MSG_ROW_FNS(q_content, s_q_content, m.sid == s->sid && bytes_eq(m.data, s->data))
 MSG_ROW_FNS(q_end, s_q_end, m.sid == s->sid && m.size == s->size)
 MSG_ROW_FNS(id, s_id, m.id == s->id)
@@ -252,10 +269,15 @@ MSG_ROW_FNS(d_job, s_d_job,
 	    m.jobid == s->jobid && str_eq(m.qid, s->qid) && str_eq(m.sender, s->sender) &&
 		    str_eq(m.domain, s->domain) && m.size == s->size &&
 		    m.body_flags == s->body_flags && m.arrival == s->arrival &&
+		    m.dsn_ret == s->dsn_ret && str_eq(m.envid, s->envid) &&
 		    m.nrcpt == s->nrcpt && m.rcpts[0].rcptid == s->rcpts[0].rcptid &&
 		    str_eq(m.rcpts[0].address, s->rcpts[0].address) &&
+		    m.rcpts[0].notify == s->rcpts[0].notify &&
+		    str_eq(m.rcpts[0].orcpt, s->rcpts[0].orcpt) &&
 		    m.rcpts[1].rcptid == s->rcpts[1].rcptid &&
-		    str_eq(m.rcpts[1].address, s->rcpts[1].address))
+		    str_eq(m.rcpts[1].address, s->rcpts[1].address) &&
+		    m.rcpts[1].notify == s->rcpts[1].notify &&
+		    str_eq(m.rcpts[1].orcpt, s->rcpts[1].orcpt))
 MSG_ROW_FNS(d_chunk_req, s_d_chunk_req, m.jobid == s->jobid && m.seq == s->seq)
 MSG_ROW_FNS(d_chunk, s_d_chunk,
 	    m.jobid == s->jobid && m.seq == s->seq && m.last == s->last &&
@@ -263,7 +285,7 @@ MSG_ROW_FNS(d_chunk, s_d_chunk,
 MSG_ROW_FNS(d_result, s_d_result,
 	    m.jobid == s->jobid && m.rcptid == s->rcptid && m.dclass == s->dclass &&
 		    m.code == s->code && str_eq(m.enh, s->enh) && str_eq(m.text, s->text) &&
-		    str_eq(m.relay, s->relay))
+		    str_eq(m.relay, s->relay) && str_eq(m.reply, s->reply) && m.flags == s->flags)
 MSG_ROW_FNS(d_suspended, s_d_suspended,
 	    m.jobid == s->jobid && m.until == s->until && str_eq(m.enh, s->enh) &&
 		    str_eq(m.text, s->text))

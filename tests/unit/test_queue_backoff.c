@@ -3,7 +3,10 @@
  * backoff schedule, job picking grouped by message and domain, delivery
  * results (sent, deferred, bounced), expiry after queue-lifetime, one
  * bounce per delivery pass (each recipient reported once), no bounce for
- * <>, one delay notice, hold, deferrals without an attempt (suspended).
+ * <>, one delay notice, hold, deferrals without an attempt (suspended);
+ * DSN: NOTIFY for failures, delays and successes relayed to a next hop
+ * without DSN, RET and bounce-size-limit for what comes back, and reports
+ * about reports going to the postmaster once.
  */
 #include "queue/queue_sched.h"
 #include "common/ipc_types.h"
@@ -22,7 +25,7 @@ static struct queue_store *st;
 static struct queue_counters cnt;
 static const struct queue_policy pol = {
 	.retry_min = 300, .retry_max = 3600, .lifetime = 86400, .delay_warning = 0,
-	.hostname = "relay.test",
+	.hostname = "relay.test", .bounce_size_limit = 50 * 1024, .postmaster = "",
 };
 
 static void setup(void)
@@ -56,7 +59,7 @@ static void add_msg(const char *qid, const char *sender, const char *const *rcpt
 	m.arrival = now;
 	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
 	for (size_t i = 0; rcpts[i]; i++)
-		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i]), 0);
+		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i], 0, ""), 0);
 	ck_assert_int_eq(queue_store_chunk_add(st, qid, 0, body, strlen(body)), 0);
 	ck_assert_int_eq(queue_store_msg_complete(st, qid, strlen(body), 1, now), 0);
 }
@@ -70,10 +73,12 @@ static int64_t pick_one(int64_t now, const char *want_domain, size_t want_n)
 	return pk.rcpts[0].id;
 }
 
+/* A result as delivery gives it: text is also the remote reply. */
 static void result(int64_t id, uint32_t dclass, const char *enh, const char *text, int64_t now)
 {
 	struct queue_result r = {.rcptid = id, .dclass = dclass, .code = 0, .enh = enh,
-				 .text = text, .relay = "mx.example.org[192.0.2.7]:25"};
+				 .text = text, .relay = "mx.example.org[192.0.2.7]:25",
+				 .reply = text};
 	ck_assert_int_eq(queue_result_apply(st, &pol, &r, now, &cnt), 0);
 }
 
@@ -106,6 +111,151 @@ static char *content(const char *qid)
 	buf_append(&b, "", 1);
 	return (char *)b.data;
 }
+
+/* A message of its own body with DSN parameters, one recipient per NOTIFY. */
+static void add_dsn_msg(const char *qid, const char *sender, const char *body, uint32_t ret,
+			const char *const *rcpts, const uint32_t *notify, int64_t now)
+{
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "%s", qid);
+	snprintf(m.sender, sizeof(m.sender), "%s", sender);
+	snprintf(m.envid, sizeof(m.envid), "ENV-%s", qid);
+	m.dsn_ret = ret;
+	m.arrival = now;
+	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
+	for (size_t i = 0; rcpts[i]; i++)
+		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i], notify[i], "rfc822;orig@x"), 0);
+	ck_assert_int_eq(queue_store_chunk_add(st, qid, 0, body, strlen(body)), 0);
+	ck_assert_int_eq(queue_store_msg_complete(st, qid, strlen(body), 1, now), 0);
+}
+
+static void result_flags(int64_t id, uint32_t dclass, const char *text, uint32_t flags,
+			 int64_t now)
+{
+	struct queue_result r = {.rcptid = id, .dclass = dclass, .enh = "2.0.0", .text = text,
+				 .relay = "mx.example.org[192.0.2.7]:25", .reply = text,
+				 .flags = flags};
+	ck_assert_int_eq(queue_result_apply(st, &pol, &r, now, &cnt), 0);
+}
+
+static const char dsn_body[] = "From: s@example.com\r\nSubject: dsn\r\n\r\nthe body line\r\n";
+
+START_TEST(notify_never_and_success)
+{
+	static const char *const rc[] = {"never@x.example", "fail@x.example", "succ@x.example",
+					 "succ2@x.example", NULL};
+	static const uint32_t nt[] = {DSN_NOTIFY_NEVER, DSN_NOTIFY_FAILURE,
+				      DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, DSN_NOTIFY_SUCCESS};
+	add_dsn_msg("AAAA0000000000D1", "s@example.com", dsn_body, DSN_RET_FULL, rc, nt, T0);
+	static struct queue_pick pk;
+	ck_assert_int_eq(queue_sched_pick(st, T0, &pk), 1);
+	ck_assert_uint_eq(pk.n, 4);
+	ck_assert_uint_eq(pk.rcpts[0].notify, DSN_NOTIFY_NEVER);
+	ck_assert_str_eq(pk.rcpts[0].orcpt, "rfc822;orig@x");
+	result(pk.rcpts[0].id, DLV_BOUNCED, "5.1.1", "550 5.1.1 never", T0 + 1);
+	result(pk.rcpts[1].id, DLV_BOUNCED, "5.1.1", "550 5.1.1 fail", T0 + 1);
+	/* To a next hop without DSN: relayed; to one with DSN: nothing from us. */
+	result_flags(pk.rcpts[2].id, DLV_SENT, "250 2.0.0 Ok: queued as X", RESULT_DSN_RELAYED,
+		     T0 + 1);
+	result_flags(pk.rcpts[3].id, DLV_SENT, "250 2.0.0 Ok: queued as Y", 0, T0 + 1);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 2);
+	char *a = content(l.m[0].qid), *b = content(l.m[1].qid);
+	char *fail = strstr(a, "Action: failed") ? a : b, *relayed = fail == a ? b : a;
+	ck_assert_ptr_nonnull(strstr(fail, "Final-Recipient: rfc822; fail@x.example"));
+	ck_assert_ptr_null(strstr(fail, "never@x.example"));
+	ck_assert_ptr_nonnull(strstr(fail, "Original-Envelope-Id: ENV-AAAA0000000000D1\r\n"));
+	ck_assert_ptr_nonnull(strstr(fail, "Original-Recipient: rfc822; orig@x\r\n"));
+	/* Small and RET=FULL: the whole message comes back. */
+	ck_assert_ptr_nonnull(strstr(fail, "Content-Type: message/rfc822\r\n"));
+	ck_assert_ptr_nonnull(strstr(fail, "the body line"));
+	ck_assert_ptr_nonnull(strstr(relayed, "Action: relayed\r\n"));
+	ck_assert_ptr_nonnull(strstr(relayed, "Final-Recipient: rfc822; succ@x.example"));
+	ck_assert_ptr_null(strstr(relayed, "succ2@x.example"));
+	ck_assert_ptr_nonnull(strstr(relayed, "Content-Type: text/rfc822-headers\r\n"));
+	ck_assert_ptr_null(strstr(relayed, "the body line"));
+	free(a);
+	free(b);
+}
+END_TEST
+
+/* RET=HDRS, or a message over bounce-size-limit: the headers only. */
+START_TEST(ret_hdrs_and_size_limit)
+{
+	static const char *const rc[] = {"a@x.example", NULL};
+	static const uint32_t nt[] = {0};
+	struct queue_policy small = pol;
+	add_dsn_msg("AAAA0000000000D2", "s@example.com", dsn_body, DSN_RET_HDRS, rc, nt, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	result(a, DLV_BOUNCED, "5.1.1", "550 5.1.1 no", T0 + 1);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 1);
+	char *t = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(t, "Content-Type: text/rfc822-headers\r\n"));
+	ck_assert_ptr_null(strstr(t, "the body line"));
+	free(t);
+	ck_assert_int_ge(queue_store_msg_delete(st, l.m[0].qid), 0);
+
+	small.bounce_size_limit = 10;
+	add_dsn_msg("AAAA0000000000D3", "s@example.com", dsn_body, 0, rc, nt, T0);
+	a = pick_one(T0, "x.example", 1);
+	struct queue_result r = {.rcptid = a, .dclass = DLV_BOUNCED, .enh = "5.1.1",
+				 .text = "550 5.1.1 no", .relay = "", .reply = "550 5.1.1 no"};
+	ck_assert_int_eq(queue_result_apply(st, &small, &r, T0 + 1, &cnt), 0);
+	l = list();
+	ck_assert_int_eq(l.n, 1);
+	t = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(t, "Content-Type: text/rfc822-headers\r\n"));
+	ck_assert_ptr_null(strstr(t, "the body line"));
+	free(t);
+}
+END_TEST
+
+/* A report from <> that fails goes to the postmaster, once: a postmaster
+ * copy that fails in turn is dropped. */
+START_TEST(double_bounce_to_postmaster)
+{
+	static const char *const rc[] = {"gone@x.example", NULL};
+	static const uint32_t nt[] = {0};
+	struct queue_policy pm = pol;
+	pm.postmaster = "admin@relay.test";
+	add_dsn_msg("AAAA0000000000D4", "", dsn_body, 0, rc, nt, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	struct queue_result r = {.rcptid = a, .dclass = DLV_BOUNCED, .enh = "5.1.1",
+				 .text = "550 5.1.1 no", .relay = "", .reply = "550 5.1.1 no"};
+	ck_assert_int_eq(queue_result_apply(st, &pm, &r, T0 + 1, &cnt), 0);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 1);
+	ck_assert_int_eq(l.m[0].kind, QUEUE_KIND_DOUBLE_BOUNCE);
+	char *t = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(t, "To: <admin@relay.test>\r\n"));
+	ck_assert_ptr_nonnull(strstr(t, "Subject: Postmaster Copy: "));
+	free(t);
+	/* The copy itself fails: dropped, nothing new. */
+	a = pick_one(T0 + 1, "relay.test", 1);
+	r.rcptid = a;
+	ck_assert_int_eq(queue_result_apply(st, &pm, &r, T0 + 2, &cnt), 0);
+	ck_assert_int_eq(list().n, 0);
+}
+END_TEST
+
+/* Expiry is relayd's finding: X-Relayd, not a remote reply. */
+START_TEST(expiry_is_x_relayd)
+{
+	static const char *const rc[] = {"later@x.example", NULL};
+	static const uint32_t nt[] = {DSN_NOTIFY_FAILURE};
+	add_dsn_msg("AAAA0000000000D5", "s@example.com", dsn_body, 0, rc, nt, T0);
+	int64_t a = pick_one(T0, "x.example", 1);
+	result(a, DLV_DEFERRED, "4.2.0", "450 4.2.0 later", T0 + pol.lifetime);
+	struct msgs l = list();
+	ck_assert_int_eq(l.n, 1);
+	char *t = content(l.m[0].qid);
+	ck_assert_ptr_nonnull(strstr(t, "Diagnostic-Code: X-Relayd; gave up after "));
+	ck_assert_ptr_null(strstr(t, "Diagnostic-Code: smtp;"));
+	free(t);
+}
+END_TEST
 
 START_TEST(backoff_table)
 {
@@ -508,6 +658,10 @@ int main(void)
 	tcase_add_test(tc, expiry_reports_the_rest_alone);
 	tcase_add_test(tc, suspended_keeps_attempts_and_step);
 	tcase_add_test(tc, suspended_untried_stays_queued);
+	tcase_add_test(tc, notify_never_and_success);
+	tcase_add_test(tc, ret_hdrs_and_size_limit);
+	tcase_add_test(tc, double_bounce_to_postmaster);
+	tcase_add_test(tc, expiry_is_x_relayd);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -20,18 +20,19 @@ static const char orig_headers[] = "From: s@example.com\r\nTo: a@x.example\r\n"
 				   "Subject: hello\r\n";
 
 static const struct queue_dsn_rcpt two_rcpts[] = {
-	{"a@x.example", "5.1.1", "550 5.1.1 <a@x.example>: user unknown",
-	 "mx.x.example[192.0.2.10]:25"},
-	{"b@y.example", "", "connection\r\nrefused", "none"},
+	{"a@x.example", "rfc822;A@orig.example", "5.1.1",
+	 "host mx.x.example[192.0.2.10] said: 550 5.1.1 <a@x.example>: user unknown (in reply to RCPT TO)",
+	 "550 5.1.1 <a@x.example>: user unknown", "mx.x.example[192.0.2.10]:25"},
+	{"b@y.example", NULL, "", "connection\r\nrefused", "", "none"},
 };
 
 static char *build(enum queue_dsn_action action, const struct queue_dsn_rcpt *r, size_t n)
 {
 	struct queue_dsn d = {
 		.action = action, .hostname = "relay.test", .qid = "0123456789ABCDEF",
-		.orig_qid = "FEDCBA9876543210", .orig_sender = "s@example.com",
+		.orig_qid = "FEDCBA9876543210", .to = "s@example.com", .envid = "env+1",
 		.arrival = 1700000000, .now = 1700003600, .rcpts = r, .nrcpts = n,
-		.headers = orig_headers, .headers_len = strlen(orig_headers),
+		.content = orig_headers, .content_len = strlen(orig_headers),
 	};
 	struct buf b;
 	buf_init(&b);
@@ -44,7 +45,7 @@ static char *build(enum queue_dsn_action action, const struct queue_dsn_rcpt *r,
  * and checks the closing delimiter. */
 static size_t split(const char *msg, struct part *parts, size_t max)
 {
-	const char *ct = strstr(msg, "\r\nContent-Type: multipart/report; report-type=delivery-status;");
+	const char *ct = strstr(msg, "\r\nContent-Type: multipart/report; report-type=");
 	ck_assert_ptr_nonnull(ct);
 	const char *hdr_end = strstr(msg, "\r\n\r\n");
 	ck_assert_ptr_nonnull(hdr_end);
@@ -106,19 +107,23 @@ START_TEST(failed_report_structure)
 	/* The delivery-status fields. */
 	const struct part *ds = &parts[1];
 	static const char *const fields[] = {
-		"Reporting-MTA: dns; relay.test\r\n",
+		"Original-Envelope-Id: env+1\r\nReporting-MTA: dns; relay.test\r\n",
 		"Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n",
-		"\r\n\r\nFinal-Recipient: rfc822; a@x.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+		"\r\n\r\nOriginal-Recipient: rfc822; A@orig.example\r\n"
+		"Final-Recipient: rfc822; a@x.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
 		"Remote-MTA: dns; mx.x.example\r\n"
 		"Diagnostic-Code: smtp; 550 5.1.1 <a@x.example>: user unknown\r\n",
 		"\r\n\r\nFinal-Recipient: rfc822; b@y.example\r\nAction: failed\r\nStatus: 5.0.0\r\n"
-		"Diagnostic-Code: smtp; connection  refused\r\n",
+		"Diagnostic-Code: X-Relayd; connection  refused\r\n",
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		ck_assert_msg(part_has(ds, fields[i]), "missing %s", fields[i]);
 	ck_assert(!part_has(ds, "Remote-MTA: dns; none"));
-	/* The original headers, whole. */
+	/* The explanation for people keeps "host X said". */
+	ck_assert(part_has(&parts[0], "<a@x.example>: host mx.x.example[192.0.2.10] said: 550"));
+	/* The original headers, whole; all 7-bit, so no transfer encoding anywhere. */
 	ck_assert(part_has(&parts[2], orig_headers));
+	ck_assert_ptr_null(strstr(msg, "Content-Transfer-Encoding"));
 	/* CRLF only. */
 	for (const char *p = msg; *p; p++)
 		if (*p == '\n')
@@ -137,6 +142,66 @@ START_TEST(delayed_report)
 	ck_assert(part_has(&parts[1], "Last-Attempt-Date: "));
 	ck_assert_ptr_nonnull(strstr(msg, "Subject: Delayed Mail"));
 	free(msg);
+}
+END_TEST
+
+/* RFC 6533: a UTF-8 address makes the status part global, with the utf-8
+ * address type and an 8-bit transfer encoding; UTF-8 headers returned
+ * whole make message/global. */
+START_TEST(utf8_report)
+{
+	static const char content[] = "Subject: caf\xc3\xa9\r\n\r\nbody \xc3\xa9\r\n";
+	static const struct queue_dsn_rcpt r[] = {
+		{"j\xc3\xb6rg@x.example", "utf-8;J\xc3\xb6rg@x.example", "5.1.1", "said no",
+		 "550 5.1.1 no", "mx.x.example[192.0.2.10]:25"},
+	};
+	struct queue_dsn d = {
+		.action = DSN_FAILED, .hostname = "relay.test", .qid = "Q1", .orig_qid = "O1",
+		.to = "s@example.com", .rcpts = r, .nrcpts = 1, .content = content,
+		.content_len = strlen(content), .full = 1,
+	};
+	struct buf b;
+	buf_init(&b);
+	queue_dsn_build(&d, &b);
+	buf_append(&b, "", 1);
+	char *msg = (char *)b.data;
+	struct part parts[8];
+	ck_assert_uint_eq(split(msg, parts, 8), 3);
+	ck_assert_ptr_nonnull(strstr(msg, "report-type=global-delivery-status;"));
+	ck_assert(part_has(&parts[0], "Content-Transfer-Encoding: 8bit\r\n"));
+	ck_assert(part_has(&parts[1], "Content-Type: message/global-delivery-status\r\n"
+				      "Content-Transfer-Encoding: 8bit\r\n"));
+	ck_assert(part_has(&parts[1], "Original-Recipient: utf-8; J\xc3\xb6rg@x.example\r\n"
+				      "Final-Recipient: utf-8; j\xc3\xb6rg@x.example\r\n"));
+	ck_assert(part_has(&parts[2], "Content-Type: message/global\r\n"
+				      "Content-Transfer-Encoding: 8bit\r\n\r\nSubject: caf\xc3\xa9"));
+	ck_assert(part_has(&parts[2], "body \xc3\xa9\r\n"));
+	buf_free(&b);
+}
+END_TEST
+
+/* ASCII headers, an 8-bit body, returned whole: message/rfc822, 8bit. */
+START_TEST(full_8bit_body)
+{
+	static const char content[] = "Subject: x\r\n\r\nbody \xc3\xa9\r\n";
+	struct queue_dsn d = {
+		.action = DSN_RELAYED, .hostname = "relay.test", .qid = "Q1", .orig_qid = "O1",
+		.to = "s@example.com", .rcpts = two_rcpts, .nrcpts = 1, .content = content,
+		.content_len = strlen(content), .full = 1,
+	};
+	struct buf b;
+	buf_init(&b);
+	queue_dsn_build(&d, &b);
+	buf_append(&b, "", 1);
+	char *msg = (char *)b.data;
+	struct part parts[8];
+	ck_assert_uint_eq(split(msg, parts, 8), 3);
+	ck_assert_ptr_nonnull(strstr(msg, "report-type=delivery-status;"));
+	ck_assert(part_has(&parts[1], "Action: relayed\r\n"));
+	ck_assert(!part_has(&parts[0], "Content-Transfer-Encoding"));
+	ck_assert(part_has(&parts[2], "Content-Type: message/rfc822\r\n"
+				      "Content-Transfer-Encoding: 8bit\r\n"));
+	buf_free(&b);
 }
 END_TEST
 
@@ -163,8 +228,8 @@ START_TEST(bare_lf_headers_become_crlf)
 	static const char hdrs[] = "X-A: 1\nX-B: 2";
 	struct queue_dsn d = {
 		.action = DSN_FAILED, .hostname = "h", .qid = "Q", .orig_qid = "O",
-		.orig_sender = "s@e", .rcpts = two_rcpts, .nrcpts = 1,
-		.headers = hdrs, .headers_len = strlen(hdrs),
+		.to = "s@e", .rcpts = two_rcpts, .nrcpts = 1,
+		.content = hdrs, .content_len = strlen(hdrs),
 	};
 	struct buf b;
 	buf_init(&b);
@@ -182,6 +247,8 @@ int main(void)
 	tcase_add_test(tc, failed_report_structure);
 	tcase_add_test(tc, delayed_report);
 	tcase_add_test(tc, header_section);
+	tcase_add_test(tc, utf8_report);
+	tcase_add_test(tc, full_8bit_body);
 	tcase_add_test(tc, bare_lf_headers_become_crlf);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -187,10 +187,14 @@ static void stream(int fd, uint64_t sid, const char *qid, const char *const *rcp
 	ipc_put_str(&w, "");
 	ipc_put_u32(&w, BODY_8BITMIME);
 	ipc_put_i64(&w, arrival);
+	ipc_put_u32(&w, DSN_RET_HDRS);
+	ipc_put_str(&w, "ENV 1");
 	send_wr(fd, MSG_Q_BEGIN, &w);
 	for (size_t i = 0; rcpts[i]; i++) {
 		ipc_put_u64(&w, sid);
 		ipc_put_str(&w, rcpts[i]);
+		ipc_put_u32(&w, DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+		ipc_put_str(&w, "rfc822;orig@example.com");
 		send_wr(fd, MSG_Q_RCPT, &w);
 	}
 	/* Pieces of at most 40000 bytes, at least two: they do not line up with the chunks. */
@@ -446,11 +450,19 @@ static void read_job(int fd, struct job *j)
 	ck_assert_uint_eq(ipc_get_u64(&rd), strlen(body));
 	ck_assert_uint_eq(ipc_get_u32(&rd), BODY_8BITMIME);
 	ck_assert_int_eq(ipc_get_i64(&rd), arrival);
+	/* The DSN parameters intake gave come out with the job. */
+	char dsn[64];
+	ck_assert_uint_eq(ipc_get_u32(&rd), DSN_RET_HDRS);
+	ipc_get_str(&rd, dsn, sizeof(dsn));
+	ck_assert_str_eq(dsn, "ENV 1");
 	j->n = ipc_get_u32(&rd);
 	ck_assert(j->n <= 8);
 	for (uint32_t i = 0; i < j->n; i++) {
 		j->ids[i] = ipc_get_u64(&rd);
 		ipc_get_str(&rd, j->addrs[i], sizeof(j->addrs[i]));
+		ck_assert_uint_eq(ipc_get_u32(&rd), DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+		ipc_get_str(&rd, dsn, sizeof(dsn));
+		ck_assert_str_eq(dsn, "rfc822;orig@example.com");
 	}
 	ck_assert_int_eq(ipc_rd_done(&rd), 0);
 	ck_assert_str_eq(sender, "sender@example.com");
@@ -477,6 +489,8 @@ static void send_result(int fd, uint64_t jobid, uint64_t rcptid, uint32_t dclass
 	ipc_put_str(&w, dclass == DLV_SENT ? "2.0.0" : "4.4.1");
 	ipc_put_str(&w, dclass == DLV_SENT ? "250 ok" : "connection refused");
 	ipc_put_str(&w, "mx.example[192.0.2.5]:25");
+	ipc_put_str(&w, dclass == DLV_SENT ? "250 ok" : "");
+	ipc_put_u32(&w, 0);
 	send_wr(fd, MSG_D_RESULT, &w);
 	ipc_wr_free(&w);
 }

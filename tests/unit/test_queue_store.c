@@ -43,7 +43,7 @@ static void add_msg(struct queue_store *st, const char *qid, const char *sender,
 	m.arrival = now;
 	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
 	for (size_t i = 0; rcpts[i]; i++)
-		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i]), 0);
+		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i], 0, ""), 0);
 	uint64_t size = 0;
 	uint32_t n = 0;
 	for (; chunks[n]; n++) {
@@ -190,7 +190,7 @@ START_TEST(recipient_states)
 	/* In flight, then a crash: recovery queues it again. */
 	ck_assert_int_eq(queue_store_rcpt_set_state(st, a, RS_INFLIGHT), 0);
 	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_DEFERRED, 1, 1300, "421 busy", "4.4.2",
-						 "mx.example.net[192.0.2.9]:25"), 0);
+						 "mx.example.net[192.0.2.9]:25", "421 busy"), 0);
 	ck_assert_int_eq(queue_store_commit(st), 0);
 	queue_store_close(st);
 	st = queue_store_open(path);
@@ -244,7 +244,7 @@ START_TEST(recipient_states)
 	ck_assert_int_eq(queue_store_failed_delete(st, "AAAA000000000001"), 0);
 	ck_assert_int_eq(queue_store_rcpt_count(st, "AAAA000000000001", &n), 0);
 	ck_assert_int_eq(n, 1);
-	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_FAILED, 2, 0, "550 no", "5.1.1", ""), 0);
+	ck_assert_int_eq(queue_store_rcpt_update(st, b, RS_FAILED, 2, 0, "550 no", "5.1.1", "", ""), 0);
 	ck_assert_int_eq(queue_store_inflight_of(st, "AAAA000000000001", &n), 0);
 	ck_assert_int_eq(n, 0);
 	ck_assert_int_eq(queue_store_failed_delete(st, "AAAA000000000001"), 0);

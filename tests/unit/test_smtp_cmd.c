@@ -3,6 +3,7 @@
  * CR/LF/NUL), verb splitting, and MAIL/RCPT arguments with parameters.
  */
 #include "relayd/intake/smtp_cmd.h"
+#include "common/ipc_types.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -129,20 +130,52 @@ static const struct {
 	{"FROM:<\xc3\xa9@example.org>", SR_NEED_SMTPUTF8, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> FOO=bar", SR_UNKNOWN_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> AUTH=<>", SR_UNKNOWN_PARAM, NULL, 0, 0, 0},
-	{"FROM:<a@example.org> RET=HDRS", SR_UNKNOWN_PARAM, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> NOTIFY=NEVER", SR_UNKNOWN_PARAM, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> RET=hdrs RET=FULL", SR_DUP_PARAM, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> RET=NONE", SR_BAD_RET, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=a=b", SR_SYNTAX, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=a+2", SR_BAD_ENVID, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=a+0A", SR_BAD_ENVID, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=a+2b", SR_BAD_ENVID, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=x ENVID=y", SR_DUP_PARAM, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> ENVID=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	 SR_BAD_ENVID, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> BODY=BINARYMIME", SR_BAD_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> SIZE=abc", SR_BAD_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> SIZE=99999999999999999999999", SR_BAD_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> SIZE", SR_BAD_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> SIZE=", SR_SYNTAX, NULL, 0, 0, 0},
 	{"FROM:<a@example.org> SMTPUTF8=yes", SR_BAD_PARAM, NULL, 0, 0, 0},
-	{"FROM:<a@example.org> SIZE=1 SIZE=2", SR_BAD_PARAM, NULL, 0, 0, 0},
+	{"FROM:<a@example.org> SIZE=1 SIZE=2", SR_DUP_PARAM, NULL, 0, 0, 0},
 	{"FROM:<a@example.org>SIZE=1", SR_BAD_SENDER, NULL, 0, 0, 0},
 	{"FROM:a@example.org", SR_BAD_SENDER, NULL, 0, 0, 0},
 	{"FROM <a@example.org>", SR_SYNTAX, NULL, 0, 0, 0},
 	{"TO:<a@example.org>", SR_SYNTAX, NULL, 0, 0, 0},
 	{"", SR_SYNTAX, NULL, 0, 0, 0},
 };
+
+/* RET= and ENVID= (RFC 3461 4.3, 4.4): decoded values. */
+static const struct {
+	const char *args;
+	unsigned ret;
+	const char *envid;
+} dsn_mail_cases[] = {
+	{"FROM:<a@example.org> RET=HDRS", DSN_RET_HDRS, ""},
+	{"FROM:<a@example.org> ret=full ENVID=QQ314159", DSN_RET_FULL, "QQ314159"},
+	{"FROM:<a@example.org> ENVID=a+2Bb+20c+3D", 0, "a+b c="},
+	{"FROM:<a@example.org> ENVID=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	 0, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+};
+
+START_TEST(test_dsn_mail)
+{
+	struct smtp_mail_args m;
+	enum smtp_reply_id err = smtp_parse_mail(dsn_mail_cases[_i].args, &m);
+	ck_assert_msg(err == SR_NONE, "%s: %d", dsn_mail_cases[_i].args, err);
+	ck_assert_uint_eq(m.ret, dsn_mail_cases[_i].ret);
+	ck_assert_str_eq(m.envid, dsn_mail_cases[_i].envid);
+}
+END_TEST
 
 START_TEST(test_mail)
 {
@@ -169,17 +202,61 @@ static const struct {
 	{"TO:<\xc3\xa9@example.org>", 1, SR_NONE},
 	{"TO:<\xc3\xa9@example.org>", 0, SR_NEED_SMTPUTF8},
 	{"TO:<>", 0, SR_BAD_RCPT},
-	{"TO:<c@example.org> NOTIFY=NEVER", 0, SR_UNKNOWN_PARAM},
 	{"TO:<c@example.org> SIZE=10", 0, SR_UNKNOWN_PARAM},
+	{"TO:<c@example.org> RET=FULL", 0, SR_UNKNOWN_PARAM},
 	{"FROM:<c@example.org>", 0, SR_SYNTAX},
 	{"TO:c@example.org", 0, SR_BAD_RCPT},
+	{"TO:<c@example.org> NOTIFY=NEVER,SUCCESS", 0, SR_BAD_NOTIFY},
+	{"TO:<c@example.org> NOTIFY=SUCCESS,SUCCESS", 0, SR_BAD_NOTIFY},
+	{"TO:<c@example.org> NOTIFY=SUCCESS,", 0, SR_BAD_NOTIFY},
+	{"TO:<c@example.org> NOTIFY=ALWAYS", 0, SR_BAD_NOTIFY},
+	{"TO:<c@example.org> NOTIFY=NEVER NOTIFY=NEVER", 0, SR_DUP_PARAM},
+	{"TO:<c@example.org> NOTIFY", 0, SR_BAD_PARAM},
+	{"TO:<c@example.org> ORCPT=c@example.org", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=x400;c", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=rfc822;", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=rfc822;a+0Db", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=rfc822;a+C3+A9", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=utf-8;j\xc3\xb6rg@x", 0, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=utf-8;a\\x{0A}", 1, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=utf-8;a\\x{41}", 1, SR_BAD_ORCPT},
+	{"TO:<c@example.org> ORCPT=rfc822;a ORCPT=rfc822;b", 0, SR_DUP_PARAM},
 };
 
 START_TEST(test_rcpt)
 {
-	struct smtp_path p;
-	enum smtp_reply_id err = smtp_parse_rcpt(rcpt_cases[_i].args, rcpt_cases[_i].utf8, &p);
+	struct smtp_rcpt_args r;
+	enum smtp_reply_id err = smtp_parse_rcpt(rcpt_cases[_i].args, rcpt_cases[_i].utf8, &r);
 	ck_assert_msg(err == rcpt_cases[_i].err, "%s: %d", rcpt_cases[_i].args, err);
+}
+END_TEST
+
+/* NOTIFY= and ORCPT= (RFC 3461 4.1, 4.2; RFC 6533 3): what is kept. */
+static const struct {
+	const char *args;
+	int utf8;
+	unsigned notify;
+	const char *orcpt;
+} dsn_rcpt_cases[] = {
+	{"TO:<c@example.org> NOTIFY=NEVER", 0, DSN_NOTIFY_NEVER, ""},
+	{"TO:<c@example.org> notify=delay,Success,FAILURE", 0,
+	 DSN_NOTIFY_DELAY | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, ""},
+	{"TO:<c@example.org> ORCPT=rfc822;C+2Bx@Example.ORG NOTIFY=FAILURE", 0, DSN_NOTIFY_FAILURE,
+	 "rfc822;C+x@Example.ORG"},
+	{"TO:<c@example.org> ORCPT=RFC822;a@b", 0, 0, "rfc822;a@b"},
+	{"TO:<c@example.org> ORCPT=utf-8;j\\x{F6}rg@x", 0, 0, "utf-8;j\xc3\xb6rg@x"},
+	{"TO:<c@example.org> ORCPT=utf-8;j\xc3\xb6rg@x", 1, 0, "utf-8;j\xc3\xb6rg@x"},
+	{"TO:<c@example.org> ORCPT=utf-8;a\\x{2B}b", 0, 0, "utf-8;a+b"},
+};
+
+START_TEST(test_dsn_rcpt)
+{
+	struct smtp_rcpt_args r;
+	enum smtp_reply_id err = smtp_parse_rcpt(dsn_rcpt_cases[_i].args, dsn_rcpt_cases[_i].utf8, &r);
+	ck_assert_msg(err == SR_NONE, "%s: %d", dsn_rcpt_cases[_i].args, err);
+	ck_assert_str_eq(r.path.addr, "c@example.org");
+	ck_assert_uint_eq(r.notify, dsn_rcpt_cases[_i].notify);
+	ck_assert_str_eq(r.orcpt, dsn_rcpt_cases[_i].orcpt);
 }
 END_TEST
 
@@ -196,6 +273,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_split, 0, sizeof(split_cases) / sizeof(split_cases[0]));
 	tcase_add_loop_test(tc, test_mail, 0, sizeof(mail_cases) / sizeof(mail_cases[0]));
 	tcase_add_loop_test(tc, test_rcpt, 0, sizeof(rcpt_cases) / sizeof(rcpt_cases[0]));
+	tcase_add_loop_test(tc, test_dsn_mail, 0, sizeof(dsn_mail_cases) / sizeof(dsn_mail_cases[0]));
+	tcase_add_loop_test(tc, test_dsn_rcpt, 0, sizeof(dsn_rcpt_cases) / sizeof(dsn_rcpt_cases[0]));
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
