@@ -308,7 +308,9 @@ fail:
 static int queue_delay_due(struct queue_store *st, const struct queue_policy *pol,
 			   const struct queue_rcpt *r, const struct queue_msg *m, int64_t now)
 {
+	/* Only a recipient that wants one (NOTIFY) sets the message's one notice off. */
 	if (pol->delay_warning > 0 && !r->warned && m->sender[0] != '\0' &&
+	    queue_notify_wants(r, DSN_NOTIFY_DELAY) &&
 	    now - m->arrival >= (int64_t)pol->delay_warning)
 		return queue_delay_notice(st, pol, m, now);
 	return 0;

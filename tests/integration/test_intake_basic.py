@@ -33,7 +33,7 @@ class IntakeVerbs(SharedRelayd, ReplyAsserts, unittest.TestCase):
         self.assertGreater(len(r.lines), 1, "EHLO reply must be multiline: %r" % r)
         self.assertTrue(r.lines[0].startswith(HOSTNAME), r)
         kw = r.keywords()
-        for k in ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"):
+        for k in ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"):
             self.assertIn(k, kw, r)
         self.assertIn("SIZE", kw, r)
         self.assertEqual(kw["SIZE"], str(DEFAULT_SIZE), r)
@@ -176,7 +176,9 @@ class IntakeVerbs(SharedRelayd, ReplyAsserts, unittest.TestCase):
             ("SMTPUTF8", 250, "2.1.0"),
             ("BODY=8BITMIME SIZE=100 SMTPUTF8", 250, "2.1.0"),
             ("XFOO=bar", 555, "5.5.4"),
-            ("RET=HDRS", 555, "5.5.4"),
+            ("RET=HDRS ENVID=abc+2B1", 250, "2.1.0"),
+            ("RET=NONE", 501, "5.5.4"),
+            ("NOTIFY=NEVER", 555, "5.5.4"),
             ("SIZE=100 XFOO", 555, "5.5.4"),
         ]
         for param, code, enh in cases:

@@ -60,7 +60,7 @@ class PromptBounce(DeliveryCase):
         self.assertEqual(self.snd.messages[0].rcpt_tos, ["s@snd.test"])
         self.assertIn(b"550 5.1.1 No such user", self.snd.messages[0].data)
         self.assertNotIn(b"later@ex.test", self.snd.messages[0].data.split(b"\r\n\r\n", 1)[1]
-                         .split(b"Content-Type: text/rfc822-headers")[0])
+                         .split(b"Content-Type: message/rfc822")[0])
         # later@ is still in the queue, deferred with its retry; bad@ is gone from it.
         self.assertEqual(self.queued(r, qid), {"later@ex.test": ("deferred", 1)})
         self.assertEqual([m.rcpt_tos for m in self.dest.messages], [["good@ex.test"]])

@@ -65,7 +65,8 @@ class QueueExpiry(DeliveryCase):
         self.assertNotIn("sender delay notification", r.log())
         bounce = self.snd.messages[0]
         self.assertEqual(bounce.rcpt_tos, ["s@snd.test"])
-        self.assertIn(b"Diagnostic-Code: smtp; ", bounce.data)
+        # Expiry is relayd's own finding: its diagnostic type, not a remote reply.
+        self.assertIn(b"Diagnostic-Code: X-Relayd; gave up after ", bounce.data)
 
     def test_short_delay_warning_sends_exactly_one_notice(self):
         r, qid = self.start("queue-lifetime 5s\ndelay-warning 1s\n")

@@ -142,13 +142,14 @@ class QueuePeer:
 
     # intake
     def begin(self, sid, qid, sender, client="192.0.2.1", helo="client.example",
-              auth="", flags=BODY_8BITMIME, arrival=None):
+              auth="", flags=BODY_8BITMIME, arrival=None, ret=0, envid=""):
         arrival = int(time.time()) if arrival is None else arrival
         self.send(MSG_Q_BEGIN, u64(sid) + sbytes(qid) + sbytes(sender) + sbytes(client) +
-                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival))
+                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival) + u32(ret) +
+                  sbytes(envid))
 
-    def rcpt(self, sid, addr):
-        self.send(MSG_Q_RCPT, u64(sid) + sbytes(addr))
+    def rcpt(self, sid, addr, notify=0, orcpt=""):
+        self.send(MSG_Q_RCPT, u64(sid) + sbytes(addr) + u32(notify) + sbytes(orcpt))
 
     def content(self, sid, data):
         for off in range(0, len(data), CHUNK):
@@ -185,9 +186,14 @@ class QueuePeer:
     def job(self):
         f = self.expect(MSG_D_JOB)
         j = {"jobid": f.u64(), "qid": f.str(), "sender": f.str(), "domain": f.str(),
-             "size": f.u64(), "flags": f.u32(), "arrival": f.i64()}
+             "size": f.u64(), "flags": f.u32(), "arrival": f.i64(), "ret": f.u32(),
+             "envid": f.str()}
         n = f.u32()
-        j["rcpts"] = [(f.u64(), f.str()) for _ in range(n)]
+        j["rcpts"] = []
+        j["dsn"] = []
+        for _ in range(n):
+            j["rcpts"].append((f.u64(), f.str()))
+            j["dsn"].append((f.u32(), f.str()))
         assert f.done()
         return j
 
@@ -212,9 +218,10 @@ class QueuePeer:
             seq += 1
 
     def result(self, jobid, rcptid, dclass, code=250, enh="2.0.0", text="250 ok",
-               relay="mx.example[192.0.2.5]:25"):
+               relay="mx.example[192.0.2.5]:25", reply=None, flags=0):
+        reply = text if reply is None else reply
         self.send(MSG_D_RESULT, u64(jobid) + u64(rcptid) + u32(dclass) + u32(code) +
-                  sbytes(enh) + sbytes(text) + sbytes(relay))
+                  sbytes(enh) + sbytes(text) + sbytes(relay) + sbytes(reply) + u32(flags))
 
     def done(self, jobid):
         self.send(MSG_D_DONE, u64(jobid))
@@ -533,13 +540,18 @@ class TestBounces(QueueWorkerTest):
         self.assertEqual(msg["From"], "Mail Delivery System <MAILER-DAEMON@relayd.test>")
         self.assertEqual(msg["To"].addresses[0].addr_spec, "s@example.com")
         parts = msg.get_payload()
+        # A failure returns the (small) message whole; a delay notice its headers.
+        returned = "message/rfc822" if action == "failed" else "text/rfc822-headers"
         self.assertEqual([x.get_content_type() for x in parts],
-                         ["text/plain", "message/delivery-status", "text/rfc822-headers"])
+                         ["text/plain", "message/delivery-status", returned])
         status = parts[1].get_payload()
         self.assertEqual(status[0]["Reporting-MTA"], "dns; relayd.test")
         self.assertIsNotNone(status[0]["Arrival-Date"])
         self.assertEqual({s["Action"] for s in status[1:]}, {action})
-        self.assertIn("Subject: queue test", parts[2].get_payload())
+        if returned == "message/rfc822":
+            self.assertEqual(parts[2].get_payload()[0]["Subject"], "queue test")
+        else:
+            self.assertIn("Subject: queue test", parts[2].get_payload())
         return status[1:]
 
     def test_one_bounce_for_all_failed_recipients(self):
