@@ -28,7 +28,7 @@ endif
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
-DEB_TEST  += mandoc haproxy
+DEB_TEST  += mandoc haproxy postfix
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail

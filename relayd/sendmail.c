@@ -172,7 +172,8 @@ static void sendmail_submit(const struct config *cfg, struct submit_dlg *d, cons
  * -1 with the reason printed.
  */
 static int sendmail_drop(const struct config *cfg, const char *sender, char **rcpts,
-			 size_t nrcpts, const struct buf *msg, char *name, size_t namesz)
+			 size_t nrcpts, const struct submit_dsn *dsn, const struct buf *msg,
+			 char *name, size_t namesz)
 {
 	char path[4096];
 
@@ -181,8 +182,8 @@ static int sendmail_drop(const struct config *cfg, const char *sender, char **rc
 	/* Write-only for us: O_PATH would do, but fsync needs a real descriptor. */
 	if (dfd < 0 && errno == EACCES)
 		dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || maildrop_write(dfd, sender, rcpts, nrcpts, buf_head(msg), buf_avail(msg),
-				      name, namesz) < 0) {
+	if (dfd < 0 || maildrop_write(dfd, sender, rcpts, nrcpts, dsn, buf_head(msg),
+				      buf_avail(msg), name, namesz) < 0) {
 		fprintf(stderr, "sendmail: cannot queue the message in %s: %s\n", path,
 			strerror(errno));
 		if (dfd >= 0)
@@ -196,7 +197,7 @@ static int sendmail_drop(const struct config *cfg, const char *sender, char **rc
 static int sendmail_bs_drop(void *arg, const char *sender, char **rcpts, size_t nrcpts,
 			    const struct buf *msg, char *id, size_t idsz)
 {
-	return sendmail_drop(arg, sender, rcpts, nrcpts, msg, id, idsz);
+	return sendmail_drop(arg, sender, rcpts, nrcpts, NULL, msg, id, idsz);
 }
 
 /*
@@ -321,7 +322,7 @@ static int sendmail_deliver(const struct sendmail_opts *o, const struct config *
 	}
 
 	struct submit_dlg d;
-	submit_dlg_init(&d, sender, rcpts, nrcpts, buf_head(&msg), buf_avail(&msg));
+	submit_dlg_init(&d, sender, rcpts, nrcpts, &o->dsn, buf_head(&msg), buf_avail(&msg));
 	sendmail_submit(cfg, &d, &msg);
 	if (d.code == 0) {
 		if (o->verbose)
@@ -334,7 +335,8 @@ static int sendmail_deliver(const struct sendmail_opts *o, const struct config *
 		char name[256];
 		if (o->verbose)
 			printf("sendmail: relayd did not take the message now: %s\n", d.text);
-		status = sendmail_drop(cfg, sender, rcpts, nrcpts, &msg, name, sizeof(name)) < 0
+		status = sendmail_drop(cfg, sender, rcpts, nrcpts, &o->dsn, &msg, name,
+				       sizeof(name)) < 0
 				 ? EX_TEMPFAIL : EX_OK;
 		if (status == EX_OK && o->verbose)
 			printf("sendmail: relayd will take the message from %s/%s\n", MAILDROP_DIR, name);

@@ -259,8 +259,8 @@ static void local_start(struct intake_local *lp, const char *name)
 		goto later;
 	}
 	s->uid = lp->uid;
-	submit_dlg_init(&lp->dlg, lp->msg.sender, lp->msg.rcpts, lp->msg.nrcpts, lp->msg.content,
-			lp->msg.len);
+	submit_dlg_init(&lp->dlg, lp->msg.sender, lp->msg.rcpts, lp->msg.nrcpts, &lp->msg.dsn,
+			lp->msg.content, lp->msg.len);
 	smtpc_reply_init(&lp->reply);
 	lp->c = conn_new(in->loop, sv[1], local_on_read, local_on_close, lp);
 	if (lp->c == NULL) {

@@ -35,7 +35,8 @@ static int maildrop_write_all(int fd, const void *p, size_t n)
 }
 
 int maildrop_write(int dirfd, const char *sender, char *const *rcpts, size_t nrcpts,
-		   const void *content, size_t len, char *name, size_t namesz)
+		   const struct submit_dsn *dsn, const void *content, size_t len, char *name,
+		   size_t namesz)
 {
 	char tmp[128];
 	uint64_t rnd = 0;
@@ -62,6 +63,11 @@ int maildrop_write(int dirfd, const char *sender, char *const *rcpts, size_t nrc
 	buf_appendf(&env, "%s\nfrom %s\n", MAILDROP_MAGIC, sender);
 	for (size_t i = 0; i < nrcpts; i++)
 		buf_appendf(&env, "to %s\n", rcpts[i]);
+	/* The parameters' text without its leading blank. */
+	if (dsn != NULL && dsn->mail[0] != '\0')
+		buf_appendf(&env, "mail-params %s\n", dsn->mail + 1);
+	if (dsn != NULL && dsn->rcpt[0] != '\0')
+		buf_appendf(&env, "rcpt-params %s\n", dsn->rcpt + 1);
 	buf_append(&env, "\n", 1);
 	int rc = maildrop_write_all(fd, buf_head(&env), buf_avail(&env));
 	buf_free(&env);
@@ -129,6 +135,18 @@ int maildrop_parse(const char *data, size_t len, struct maildrop_msg *m)
 			if ((v = maildrop_field(p, n, "from")) == NULL)
 				goto bad;
 			m->sender = v;
+		} else if ((v = maildrop_field(p, n, "mail-params")) != NULL ||
+			   (v = maildrop_field(p, n, "rcpt-params")) != NULL) {
+			/* " " + the text, as submit_dlg sends it; bounded by its buffer. */
+			int mail = p[0] == 'm';
+			char *dst = mail ? m->dsn.mail : m->dsn.rcpt;
+			size_t dstsz = mail ? sizeof(m->dsn.mail) : sizeof(m->dsn.rcpt);
+			int fits = dst[0] == '\0' && v[0] != '\0' && strlen(v) + 2 <= dstsz;
+			if (fits)
+				snprintf(dst, dstsz, " %s", v);
+			free(v);
+			if (!fits)
+				goto bad;
 		} else {
 			if ((v = maildrop_field(p, n, "to")) == NULL || v[0] == '\0') {
 				free(v);

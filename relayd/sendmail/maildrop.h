@@ -12,11 +12,15 @@
  *   relayd-maildrop 1
  *   from SENDER          (empty for the null sender)
  *   to RECIPIENT         (one or more)
+ *   mail-params PARAMS   (optional: DSN's RET=, ENVID= for MAIL)
+ *   rcpt-params PARAMS   (optional: DSN's NOTIFY= for every RCPT)
  *
  *   CONTENT
  */
 #ifndef RELAYD_MAILDROP_H
 #define RELAYD_MAILDROP_H
+
+#include "relayd/sendmail/submit_dlg.h"
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -36,6 +40,7 @@ struct maildrop_msg {
 	char *sender;
 	char **rcpts;
 	size_t nrcpts;
+	struct submit_dsn dsn; /* checked again by intake like a client's */
 	const char *content; /* points into the parsed data */
 	size_t len;
 };
@@ -47,7 +52,8 @@ struct maildrop_msg {
  * goes to name. 0, or -1 with errno.
  */
 int maildrop_write(int dirfd, const char *sender, char *const *rcpts, size_t nrcpts,
-		   const void *content, size_t len, char *name, size_t namesz);
+		   const struct submit_dsn *dsn, const void *content, size_t len, char *name,
+		   size_t namesz);
 /* Parses a file's data (kept: content points into it). 0, or -1 when malformed. */
 int maildrop_parse(const char *data, size_t len, struct maildrop_msg *m);
 void maildrop_msg_free(struct maildrop_msg *m);

@@ -7,6 +7,8 @@
 #ifndef RELAYD_SENDMAIL_OPTS_H
 #define RELAYD_SENDMAIL_OPTS_H
 
+#include "relayd/sendmail/submit_dlg.h"
+
 #include <stddef.h>
 
 enum sendmail_mode {
@@ -25,6 +27,7 @@ struct sendmail_opts {
 	const char *sender;      /* -f or -r; NULL: the caller's user@hostname */
 	const char *fullname;    /* -F */
 	int verbose;             /* -v */
+	struct submit_dsn dsn;   /* -N NOTIFY, -R RET, -V ENVID (Postfix's) */
 	char **rcpts;            /* the arguments after the options */
 	size_t nrcpts;
 };

@@ -16,12 +16,13 @@ static int submit_dlg_has_8bit(const void *p, size_t n)
 }
 
 void submit_dlg_init(struct submit_dlg *d, const char *sender, char *const *rcpts,
-		     size_t nrcpts, const void *content, size_t len)
+		     size_t nrcpts, const struct submit_dsn *dsn, const void *content, size_t len)
 {
 	memset(d, 0, sizeof(*d));
 	d->sender = sender;
 	d->rcpts = rcpts;
 	d->nrcpts = nrcpts;
+	d->dsn = dsn;
 	d->eightbit = submit_dlg_has_8bit(content, len);
 	d->step = SUBMIT_GREETING;
 	d->pending = 1;
@@ -74,10 +75,11 @@ static void submit_dlg_envelope(const struct submit_dlg *d, struct buf *out)
 	int utf8 = submit_dlg_has_8bit(d->sender, strlen(d->sender));
 	for (size_t i = 0; i < d->nrcpts; i++)
 		utf8 |= submit_dlg_has_8bit(d->rcpts[i], strlen(d->rcpts[i]));
-	buf_appendf(out, "EHLO localhost\r\nMAIL FROM:<%s>%s%s\r\n", d->sender,
-		    d->eightbit || utf8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "");
+	buf_appendf(out, "EHLO localhost\r\nMAIL FROM:<%s>%s%s%s\r\n", d->sender,
+		    d->eightbit || utf8 ? " BODY=8BITMIME" : "", utf8 ? " SMTPUTF8" : "",
+		    d->dsn ? d->dsn->mail : "");
 	for (size_t i = 0; i < d->nrcpts; i++)
-		buf_appendf(out, "RCPT TO:<%s>\r\n", d->rcpts[i]);
+		buf_appendf(out, "RCPT TO:<%s>%s\r\n", d->rcpts[i], d->dsn ? d->dsn->rcpt : "");
 }
 
 enum submit_result submit_dlg_reply(struct submit_dlg *d, const struct smtpc_reply *r,

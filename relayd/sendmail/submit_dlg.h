@@ -14,6 +14,17 @@
 
 #include <stddef.h>
 
+/*
+ * The DSN parameters of a submission (sendmail -N, -R, -V), as the ESMTP
+ * text that follows MAIL and each RCPT: " RET=HDRS ENVID=..." and
+ * " NOTIFY=SUCCESS,FAILURE"; "" when none. Intake checks them like any
+ * client's (RFC 3461).
+ */
+struct submit_dsn {
+	char mail[360];
+	char rcpt[48];
+};
+
 enum submit_step { SUBMIT_GREETING, SUBMIT_ENVELOPE, SUBMIT_DATA, SUBMIT_END, SUBMIT_OVER };
 
 enum submit_result {
@@ -27,6 +38,7 @@ struct submit_dlg {
 	const char *sender;
 	char *const *rcpts;
 	size_t nrcpts;
+	const struct submit_dsn *dsn; /* NULL: none */
 	int eightbit;       /* the content has octets over 127: BODY=8BITMIME */
 	enum submit_step step;
 	size_t pending;     /* replies still due in this step */
@@ -37,9 +49,10 @@ struct submit_dlg {
 	char qid[64];
 };
 
-/* The MAIL parameters follow the envelope and the content (RFC 6152, 6531). */
+/* The MAIL parameters follow the envelope and the content (RFC 6152, 6531),
+ * and dsn (may be NULL), which must outlive d. */
 void submit_dlg_init(struct submit_dlg *d, const char *sender, char *const *rcpts,
-		     size_t nrcpts, const void *content, size_t len);
+		     size_t nrcpts, const struct submit_dsn *dsn, const void *content, size_t len);
 /* A complete reply from the server; the next commands go to out. */
 enum submit_result submit_dlg_reply(struct submit_dlg *d, const struct smtpc_reply *r,
 				    struct buf *out);

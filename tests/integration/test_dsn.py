@@ -19,13 +19,17 @@ Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_dsn
 """
 import email
 import email.policy
+import os
 import re
 import smtplib
+import subprocess
 import unittest
 
 from dlv_base import DeliveryCase
 from fakes.postfix_instance import PostfixInstance
-from harness import free_port, wait_until
+from harness import BIN, free_port, wait_until
+
+SENDMAIL = os.path.join(BIN, "sendmail")
 
 MX = [("ex.test", "mx.ex.test", 10), ("snd.test", "mx.snd.test", 10),
       ("pf.test", "mx.pf.test", 10)]
@@ -326,6 +330,45 @@ class WithPostfix(DsnCase):
         self.assertEqual(blk["Original-Recipient"], "rfc822; a@ex.test")
         self.assertEqual(rep.types()[2], "text/rfc822-headers")
         self.assertEqual(self.dest.messages[0].rcpt_tos, ["a@ex.test"])
+
+
+class RelaydSendmail(DsnCase):
+    """relayd's own sendmail takes Postfix's -N, -R, -V, through the socket
+    and through the maildrop directory alike."""
+
+    def sendmail(self, r, args, data):
+        p = subprocess.run([SENDMAIL, "-C", r.conf_path] + args, input=data,
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def check_relayed(self, envid, subject):
+        rep = [x for x in self.reports(len(self.snd.messages) or 1)
+               if x.fields[0].get("Original-Envelope-Id") == envid]
+        self.assertEqual(len(rep), 1)
+        self.assertEqual(rep[0].rcpt("a@ex.test")["Action"], "relayed")
+        self.assertEqual(rep[0].types()[2], "text/rfc822-headers")
+        self.assertIn("Subject: " + subject, rep[0].parts[2].get_content())
+
+    def test_sendmail_dsn_options(self):
+        r = self.start()
+        self.sendmail(r, ["-N", "success", "-R", "hdrs", "-V", "sock 1", "-f", "s@snd.test",
+                          "a@ex.test"], b"Subject: by socket\n\nx\n")
+        wait_until(lambda: self.snd.messages, 30, "the relayed report")
+        self.check_relayed("sock 1", "by socket")
+        # NOTIFY=NEVER: a failure stays quiet.
+        self.sendmail(r, ["-N", "never", "-f", "s@snd.test", "bad@ex.test"],
+                      b"Subject: quiet\n\nx\n")
+        r.wait_log(r"to=<bad@ex\.test>: no failure notification \(NOTIFY\)")
+        # The maildrop way (the socket hidden, as when relayd is not there).
+        sock = os.path.join(r.state_dir, "submit.sock")
+        hidden = os.path.join(r.dir, "hidden.sock")
+        os.rename(sock, hidden)
+        self.addCleanup(lambda: os.path.exists(hidden) and os.rename(hidden, sock))
+        self.sendmail(r, ["-N", "success,failure", "-V", "drop 2", "-f", "s@snd.test",
+                          "a@ex.test"], b"Subject: by maildrop\n\nx\n")
+        wait_until(lambda: len(self.snd.messages) >= 2, 30, "the second relayed report")
+        self.check_relayed("drop 2", "by maildrop")
+        self.assertEqual(len(self.snd.messages), 2)
 
 
 class Postmaster(DsnCase):

@@ -61,7 +61,7 @@ static const struct {
 	/* Ignored, as Postfix's sendmail does: -o options, historic flags and their values. */
 	{"sendmail -oem -odb -oQ/x -om -m -n -U -G -I a@x", SENDMAIL_DELIVER, 0, 0, 0, NULL, NULL,
 	 NULL, "a@x"},
-	{"sendmail -B 8BITMIME -N never -R hdrs -V id -X /log -L tag -h 3 -O a=b a@x",
+	{"sendmail -B 8BITMIME -X /log -L tag -h 3 -O a=b a@x",
 	 SENDMAIL_DELIVER, 0, 0, 0, NULL, NULL, NULL, "a@x"},
 	{"sendmail -o i a@x", SENDMAIL_DELIVER, 0, 1, 0, NULL, NULL, NULL, "a@x"},
 	/* The recipients start at the first non-option or after "--". */
@@ -103,7 +103,40 @@ static const struct {
 	{"sendmail -bd", "-bd is not supported (-bm, -bs, -bp, -bi)"},
 	{"sendmail -bv a@x", "-bv is not supported (-bm, -bs, -bp, -bi)"},
 	{"sendmail -b", "option -b needs a value"},
+	{"sendmail -N sometimes a@x", "-N sometimes: never, or success, failure, delay separated by commas"},
+	{"sendmail -N never,delay a@x", "-N never,delay: never, or success, failure, delay separated by commas"},
+	{"sendmail -N delay,delay a@x", "-N delay,delay: never, or success, failure, delay separated by commas"},
+	{"sendmail -R body a@x", "-R body: full or hdrs"},
+	{"sendmail -V", "option -V needs a value"},
 };
+
+/* -N, -R, -V (Postfix's sendmail): the DSN parameters submit_dlg sends. */
+static const struct {
+	const char *cmd;
+	const char *mail, *rcpt;
+} opts_dsn[] = {
+	{"sendmail a@x", "", ""},
+	{"sendmail -N never a@x", "", " NOTIFY=NEVER"},
+	{"sendmail -N success,Failure,DELAY a@x", "", " NOTIFY=SUCCESS,FAILURE,DELAY"},
+	{"sendmail -R hdrs a@x", " RET=HDRS", ""},
+	{"sendmail -V id+1=2 -R full a@x", " RET=FULL ENVID=id+2B1+3D2", ""},
+	{"sendmail -Rfull -Vx -N delay a@x", " RET=FULL ENVID=x", " NOTIFY=DELAY"},
+};
+
+START_TEST(test_opts_dsn)
+{
+	char copy[256], *argv[MAXARGS];
+	struct sendmail_opts o;
+	char err[128] = "";
+	int argc = split(opts_dsn[_i].cmd, copy, argv);
+
+	ck_assert_msg(sendmail_opts_parse(argc, argv, &o, err, sizeof(err)) == 0, "%s: %s",
+		      opts_dsn[_i].cmd, err);
+	ck_assert_str_eq(o.dsn.mail, opts_dsn[_i].mail);
+	ck_assert_str_eq(o.dsn.rcpt, opts_dsn[_i].rcpt);
+	ck_assert_uint_eq(o.nrcpts, 1);
+}
+END_TEST
 
 START_TEST(test_opts_bad)
 {
@@ -304,6 +337,12 @@ static const struct {
 	{"relayd-maildrop 1\nfrom a@x\nto b@y\r\n\nx", 0, NULL, 0, NULL}, /* control character */
 	{"relayd-maildrop 1\nfrom a@x\nto b@y", 0, NULL, 0, NULL},         /* cut short */
 	{"relayd-maildrop 1\nfrom a@x\nbcc b@y\n\nx", 0, NULL, 0, NULL},
+	{"relayd-maildrop 1\nfrom a@x\nto b@y\nmail-params RET=HDRS\nrcpt-params NOTIFY=NEVER\n\nx", 1,
+	 "a@x", 1, "x"},
+	{"relayd-maildrop 1\nfrom a@x\nto b@y\nmail-params RET=HDRS\nmail-params RET=FULL\n\nx", 0,
+	 NULL, 0, NULL}, /* twice */
+	{"relayd-maildrop 1\nfrom a@x\nto b@y\nrcpt-params NOTIFY=SUCCESS,FAILURE,DELAY,NEVER,SUCCESS,FAILURE,DELAY\n\nx",
+	 0, NULL, 0, NULL}, /* longer than any real one */
 	{"", 0, NULL, 0, NULL},
 };
 
@@ -332,7 +371,8 @@ START_TEST(test_maildrop_roundtrip)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	ck_assert_int_ge(dfd, 0);
-	ck_assert_int_eq(maildrop_write(dfd, "a@x", rcpts, 2, "hi\r\n", 4, name, sizeof(name)), 0);
+	struct submit_dsn dsn = {" RET=HDRS ENVID=e+2B1", " NOTIFY=SUCCESS"};
+	ck_assert_int_eq(maildrop_write(dfd, "a@x", rcpts, 2, &dsn, "hi\r\n", 4, name, sizeof(name)), 0);
 	ck_assert(strncmp(name, MAILDROP_MSG_PREFIX, strlen(MAILDROP_MSG_PREFIX)) == 0);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, O_RDONLY);
@@ -347,6 +387,8 @@ START_TEST(test_maildrop_roundtrip)
 	ck_assert_str_eq(m.sender, "a@x");
 	ck_assert_uint_eq(m.nrcpts, 2);
 	ck_assert_str_eq(m.rcpts[1], "c@z");
+	ck_assert_str_eq(m.dsn.mail, dsn.mail);
+	ck_assert_str_eq(m.dsn.rcpt, dsn.rcpt);
 	ck_assert_uint_eq(m.len, 4);
 	maildrop_msg_free(&m);
 	unlink(path);
@@ -380,7 +422,7 @@ START_TEST(test_dialogue_ok)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "a@x", rcpts, 2, "x", 1);
+	submit_dlg_init(&d, "a@x", rcpts, 2, NULL, "x", 1);
 	ck_assert_int_eq(say(&d, "220 relay ESMTP", &out), SUBMIT_MORE);
 	ck_assert_str_eq((char *)buf_head(&out),
 			 "EHLO localhost\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@z>\r\n");
@@ -406,7 +448,7 @@ START_TEST(test_dialogue_refused_rcpt_sends_no_data)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "a@x", rcpts, 2, "x", 1);
+	submit_dlg_init(&d, "a@x", rcpts, 2, NULL, "x", 1);
 	say(&d, "220 relay", &out);
 	say(&d, "250 relay", &out);
 	say(&d, "250 2.1.0 Ok", &out);
@@ -428,7 +470,7 @@ START_TEST(test_dialogue_end_refused_and_lost)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
+	submit_dlg_init(&d, "", rcpts, 1, NULL, "x", 1);
 	say(&d, "220 relay", &out);
 	say(&d, "250 relay", &out);
 	say(&d, "250 2.1.0 Ok", &out);
@@ -438,10 +480,10 @@ START_TEST(test_dialogue_end_refused_and_lost)
 	ck_assert_int_eq(d.code, 554);
 	ck_assert_str_eq(d.enh, "5.6.0");
 
-	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
+	submit_dlg_init(&d, "", rcpts, 1, NULL, "x", 1);
 	ck_assert_int_eq(say(&d, "421 4.7.0 busy", &out), SUBMIT_FAILED);
 	ck_assert_int_eq(d.code, 421);
-	submit_dlg_init(&d, "", rcpts, 1, "x", 1);
+	submit_dlg_init(&d, "", rcpts, 1, NULL, "x", 1);
 	submit_dlg_lost(&d, "connection refused");
 	ck_assert_int_eq(d.code, 451);
 	ck_assert_str_eq(d.text, "connection refused");
@@ -456,14 +498,21 @@ START_TEST(test_dialogue_mail_parameters)
 	struct buf out;
 
 	buf_init(&out);
-	submit_dlg_init(&d, "a@x", ascii, 1, "caf\xc3\xa9", 5);
+	submit_dlg_init(&d, "a@x", ascii, 1, NULL, "caf\xc3\xa9", 5);
 	say(&d, "220 relay", &out);
 	ck_assert_str_eq((char *)buf_head(&out),
 			 "EHLO localhost\r\nMAIL FROM:<a@x> BODY=8BITMIME\r\nRCPT TO:<b@y>\r\n");
-	submit_dlg_init(&d, "a@x", utf8, 1, "x", 1);
+	submit_dlg_init(&d, "a@x", utf8, 1, NULL, "x", 1);
 	say(&d, "220 relay", &out);
 	ck_assert_str_eq((char *)buf_head(&out), "EHLO localhost\r\nMAIL FROM:<a@x> BODY=8BITMIME "
 						 "SMTPUTF8\r\nRCPT TO:<b\xc3\xb6@y>\r\n");
+	struct submit_dsn dsn = {" RET=HDRS", " NOTIFY=NEVER"};
+	char *two[] = {"b@y", "c@y"};
+	buf_reset(&out);
+	submit_dlg_init(&d, "a@x", two, 2, &dsn, "x", 1);
+	say(&d, "220 relay", &out);
+	ck_assert_str_eq((char *)buf_head(&out), "EHLO localhost\r\nMAIL FROM:<a@x> RET=HDRS\r\n"
+						 "RCPT TO:<b@y> NOTIFY=NEVER\r\nRCPT TO:<c@y> NOTIFY=NEVER\r\n");
 	buf_free(&out);
 }
 END_TEST
@@ -476,6 +525,7 @@ int main(void)
 	TCase *tc = tcase_create("sendmail");
 	LOOP(tc, test_opts_good, opts_good);
 	LOOP(tc, test_opts_bad, opts_bad);
+	LOOP(tc, test_opts_dsn, opts_dsn);
 	LOOP(tc, test_read, reads);
 	LOOP(tc, test_addr_list, addr_lists);
 	LOOP(tc, test_headers, headers);
