@@ -14,6 +14,12 @@ static int xtext_hexupper(int c)
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* HEXDIG of ABNF, where letters may be of either case (RFC 5234 2.3). */
+static int xtext_hexany(int c)
+{
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : xtext_hexupper(c);
+}
+
 static int xtext_put(char *dst, size_t dstsz, size_t *n, const char *p, size_t k)
 {
 	if (*n + k >= dstsz)
@@ -99,9 +105,9 @@ static size_t xtext_utf8_put(uint32_t cp, char out[4])
 	return 4;
 }
 
-/* "\x{HEX}" at s (HEXPOINT: 2..6 upper-case digits, no leading zero
- * beyond two, a code point that is neither ASCII printable nor a
- * surrogate). Its length in s, or 0. */
+/* "\x{HEX}" at s (HEXPOINT: 2..6 digits, no leading zero beyond two, a
+ * code point that is neither ASCII printable nor a surrogate). Its length
+ * in s, or 0. */
 static size_t xtext_embedded(const char *s, uint32_t *cp)
 {
 	size_t i = 3, digits = 0;
@@ -109,8 +115,8 @@ static size_t xtext_embedded(const char *s, uint32_t *cp)
 
 	if (strncmp(s, "\\x{", 3) != 0)
 		return 0;
-	for (; xtext_hexupper((unsigned char)s[i]) >= 0 && digits < 7; i++, digits++)
-		v = v * 16 + (uint32_t)xtext_hexupper((unsigned char)s[i]);
+	for (; xtext_hexany((unsigned char)s[i]) >= 0 && digits < 7; i++, digits++)
+		v = v * 16 + (uint32_t)xtext_hexany((unsigned char)s[i]);
 	if (s[i] != '}' || digits < 2 || digits > 6 || (digits > 2 && s[3] == '0'))
 		return 0;
 	if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (v > ' ' && v < 0x7f && v != '+' &&
