@@ -146,7 +146,8 @@ static const struct caps_case caps_cases[] = {
 	{"250-mx\r\n250 SIZE 12x\r\n", SMTPC_EXT_SIZE, 0, 0},
 	/* The greeting line is a name, not an extension. */
 	{"250 PIPELINING\r\n", 0, 0, 0},
-	{"250-mx\r\n250-PIPELININGX\r\n250-X-UNKNOWN PIPELINING\r\n250 DSN\r\n", 0, 0, 0},
+	{"250-mx\r\n250-PIPELININGX\r\n250-X-UNKNOWN PIPELINING\r\n250 DELIVERBY\r\n", 0, 0, 0},
+	{"250-mx\r\n250 DSN\r\n", SMTPC_EXT_DSN, 0, 0},
 };
 
 START_TEST(test_caps_table)
