@@ -73,7 +73,7 @@ finish() {
 # stat_is PATH 'OWNER:GROUP MODE' in the chroot.
 stat_is() {
 	local got
-	got=$(stat -c '%U:%G %a' "$ROOT$1" 2>&1)
+	got=$(inroot stat -c '%U:%G %a' "$1" 2>&1)
 	[ "$got" = "$2" ] || { echo "$1 is $got, want $2"; return 1; }
 }
 
@@ -171,7 +171,7 @@ check "/usr/bin/mailq is relayd-sendmail" bash -c "[ \"\$(readlink -f '$ROOT/usr
 timeout 60 unshare --pid --mount --net --fork bash "$TOP/tests/deb/test.sh" --run-relayd "$ROOT"
 check "relayd -d started, relayctl status answered" grep -q . "$ROOT/tmp/status.out"
 check "sendmail as nobody queued a message, mailq lists it" grep -q someone@example.org "$ROOT/tmp/mailq.out"
-check "relayd stopped with exit 0 on SIGTERM" grep -qx 0 "$ROOT/tmp/relayd.rc"
+check "relayd stopped with exit 0 on SIGTERM" bash -c "grep -qx 0 '$ROOT/tmp/relayd.rc' || { echo exit status: \$(cat '$ROOT/tmp/relayd.rc'); false; }"
 check "no fatal line in relayd's log" bash -c "! grep -iE 'fatal|worker .*(died|exited)' '$ROOT/tmp/relayd.log'"
 check "/var/spool/relayd still relayd:relayd 0711 after a run" stat_is /var/spool/relayd "relayd:relayd 711"
 check "queue.db belongs to relayd, 0600" stat_is /var/spool/relayd/queue.db "relayd:relayd 600"
