@@ -31,7 +31,10 @@ inroot() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LAN
 if [ "${1:-}" = --run-relayd ]; then
 	ROOT=$2
 	ip link set lo up && mount -t proc proc "$ROOT/proc" || exit 1
-	inroot /usr/sbin/relayd -d 2>"$ROOT/tmp/relayd.log" &
+	# Not through inroot: a function put in the background is a subshell,
+	# and $! must be relayd itself (chroot and env exec it).
+	chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+		/usr/sbin/relayd -d 2>"$ROOT/tmp/relayd.log" &
 	master=$!
 	for _ in $(seq 100); do
 		inroot relayctl status >"$ROOT/tmp/status.out" 2>&1 && break
