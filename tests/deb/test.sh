@@ -154,7 +154,10 @@ check "/etc/relayd/relayd.conf is a conffile" grep -qx /etc/relayd/relayd.conf "
 check "relayd.conf: queue in /var/spool/relayd" grep -qx 'state-dir /var/spool/relayd' "$ROOT/etc/relayd/relayd.conf"
 check "relayd.conf: workers as relayd" grep -qx 'user relayd' "$ROOT/etc/relayd/relayd.conf"
 check "unit in /lib/systemd/system" grep -qx 'ExecStart=/usr/sbin/relayd -F' "$ROOT/lib/systemd/system/relayd.service"
-check "postinst starts no unit" bash -c "! dpkg-deb --ctrl-tarfile '$DEB' | tar -xO ./postinst | grep -E 'deb-systemd-invoke (start|restart)|systemctl (start|enable)'"
+# The only unit action postinst may take is try-restart (an upgrade of a
+# running relayd); dh's start snippet says `deb-systemd-invoke $_dh_action`.
+check "postinst starts no unit" bash -c "! dpkg-deb --ctrl-tarfile '$DEB' | tar -xO ./postinst | grep -E 'deb-systemd-invoke|systemctl +(start|restart|enable)' | grep -v 'deb-systemd-invoke try-restart'"
+check "an upgrade does not stop relayd (no preinst stop)" bash -c "! dpkg-deb --ctrl-tarfile '$DEB' | tar -xO ./preinst 2>/dev/null | grep -q 'invoke stop'"
 check "unit not enabled" bash -c "! ls '$ROOT'/etc/systemd/system/*/relayd.service 2>/dev/null | grep -q ."
 check "user relayd: system uid, no login" system_user relayd
 check "group relayd" inroot getent group relayd
@@ -182,7 +185,14 @@ check "queue.db belongs to relayd, 0600" stat_is /var/spool/relayd/queue.db "rel
 check "maildrop made by relayd: 3733" stat_is /var/spool/relayd/maildrop "relayd:relayd 3733"
 [ "$failed" = 0 ] || { echo "--- relayd's log"; tail -20 "$ROOT/tmp/relayd.log"; }
 
-# 6. Remove keeps the conffile and the queue; purge takes them.
+# 6. dpkg -i again (an upgrade to the same version): the admin's edit of
+# the conffile and the queue stay.
+echo '# edited by the admin' >>"$ROOT/etc/relayd/relayd.conf"
+check "dpkg -i relayd over itself" inroot dpkg -i "/tmp/$(basename "$DEB")"
+check "conffile edit kept over an upgrade" grep -qx '# edited by the admin' "$ROOT/etc/relayd/relayd.conf"
+check "queue kept over an upgrade" stat_is /var/spool/relayd/queue.db "relayd:relayd 600"
+
+# 7. Remove keeps the conffile and the queue; purge takes them.
 check "dpkg -r relayd-mta relayd" inroot dpkg -r relayd-mta relayd
 check "binaries gone after remove" bash -c "[ ! -e '$ROOT/usr/sbin/relayd' ] && [ ! -e '$ROOT/usr/sbin/sendmail' ]"
 check "conffile kept after remove" test -f "$ROOT/etc/relayd/relayd.conf"
