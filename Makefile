@@ -141,7 +141,7 @@ deb:
 	bash tests/deb/build.sh . $(DEB_OUT)
 
 # Builds from a git clone, installs into a debootstrap chroot, runs relayd,
-# purges (tests/deb/test.sh); about 2 minutes, not part of `make test`.
+# purges (tests/deb/test.sh); 1.5-2 minutes, not part of `make test`.
 deb-test:
 	@$(MAKE) -s deps DEB_EXTRA="$(DEB_PKG)"
 	bash tests/deb/test.sh

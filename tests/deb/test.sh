@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/deb/test.sh - the package test (`make deb-test`, not part of `make
-# test`: about two minutes with a cached chroot, four without). It builds
+# test`: about 1.5 minutes with a cached chroot, 2 without, on 2 cores). It builds
 # the packages from a git clone of the repository (what is committed, as
 # CI would see it), installs them with dpkg -i into a Debian 12 chroot made
 # by debootstrap (so this machine's own MTA, users and units are never
