@@ -28,7 +28,7 @@ endif
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
-DEB_TEST  += mandoc haproxy
+DEB_TEST  += mandoc groff-base haproxy
 # To build the Debian package and test it in a chroot (`make deb`, `make
 # deb-test`); the package's own Build-Depends come from debian/control.
 DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2
