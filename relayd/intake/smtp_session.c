@@ -380,6 +380,7 @@ static void smtp_tls_done(struct conn *c, void *arg)
 	conn_tls_desc(c, desc, sizeof(desc));
 	log_info("TLS established with [%s]: %s", s->ip, desc);
 	s->tls = 1;
+	s->in->stats.tls++;
 	smtp_tx_reset(s);
 	s->state = SS_INIT;
 	s->esmtp = 0;
