@@ -364,11 +364,11 @@ int master_metrics_open(struct master *m)
 	}
 	mm->httpd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, metrics_request, mm,
+		MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, mm->listen_fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_HTTP_CONNECTIONS,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_HTTP_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_HTTP_MEMORY,
-		MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, NULL,
 		MHD_OPTION_END);
 	if (mm->httpd == NULL) {
 		log_errx("metrics-listen %s: the HTTP server did not start", l->text);
