@@ -313,10 +313,23 @@ static enum MHD_Result metrics_request(void *cls, struct MHD_Connection *c, cons
 }
 
 /* MHD_run when MHD asks for it: its fds are ready, or a timeout is due. */
+static unsigned metrics_http_conns(struct master_metrics *mm)
+{
+	const union MHD_DaemonInfo *i =
+		MHD_get_daemon_info(mm->httpd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return i ? i->num_connections : 0;
+}
+
 static void metrics_http_run(struct master_metrics *mm)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	unsigned before = metrics_http_conns(mm);
 	MHD_run(mm->httpd);
+	/* At the connection cap MHD takes its listening socket out of its
+	 * epoll set and puts it back only at the start of a run: after one
+	 * that closed connections, run again or new ones wait unseen. */
+	if (metrics_http_conns(mm) < before)
+		MHD_run(mm->httpd);
 	if (MHD_get_timeout(mm->httpd, &ms) == MHD_YES)
 		ev_timer_start(mm->m->loop, &mm->http_timer, ms);
 	else
