@@ -47,8 +47,11 @@ void smtp_log_reject(struct smtp_session *s, enum smtp_reply_id id, const char *
 
 	if (!smtp_log_is_reject(id))
 		return;
+	smtp_log_client(s, client, sizeof(client));
 	if (s->rejects_logged >= SMTP_LOG_REJECTS_MAX) {
-		s->rejects_unlogged++;
+		if (s->rejects_unlogged++ == 0)
+			log_info("NOQUEUE: reject lines from %s stop here; the rest are counted",
+				 client);
 		return;
 	}
 	s->rejects_logged++;
@@ -67,13 +70,10 @@ void smtp_log_reject(struct smtp_session *s, enum smtp_reply_id id, const char *
 		snprintf(env + n, sizeof(env) - n, " helo=<%s>", s->helo);
 	buf_init(&reply);
 	smtp_reply_format(&reply, id, arg);
-	smtp_log_client(s, client, sizeof(client));
 	/* The reply ends in CRLF; the envelope follows after "; ". */
 	log_info("NOQUEUE: reject: %s from %s: %.*s;%s", verb, client,
 		 (int)(buf_avail(&reply) - 2), (const char *)buf_head(&reply), env);
 	buf_free(&reply);
-	if (s->rejects_logged == SMTP_LOG_REJECTS_MAX)
-		log_info("NOQUEUE: reject lines from %s stop here; the rest are counted", client);
 }
 
 void smtp_log_auth_failed(const struct smtp_session *s, const char *mech, const char *user)

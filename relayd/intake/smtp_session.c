@@ -716,6 +716,9 @@ static void smtp_process(struct smtp_session *s)
 		buf_consume(&c->in, used);
 		s->lines++;
 		if (st == SMTP_LINE_ERR) {
+			/* A line too long or malformed to read a verb from. */
+			if (s->input != SI_AUTH)
+				s->cmd_verb = "UNKNOWN";
 			s->auth_step = SA_NONE;
 			if (s->input == SI_AUTH)
 				s->input = SI_CMD;
