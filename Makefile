@@ -12,6 +12,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 PKGS    := libcares openssl sqlite3
 PKGS    += libsystemd
+PKGS    += libmicrohttpd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -27,8 +28,10 @@ endif
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
+DEB_BUILD += libmicrohttpd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc groff-base haproxy
+DEB_TEST  += python3-prometheus-client
 # To build the Debian package and test it in a chroot (`make deb`, `make
 # deb-test`); the package's own Build-Depends come from debian/control.
 DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2

@@ -114,6 +114,8 @@ class CommandsInRelayctl8(unittest.TestCase):
                 header = text.splitlines()[0]
                 for arg in re.findall(r"\b[A-Z]{2,}\b", usage):
                     self.assertIn("Ar " + arg, header)
+                if "--summary" in usage:
+                    self.assertIn("Fl Fl summary", header)
                 if "--json" in usage:
                     self.assertIn("Fl Fl json", header)
                     self.assertRegex(text, r"(?m)^\[?\{\"")  # a JSON example
