@@ -88,6 +88,30 @@ class RateLimit(DeliveryCase):
         self.assertEqual(deferred, [])
         self.assertNotIn("status=bounced", log)
 
+    def test_flush_keeps_the_rate(self):
+        """relayctl flush brings the waiting messages back at once; they
+        are promised new moments and still leave 2 s apart (rate=30/m)."""
+        dns = self.dns()
+        port = free_port("127.0.0.8")
+        sh = self.mx("127.0.0.8", port=port)
+        r = self.relayd(dns, "smarthost [127.0.0.8]:%d tls=none rate=30/m\n" % port)
+        qids = [self.send(r, "s@snd.test", ["f%d@ex.test" % i]) for i in range(5)]
+        # The last is promised the moment 8 s after the first.
+        self.wait_status(r, qids[-1], "f4@ex.test", "deferred")
+        mark = len(r.log())
+        p = r.ctl("flush")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Back from the queue at once, and sent back again with a new promise.
+        r.wait_log(RATE_LINE % (re.escape(qids[-1]), "f4@ex.test", "rate=30/m for smarthost"),
+                   start=mark)
+        starts = self.data_starts(sh, 5)
+        self.assert_spaced(starts, 2.0, "smarthost rate=30/m with a flush")
+        # The promises made before the flush were voided, not kept on top
+        # of the new ones (that would put the last at 14 s).
+        self.assertLess(starts[-1] - starts[0], 8.0 + 3.5, starts)
+        for i, qid in enumerate(qids):
+            self.wait_status(r, qid, "f%d@ex.test" % i, "sent")
+
     def test_destination_rate_per_domain(self):
         """destination-rate 2/s: each MX domain has its own spacing of 0.5 s.
         Four messages to each of two domains (one MX host): each domain's
