@@ -4,6 +4,10 @@
  * destination domain): messages start at least period/N apart, as
  * Postfix's destination_rate_delay spaces them; no burst is saved up.
  *
+ * The limiter lives in delivery, next to the concurrency limits: only
+ * delivery knows which destination a job goes to (dlv_nexthop.c); the
+ * queue only knows what is due.
+ *
  * Where a message waits: a short wait (DLV_RATE_KEEP_MS) in delivery's
  * memory, on its destination's list; a longer one back in the queue,
  * deferred without an attempt (as for a dead next hop) until a moment
