@@ -28,7 +28,11 @@ endif
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
-DEB_TEST  += mandoc haproxy
+DEB_TEST  += mandoc groff-base haproxy
+# To build the Debian package and test it in a chroot (`make deb`, `make
+# deb-test`); the package's own Build-Depends come from debian/control.
+DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2
+DEB_OUT   ?= build/deb
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
@@ -130,6 +134,18 @@ fuzz:
 		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/$$n.corpus || exit 1; \
 	done
 
+# The packages, built from a copy of the tree (tests/deb/build.sh): .deb
+# files, build.log and lintian.log in DEB_OUT.
+deb:
+	@$(MAKE) -s deps DEB_EXTRA="$(DEB_PKG)"
+	bash tests/deb/build.sh . $(DEB_OUT)
+
+# Builds from a git clone, installs into a debootstrap chroot, runs relayd,
+# purges (tests/deb/test.sh); 1.5-2 minutes, not part of `make test`.
+deb-test:
+	@$(MAKE) -s deps DEB_EXTRA="$(DEB_PKG)"
+	bash tests/deb/test.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/relayd
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
@@ -146,7 +162,7 @@ install: all
 clean:
 	rm -rf build bin var
 
-.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins
+.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins deb deb-test
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d \
 	$(BUILD)/relayd/sendmail.d
