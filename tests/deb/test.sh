@@ -170,7 +170,9 @@ check "relayctl usage error is exit 2" bash -c "chroot '$ROOT' relayctl no-such-
 check "dpkg -i relayd-mta" inroot dpkg -i "/tmp/$(basename "$MTA")"
 check "/usr/sbin/sendmail is relayd-sendmail" bash -c "[ \"\$(readlink -f '$ROOT/usr/sbin/sendmail')\" = '$ROOT/usr/sbin/relayd-sendmail' ]"
 check "/usr/bin/mailq is relayd-sendmail" bash -c "[ \"\$(readlink -f '$ROOT/usr/bin/mailq')\" = '$ROOT/usr/sbin/relayd-sendmail' ]"
-check "man 8 sendmail is relayd-sendmail's" bash -c "[ \"\$(readlink -f '$ROOT/usr/share/man/man8/sendmail.8.gz')\" = '$ROOT/usr/share/man/man8/relayd-sendmail.8.gz' ]"
+for page in man8/sendmail.8 man1/mailq.1 man8/newaliases.8; do
+	check "man page $page is relayd-sendmail's" bash -c "[ \"\$(readlink -f '$ROOT/usr/share/man/$page.gz')\" = '$ROOT/usr/share/man/man8/relayd-sendmail.8.gz' ]"
+done
 
 # 5. The installed relayd runs: started by hand (no systemd in a chroot),
 # it takes the spool as postinst made it, takes a message from sendmail,
