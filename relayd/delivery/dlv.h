@@ -62,6 +62,7 @@ struct dlv_job {
 	struct dlv_session *sess; /* NULL while it waits */
 	uint32_t chunk_seq;       /* the next piece of content to ask for */
 	int chunk_pending;        /* a request is out */
+	uint64_t rate_slot;       /* ev_now() when its rate let it start; 0: no rate */
 	TAILQ_ENTRY(dlv_job) wait_entry;
 };
 
@@ -140,7 +141,10 @@ void dlv_job_content_failed(struct dlv_ctx *ctx, struct dlv_job *job, const char
  * if none, or when its rate makes it wait (a timer dispatches it then).
  */
 struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest);
-/* Puts a job a session could not start back at the head of its list. */
+/*
+ * Puts a job a session could not start back at the head of its list; the
+ * rate slot it took is given back when no job started after it.
+ */
 void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job);
 /*
  * Every address of dest's next hop failed: remember it for a while (at

@@ -222,7 +222,9 @@ struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest)
 			return NULL;
 		dlv_rate_take(&dest->rate, dest->rate_interval, now);
 	}
-	return dlv_dest_pop(dest);
+	struct dlv_job *job = dlv_dest_pop(dest);
+	job->rate_slot = dest->rate_interval > 0 ? now : 0;
+	return job;
 }
 
 static void dlv_dispatch_soon(struct dlv_ctx *ctx)
@@ -232,9 +234,14 @@ static void dlv_dispatch_soon(struct dlv_ctx *ctx)
 
 void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job)
 {
+	struct dlv_dest *d = job->dest;
+
+	/* Nothing reached the next hop: the job may start again at once. */
+	if (job->rate_slot > 0 && d->rate.next == job->rate_slot + d->rate_interval)
+		d->rate.next = job->rate_slot;
 	job->sess = NULL;
-	TAILQ_INSERT_HEAD(&job->dest->waiting, job, wait_entry);
-	job->dest->nwaiting++;
+	TAILQ_INSERT_HEAD(&d->waiting, job, wait_entry);
+	d->nwaiting++;
 	dlv_dispatch_soon(ctx);
 }
 
