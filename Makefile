@@ -157,7 +157,9 @@ install: all
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
-	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
+	install -m 644 $(filter-out man/sendmail.8,$(wildcard man/*.8)) $(DESTDIR)$(MANDIR)/man8
+	# Named as the program it documents, so it never replaces the system MTA's sendmail(8).
+	install -m 644 man/sendmail.8 $(DESTDIR)$(MANDIR)/man8/relayd-sendmail.8
 	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
 	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 711 $(DESTDIR)/var/spool/relayd

@@ -146,7 +146,7 @@ check "dpkg -i relayd" inroot dpkg -i "/tmp/$(basename "$DEB")"
 check "relayd in /usr/sbin, 0755" stat_is /usr/sbin/relayd "root:root 755"
 check "relayd-sendmail in /usr/sbin, 0755" stat_is /usr/sbin/relayd-sendmail "root:root 755"
 check "relayctl in /usr/bin, 0755" stat_is /usr/bin/relayctl "root:root 755"
-for page in man8/relayd.8 man5/relayd.conf.5 man8/relayctl.8; do
+for page in man8/relayd.8 man5/relayd.conf.5 man8/relayctl.8 man8/relayd-sendmail.8; do
 	check "man page $page" test -s "$ROOT/usr/share/man/$page.gz"
 done
 check "/etc/relayd/relayd.conf, 0644" stat_is /etc/relayd/relayd.conf "root:root 644"
@@ -170,6 +170,9 @@ check "relayctl usage error is exit 2" bash -c "chroot '$ROOT' relayctl no-such-
 check "dpkg -i relayd-mta" inroot dpkg -i "/tmp/$(basename "$MTA")"
 check "/usr/sbin/sendmail is relayd-sendmail" bash -c "[ \"\$(readlink -f '$ROOT/usr/sbin/sendmail')\" = '$ROOT/usr/sbin/relayd-sendmail' ]"
 check "/usr/bin/mailq is relayd-sendmail" bash -c "[ \"\$(readlink -f '$ROOT/usr/bin/mailq')\" = '$ROOT/usr/sbin/relayd-sendmail' ]"
+for page in man8/sendmail.8 man1/mailq.1 man8/newaliases.8; do
+	check "man page $page is relayd-sendmail's" bash -c "[ \"\$(readlink -f '$ROOT/usr/share/man/$page.gz')\" = '$ROOT/usr/share/man/man8/relayd-sendmail.8.gz' ]"
+done
 
 # 5. The installed relayd runs: started by hand (no systemd in a chroot),
 # it takes the spool as postinst made it, takes a message from sendmail,
