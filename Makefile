@@ -11,7 +11,7 @@ MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 PKGS    := libcares openssl sqlite3
-PKGS    += libsystemd
+PKGS    += libsystemd libidn2
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -26,7 +26,7 @@ endif
 
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
-DEB_BUILD += libsystemd-dev
+DEB_BUILD += libsystemd-dev libidn2-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc haproxy
 

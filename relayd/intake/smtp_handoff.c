@@ -96,11 +96,14 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 	const struct config *cfg = s->in->w->cfg;
 	struct smtp_tx *tx = s->tx;
 	char date[64];
-	/* RFC 3848 protocol names. */
+	/* RFC 3848 protocol names, [SMTPUTF8][TLS][AUTH]; RFC 6531 4.3 for UTF8. */
+	static const char *const with_names[2][2][2] = {
+		{{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+		{{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+	};
 	const char *with = !s->esmtp ? "SMTP"
-			   : s->tls && s->auth_user[0] ? "ESMTPSA"
-			   : s->tls ? "ESMTPS"
-			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
+			   : with_names[(tx->body_flags & BODY_SMTPUTF8) != 0][s->tls != 0]
+				       [s->auth_user[0] != '\0'];
 
 	qid_date(tx->arrival, date, sizeof(date));
 	/* Local submission (Postfix's form): no client host, the user instead. */
