@@ -64,6 +64,10 @@ int smtp_handoff_begin(struct smtp_session *s)
 	if (rc < 0)
 		return -1;
 	tx->begun = 1;
+	/* Postfix's smtpd line: who handed the message in, by verified name. */
+	if (s->mode != LISTEN_LOCAL)
+		log_msg(LOG_INFO, tx->qid, "client=%s[%s]",
+			s->client_name[0] ? s->client_name : "unknown", s->ip);
 	/* The queue's verdict names the sid: it finds the session here. */
 	tx->sess = s;
 	if (idmap_put(&in->by_sid, tx->sid, s) < 0)
@@ -110,9 +114,13 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 	if (s->mode == LISTEN_LOCAL)
 		buf_appendf(b, "Received: by %s (relayd, from userid %u) id %s", cfg->hostname,
 			    (unsigned)s->uid, tx->qid);
-	/* RFC 5321 4.1.3: an IPv6 address literal is tagged "IPv6:". */
+	/*
+	 * RFC 5321 4.4 TCP-info: the verified name, if any, then the address
+	 * literal, tagged "IPv6:" for IPv6 (4.1.3).
+	 */
 	else
-		buf_appendf(b, "Received: from %s ([%s%s]) by %s with %s id %s", s->helo,
+		buf_appendf(b, "Received: from %s (%s%s[%s%s]) by %s with %s id %s", s->helo,
+			    s->client_name, s->client_name[0] ? " " : "",
 			    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname,
 			    with, tx->qid);
 	if (tx->nrcpts == 1)

@@ -8,6 +8,7 @@
 #define RELAYD_SMTP_SESSION_H
 
 #include "intake.h"
+#include "intake_rdns.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_reply.h"
@@ -34,6 +35,7 @@ enum smtp_input {
 	SI_CMD,        /* command lines */
 	SI_AUTH,       /* a SASL response line */
 	SI_AUTH_CHECK, /* a password is being checked off the loop: input waits */
+	SI_RDNS,       /* MAIL came before the client's name: input waits for it */
 	SI_DATA,       /* message content */
 	SI_WAIT,       /* end of data sent, waiting for the queue's verdict */
 	SI_CLOSING,    /* last reply queued, closing */
@@ -68,6 +70,9 @@ struct smtp_session {
 	enum listen_mode mode;
 	char ip[INET6_ADDRSTRLEN];
 	struct sockaddr_storage peer;
+	struct intake_rdns_wait rdns; /* waiting for the client's verified name */
+	char client_name[256];        /* that name; "" when not verified */
+	unsigned rdns_done : 1;       /* client_name is final */
 	unsigned mynet : 1;
 	unsigned tls : 1;
 	unsigned esmtp : 1;
