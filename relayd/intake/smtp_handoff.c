@@ -43,13 +43,16 @@ int smtp_handoff_begin(struct smtp_session *s)
 	if (!intake_queue_up(in))
 		return -1;
 	tx->sid = ++in->next_sid;
-	tx->arrival = ev_wallclock();
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	tx->arrival = now.tv_sec;
+	tx->arrival_usec = (uint32_t)(now.tv_nsec / 1000);
 	qid_new(tx->qid);
 	struct ipc_msg_q_begin m = {
 		.sid = tx->sid, .qid = ipc_str(tx->qid), .sender = ipc_str(tx->sender),
 		.client = ipc_str(s->ip), .helo = ipc_str(s->helo),
 		.auth_user = ipc_str(s->auth_user), .body_flags = tx->body_flags,
-		.arrival = tx->arrival,
+		.arrival = tx->arrival, .arrival_usec = tx->arrival_usec,
 	};
 	ipc_wr_init(&wr);
 	ipc_msg_q_begin_encode(&wr, &m);

@@ -54,7 +54,8 @@ struct smtp_tx {
 	size_t nrcpts;
 	struct smtp_data data;
 	struct buf out;               /* content not yet sent to the queue */
-	int64_t arrival;
+	int64_t arrival;              /* unix seconds */
+	uint32_t arrival_usec;        /* and microseconds: delay= counts from them */
 	uint64_t sent;                /* octets sent to the queue */
 	unsigned begun : 1;           /* MSG_Q_BEGIN sent */
 	unsigned headers_sent : 1;    /* the trace headers are out */

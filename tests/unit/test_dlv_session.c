@@ -331,6 +331,7 @@ static void job_frame(struct buf *frames, uint64_t jobid, const char *qid, const
 	ipc_put_u64(&w, size);
 	ipc_put_u32(&w, body);
 	ipc_put_i64(&w, ev_wallclock());
+	ipc_put_u32(&w, 0);
 	ipc_put_u32(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
 		ipc_put_u64(&w, jobid * 100 + i);
