@@ -85,6 +85,7 @@ struct config {
 	char hostname[256];
 	struct cfg_listen *listens;
 	size_t nlistens;
+	struct cfg_listen metrics_listen; /* addrlen 0: no metrics endpoint */
 	char *state_dir;
 	char *user;
 	char *control_group;         /* may run relayctl's mutating commands */

@@ -223,6 +223,21 @@ static void cfg_listen(struct cfg_state *st, const struct cfg_directive *d, int 
 	cfg->listens[cfg->nlistens++] = l;
 }
 
+/* metrics-listen ADDR:PORT: the master's Prometheus endpoint. */
+static void cfg_metrics_listen(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			       char **argv)
+{
+	struct cfg_listen *l = &st->cfg->metrics_listen;
+	(void)argc;
+	memset(l, 0, sizeof(*l));
+	if (strlen(argv[0]) >= sizeof(l->text) || cfg_listen_addr(argv[0], l) < 0) {
+		cfg_err(st, "%s: \"%s\" is not ADDR:PORT (IPv6 as [::1]:9425)", d->name, argv[0]);
+		l->addrlen = 0;
+		return;
+	}
+	snprintf(l->text, sizeof(l->text), "%s", argv[0]);
+}
+
 static void cfg_state_dir(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			  char **argv)
 {
@@ -691,6 +706,7 @@ static void cfg_auth_senders(struct cfg_state *st, const struct cfg_directive *d
 static const struct cfg_directive cfg_directives[] = {
 	{"hostname", 1, 1, cfg_hostname, 0, 0, 0},
 	{"listen", 1, 3, cfg_listen, 0, 0, 0},
+	{"metrics-listen", 1, 1, cfg_metrics_listen, 0, 0, 0},
 	{"state-dir", 1, 1, cfg_state_dir, 0, 0, 0},
 	{"user", 1, 1, cfg_user, 0, 0, 0},
 	{"control-group", 1, 1, cfg_control_group, 0, 0, 0},

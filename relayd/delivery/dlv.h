@@ -74,12 +74,21 @@ struct dlv_dest {
 
 LIST_HEAD(dlv_dest_list, dlv_dest);
 
+/* Next hops with a label of their own in the metrics. */
+#define DLV_METRIC_HOPS 20
+
 struct dlv_stats {
 	uint64_t connections_out;   /* TCP connections made */
 	uint64_t connect_failures;  /* refused, timed out, unreachable */
 	uint64_t tls_out;           /* TLS sessions established */
 	uint64_t conn_reuse;        /* transactions on an already used connection */
 	uint64_t rcpt_sent, rcpt_deferred, rcpt_bounced;
+	/* outcomes by next hop (dlv_metrics.c); hops[DLV_METRIC_HOPS] is "other" */
+	struct {
+		char hop[128];
+		uint64_t n[DLV_BOUNCED + 1]; /* by enum dlv_class */
+	} hops[DLV_METRIC_HOPS + 1];
+	size_t nhops;
 };
 
 struct dlv_ctx {
@@ -153,5 +162,11 @@ void dlv_session_timeout_div(unsigned div);
 
 /* dlv_ctl.c */
 void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);
+
+/* dlv_metrics.c */
+/* One recipient outcome at a next hop (its dlv_dest key). */
+void dlv_metrics_count(struct dlv_ctx *ctx, const char *hop, enum dlv_class cls);
+/* The master's metrics poll: "series value" lines. */
+void dlv_metrics_answer(struct dlv_ctx *ctx, uint32_t reqid);
 
 #endif

@@ -208,6 +208,8 @@ void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
 		dlv_ctl_dkim(ctx, reqid, argv[1]);
 	else if (strcmp(argv[0], "stats") == 0)
 		dlv_ctl_stats(ctx, reqid);
+	else if (strcmp(argv[0], "metrics") == 0)
+		dlv_metrics_answer(ctx, reqid);
 	else
 		worker_ctl_reply(w, reqid, 1, "delivery: unknown command\n");
 }

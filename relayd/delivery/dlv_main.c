@@ -89,6 +89,7 @@ static void dlv_rcpt_log(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		ctx->stats.rcpt_deferred++;
 	else
 		ctx->stats.rcpt_bounced++;
+	dlv_metrics_count(ctx, job->dest ? job->dest->key : job->domain, o->cls);
 }
 
 void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,

@@ -6,6 +6,7 @@
  * Message-ID: and Date: must be added, and so that rewrite-sender can
  * rewrite the addresses of From:, Sender: and Reply-To: in it.
  */
+#include "smtp_log.h"
 #include "smtp_session.h"
 #include "common/ipc.h"
 #include "common/ipc_msg.h"
@@ -68,9 +69,11 @@ int smtp_handoff_begin(struct smtp_session *s)
 		return -1;
 	tx->begun = 1;
 	/* Postfix's smtpd line: who handed the message in, by verified name. */
-	if (s->mode != LISTEN_LOCAL)
-		log_msg(LOG_INFO, tx->qid, "client=%s[%s]",
-			s->client_name[0] ? s->client_name : "unknown", s->ip);
+	if (s->mode != LISTEN_LOCAL) {
+		char client[SMTP_LOG_CLIENT_MAX];
+		smtp_log_client(s, client, sizeof(client));
+		log_msg(LOG_INFO, tx->qid, "client=%s", client);
+	}
 	/* The queue's verdict names the sid: it finds the session here. */
 	tx->sess = s;
 	if (idmap_put(&in->by_sid, tx->sid, s) < 0)

@@ -3,7 +3,7 @@
 and ::1, clients connect from those source addresses, and the Received:
 header says `from HELO (name [addr])` only when the PTR name's addresses
 give the client's address back; the log says `QID: client=name[addr]`,
-`client=unknown[addr]` otherwise. With a DNS server that never answers,
+`client=unknown[addr]` otherwise, and so do the `NOQUEUE: reject` lines. With a DNS server that never answers,
 the greeting and EHLO come at once and only MAIL waits, for the 5 s
 budget at most; the next connection from that address finds the answer
 in the cache and does not wait.
@@ -55,6 +55,13 @@ class ClientName(DeliveryCase, ReplyAsserts):
         r.wait_log(r"(?m)%s: client=good\.client\.test\[127\.0\.0\.5\]$" % qid)
         # The queue's accepted-message line keeps its form (interface.md).
         r.wait_log(r"%s: from=<s@lan\.test>, size=\d+, nrcpt=1, client=\[127\.0\.0\.5\]" % qid)
+        # Reject lines name the client the same way (the name is cached now).
+        c = Client(r.port, source="127.0.0.5")
+        self.addCleanup(c.close)
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.cmd("RCPT TO:<a@far.test>"), 503, "5.5.1")
+        r.wait_log(r"NOQUEUE: reject: RCPT from good\.client\.test\[127\.0\.0\.5\]: 503 5\.5\.1 ")
 
     def test_ptr_without_matching_address_is_not_used(self):
         r = self.start(self.dns(hosts=HOSTS, ptr=PTRS, local=LOCAL))
