@@ -13,6 +13,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 PKGS    := libcares openssl sqlite3
 PKGS    += libsystemd
 PKGS    += libmicrohttpd
+PKGS    += libidn2
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -29,6 +30,7 @@ endif
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
 DEB_BUILD += libmicrohttpd-dev
+DEB_BUILD += libidn2-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc groff-base haproxy
 DEB_TEST  += python3-prometheus-client

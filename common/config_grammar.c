@@ -5,6 +5,7 @@
  * default in config_defaults.
  */
 #include "config_parse.h"
+#include "idn.h"
 #include "log.h"
 #include "pkey.h"
 #include "xmalloc.h"
@@ -314,29 +315,37 @@ static void cfg_mynetworks(struct cfg_state *st, const struct cfg_directive *d, 
 	}
 }
 
-/* "example.org" or "*.example.org": returns the name after "*.", or NULL. */
-static const char *cfg_domain_pattern(const char *s, int *subdomains)
+/*
+ * "example.org" or "*.example.org": returns the name after "*.", in
+ * lower-case A-labels in buf (a U-label domain may be written either
+ * way), or NULL.
+ */
+static const char *cfg_domain_pattern(const char *s, int *subdomains, char *buf, size_t bufsz)
 {
+	char err[128];
+
 	*subdomains = strncmp(s, "*.", 2) == 0;
-	const char *name = *subdomains ? s + 2 : s;
-	return config_valid_hostname(name) ? name : NULL;
+	if (idn_domain_to_ascii(*subdomains ? s + 2 : s, buf, bufsz, err, sizeof(err)) < 0)
+		return NULL;
+	return config_valid_hostname(buf) ? buf : NULL;
 }
 
 static void cfg_relay_domains(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			      char **argv)
 {
 	struct config *cfg = st->cfg;
+	char name[256], text[260];
 	int sub;
 
 	for (int i = 0; i < argc; i++) {
-		if (cfg_domain_pattern(argv[i], &sub) == NULL) {
+		if (cfg_domain_pattern(argv[i], &sub, name, sizeof(name)) == NULL) {
 			cfg_err(st, "%s: \"%s\" is not a domain", d->name, argv[i]);
 			continue;
 		}
+		snprintf(text, sizeof(text), "%s%s", sub ? "*." : "", name);
 		cfg->relay_domains = xreallocarray(cfg->relay_domains, cfg->nrelay_domains + 1,
 						   sizeof(*cfg->relay_domains));
-		cfg->relay_domains[cfg->nrelay_domains] = xstrdup(argv[i]);
-		cfg_lower(cfg->relay_domains[cfg->nrelay_domains++]);
+		cfg->relay_domains[cfg->nrelay_domains++] = xstrdup(text);
 	}
 }
 
@@ -515,7 +524,8 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 {
 	struct config *cfg = st->cfg;
 	struct cfg_route r;
-	const char *domain = cfg_domain_pattern(argv[0], &r.subdomains);
+	char name[256];
+	const char *domain = cfg_domain_pattern(argv[0], &r.subdomains, name, sizeof(name));
 
 	if (domain == NULL) {
 		cfg_err(st, "%s: \"%s\" is not a domain or *.domain", d->name, argv[0]);
@@ -574,7 +584,8 @@ static void cfg_dkim_sign(struct cfg_state *st, const struct cfg_directive *d, i
 {
 	struct config *cfg = st->cfg;
 	struct cfg_dkim k;
-	const char *domain = cfg_domain_pattern(argv[0], &k.subdomains);
+	char name[256];
+	const char *domain = cfg_domain_pattern(argv[0], &k.subdomains, name, sizeof(name));
 	(void)argc;
 
 	if (domain == NULL) {

@@ -4,6 +4,7 @@
  * a parsed config (client networks, routes, relay domains).
  */
 #include "config.h"
+#include "idn.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -320,10 +321,27 @@ static size_t cfg_domain_score(const char *pattern, int subdomains, const char *
 	return strncasecmp(pattern, domain + dlen - plen, plen) == 0 ? plen : 0;
 }
 
+/*
+ * The config holds domains in A-labels (cfg_domain_pattern): a U-label
+ * domain is compared in that form. One that does not convert matches
+ * nothing written in the config.
+ */
+static const char *cfg_domain_ascii(const char *domain, char *buf, size_t bufsz)
+{
+	char err[128];
+
+	if (idn_is_ascii(domain))
+		return domain;
+	return idn_domain_to_ascii(domain, buf, bufsz, err, sizeof(err)) == 0 ? buf : "";
+}
+
 const struct cfg_route *config_route_for(const struct config *cfg, const char *domain)
 {
 	const struct cfg_route *best = NULL;
 	size_t best_score = 0;
+	char abuf[256];
+
+	domain = cfg_domain_ascii(domain, abuf, sizeof(abuf));
 
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct cfg_route *r = &cfg->routes[i];
@@ -338,6 +356,9 @@ const struct cfg_route *config_route_for(const struct config *cfg, const char *d
 
 int config_is_relay_domain(const struct config *cfg, const char *domain)
 {
+	char abuf[256];
+
+	domain = cfg_domain_ascii(domain, abuf, sizeof(abuf));
 	for (size_t i = 0; i < cfg->nrelay_domains; i++) {
 		const char *d = cfg->relay_domains[i];
 		int sub = strncmp(d, "*.", 2) == 0;

@@ -107,6 +107,7 @@ struct ipc_msg_q_begin {
 	struct ipc_str qid, sender, client, helo, auth_user;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t arrival_usec;    /* and microseconds, for delay= */
 };
 void ipc_msg_q_begin_encode(struct ipc_wr *w, const struct ipc_msg_q_begin *m);
 int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m);
@@ -174,6 +175,7 @@ struct ipc_msg_d_job {
 	uint64_t size;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t arrival_usec;    /* and microseconds, for delay= */
 	uint32_t nrcpt;           /* <= IPC_JOB_MAX_RCPTS */
 	struct ipc_msg_d_job_rcpt {
 		uint64_t rcptid;

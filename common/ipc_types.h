@@ -47,7 +47,7 @@ enum ipc_type {
 	/* intake -> queue: one SMTP transaction, tied by a session id */
 	MSG_Q_BEGIN = 50,    /* u64 sid, str qid, str sender, str client ip,
 			        str helo, str auth user, u32 body flags,
-			        i64 arrival (unix seconds) */
+			        i64 arrival (unix seconds), u32 its microseconds */
 	MSG_Q_RCPT,          /* u64 sid, str recipient */
 	MSG_Q_CONTENT,       /* u64 sid, bytes (<= IPC_CHUNK_SIZE) */
 	MSG_Q_END,           /* u64 sid, u64 total size */
@@ -60,7 +60,8 @@ enum ipc_type {
 	MSG_D_READY = 70,    /* d->q: u32 n: delivery can take n more jobs */
 	MSG_D_JOB,           /* q->d: u64 jobid, str qid, str sender,
 			        str domain, u64 size, u32 body flags,
-			        i64 arrival, u32 nrcpt, nrcpt x (u64 rcptid,
+			        i64 arrival, u32 its microseconds, u32 nrcpt,
+			        nrcpt x (u64 rcptid,
 			        str address) */
 	MSG_D_CHUNK_REQ,     /* d->q: u64 jobid, u32 seq */
 	MSG_D_CHUNK,         /* q->d: u64 jobid, u32 seq, u32 last (0/1),

@@ -119,6 +119,7 @@ int queue_in_begin(void *peer, struct ipc_rd *rd)
 	s->sid = m.sid;
 	s->msg.body_flags = m.body_flags;
 	s->msg.arrival = m.arrival;
+	s->msg.arrival_usec = m.arrival_usec < 1000000 ? m.arrival_usec : 0;
 	if (ipc_str_copy(s->msg.qid, sizeof(s->msg.qid), m.qid) < 0 ||
 	    ipc_str_copy(s->msg.sender, sizeof(s->msg.sender), m.sender) < 0 ||
 	    ipc_str_copy(s->msg.client, sizeof(s->msg.client), m.client) < 0 ||

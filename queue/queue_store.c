@@ -35,10 +35,23 @@ static const char queue_schema_v1[] =
 	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = " RS_SQL(RS_INFLIGHT) ";"
 	"PRAGMA user_version = 1;";
 
+/*
+ * The way from each version to the next ([v - 1]: from v), applied in
+ * order, in one transaction, to an older file and to a fresh one after
+ * version 1: every queue.db, old or new, ends with the same schema.
+ */
+static const char *const queue_upgrades[] = {
+	/* 2: the microseconds of arrival, so that delay= is exact */
+	"ALTER TABLE messages ADD COLUMN arrival_usec INTEGER NOT NULL DEFAULT 0;"
+	"PRAGMA user_version = 2;",
+};
+_Static_assert(sizeof(queue_upgrades) / sizeof(queue_upgrades[0]) == QUEUE_SCHEMA_VERSION - 1,
+	       "one upgrade per schema version after 1");
+
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \
 		  " last_enh, relay, warned"
 #define MSG_COLS "qid, sender, arrival, size, client, helo, auth_user, body_flags, nchunks," \
-		 " complete, hold"
+		 " complete, hold, arrival_usec"
 
 enum queue_stmt {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
@@ -59,7 +72,7 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_MSG_ADD] = "INSERT INTO messages (qid, sender, arrival, client, helo, auth_user,"
-		      " body_flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		      " body_flags, arrival_usec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state) VALUES (?1, ?2, ?3, " RS_SQL(RS_NEW) ")",
 	[Q_CHUNK_ADD] = "INSERT INTO chunks (qid, seq, data) VALUES (?1, ?2, ?3)",
 	[Q_MSG_COMPLETE] = "UPDATE messages SET complete = 1, size = ?2, nchunks = ?3"
@@ -252,6 +265,7 @@ static void queue_row_msg(sqlite3_stmt *s, struct queue_msg *m)
 	m->nchunks = (uint32_t)sqlite3_column_int64(s, 8);
 	m->complete = sqlite3_column_int(s, 9);
 	m->hold = sqlite3_column_int(s, 10);
+	m->arrival_usec = (uint32_t)sqlite3_column_int64(s, 11);
 }
 
 /* Steps through recipient rows; cb returning non-zero stops early. */
@@ -286,11 +300,11 @@ static int queue_pragmas(sqlite3 *db)
 	return 0;
 }
 
-/* Creates the schema on a fresh file; refuses one from the future. */
+/* Creates the schema on a fresh file, upgrades an older one; refuses one from the future. */
 static int queue_schema(sqlite3 *db)
 {
 	sqlite3_stmt *s;
-	int version = -1;
+	int version = -1, rc = 0;
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW)
@@ -298,20 +312,28 @@ static int queue_schema(sqlite3 *db)
 	sqlite3_finalize(s);
 	if (version == QUEUE_SCHEMA_VERSION)
 		return 0;
-	if (version != 0) {
+	if (version < 0 || version > QUEUE_SCHEMA_VERSION) {
 		log_errx("queue.db: schema version %d, this relayd knows %d", version,
 			 QUEUE_SCHEMA_VERSION);
 		return -1;
 	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	if (sqlite3_exec(db, queue_schema_v1, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		log_errx("queue.db: creating the schema: %s", sqlite3_errmsg(db));
+	if (version == 0)
+		rc = sqlite3_exec(db, queue_schema_v1, NULL, NULL, NULL);
+	for (int v = version ? version : 1; rc == SQLITE_OK && v < QUEUE_SCHEMA_VERSION; v++)
+		rc = sqlite3_exec(db, queue_upgrades[v - 1], NULL, NULL, NULL);
+	if (rc != SQLITE_OK || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_errx("queue.db: %s the schema: %s", version ? "upgrading" : "creating",
+			 sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	log_info("queue.db: created schema version %d", QUEUE_SCHEMA_VERSION);
+	if (version == 0)
+		log_info("queue.db: created schema version %d", QUEUE_SCHEMA_VERSION);
+	else
+		log_info("queue.db: schema version %d upgraded to %d", version,
+			 QUEUE_SCHEMA_VERSION);
 	return 0;
 }
 
@@ -425,6 +447,7 @@ int queue_store_msg_add(struct queue_store *st, const struct queue_msg *m)
 	bind_text(s, 5, m->helo);
 	bind_text(s, 6, m->auth_user);
 	sqlite3_bind_int64(s, 7, m->body_flags);
+	sqlite3_bind_int64(s, 8, m->arrival_usec);
 	return queue_exec(st, s, NULL);
 }
 

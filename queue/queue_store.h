@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION 2
 #define QUEUE_QID_MAX 33
 #define QUEUE_ADDR_MAX 512
 
@@ -46,6 +46,7 @@ struct queue_msg {
 	char qid[QUEUE_QID_MAX];
 	char sender[QUEUE_ADDR_MAX];
 	int64_t arrival;
+	uint32_t arrival_usec;    /* the microseconds of arrival (delay=) */
 	uint64_t size;
 	char client[64];
 	char helo[256];

@@ -56,6 +56,7 @@ struct dlv_job {
 	uint64_t size;
 	uint32_t body;            /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t arrival_usec;    /* and microseconds */
 	struct dlv_rcpt *rcpts;
 	size_t nrcpts;
 	struct dlv_dest *dest;
@@ -165,8 +166,8 @@ void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dl
 void dlv_session_ended(struct dlv_ctx *ctx, struct dlv_dest *dest);
 /* The client context for a policy; NULL with err when it cannot be made. */
 SSL_CTX *dlv_tls_ctx(struct dlv_ctx *ctx, enum tls_policy policy, char *err, size_t errsz);
-/* Seconds since arrival, for delay=. */
-double dlv_delay(int64_t arrival);
+/* Seconds since arrival (to the microsecond), for delay=. */
+double dlv_delay(int64_t arrival, uint32_t arrival_usec);
 
 /* dlv_session.c, dlv_txn.c */
 /* Starts delivering job (already off its destination's list). */

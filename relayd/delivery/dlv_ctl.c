@@ -5,6 +5,7 @@
  */
 #include "relayd/delivery/dlv.h"
 #include "common/buf.h"
+#include "common/idn.h"
 #include "common/xmalloc.h"
 #include "resolver/resolver.h"
 
@@ -135,6 +136,22 @@ static void dlv_route_step(struct dlv_route_req *rq)
 	mx_resolve(rq->ctx->res, hop->name, hop->no_mx, hop->port, dlv_route_plan, rq);
 }
 
+/* The domain in both its forms: routes and the DNS use the A-labels. */
+static void dlv_route_domain(struct buf *out, const char *domain)
+{
+	char other[256], err[128];
+
+	if (!idn_is_ascii(domain)) {
+		if (idn_domain_to_ascii(domain, other, sizeof(other), err, sizeof(err)) == 0)
+			buf_appendf(out, "domain: %s (A-label form: %s)\n", domain, other);
+		else
+			buf_appendf(out, "domain: %s (not a valid IDN: %s)\n", domain, err);
+	} else if (idn_domain_to_utf8(domain, other, sizeof(other)))
+		buf_appendf(out, "domain: %s (U-label form: %s)\n", domain, other);
+	else
+		buf_appendf(out, "domain: %s\n", domain);
+}
+
 static void dlv_ctl_route(struct dlv_ctx *ctx, uint32_t reqid, const char *address,
 			  const char *sender)
 {
@@ -155,7 +172,8 @@ static void dlv_ctl_route(struct dlv_ctx *ctx, uint32_t reqid, const char *addre
 	}
 	memcpy(rq->domain, dom, n);
 	rq->domain[n] = '\0';
-	buf_appendf(&rq->out, "address: %s\ndomain: %s\n", address, rq->domain);
+	buf_appendf(&rq->out, "address: %s\n", address);
+	dlv_route_domain(&rq->out, rq->domain);
 	if (sender != NULL) {
 		snprintf(rq->sender, sizeof(rq->sender), "%s", sender);
 		buf_appendf(&rq->out, "sender: %s\n", rq->sender);

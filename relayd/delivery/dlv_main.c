@@ -31,12 +31,12 @@ static unsigned dlv_credits(const struct config *cfg)
 	return n < 4 ? 4 : n;
 }
 
-double dlv_delay(int64_t arrival)
+double dlv_delay(int64_t arrival, uint32_t arrival_usec)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	double d = (double)(ts.tv_sec - arrival) + ts.tv_nsec / 1e9;
+	double d = (double)(ts.tv_sec - arrival) + ts.tv_nsec / 1e9 - arrival_usec / 1e6;
 	return d < 0 ? 0 : d;
 }
 
@@ -81,7 +81,8 @@ static void dlv_rcpt_log(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 	if (o->conn_use > 1)
 		snprintf(conn_use, sizeof(conn_use), ", conn_use=%u", o->conn_use);
 	log_msg(LOG_INFO, job->qid, "to=<%s>, relay=%s%s, delay=%.2f, dsn=%s, status=%s (%s)",
-		r->addr, o->relay ? o->relay : "none", conn_use, dlv_delay(job->arrival), o->enh,
+		r->addr, o->relay ? o->relay : "none", conn_use,
+		dlv_delay(job->arrival, job->arrival_usec), o->enh,
 		dlv_status_names[o->cls], o->text);
 	if (o->cls == DLV_SENT)
 		ctx->stats.rcpt_sent++;
@@ -474,6 +475,7 @@ static int dlv_msg_job(void *arg, struct ipc_rd *rd)
 	job->size = m.size;
 	job->body = m.body_flags;
 	job->arrival = m.arrival;
+	job->arrival_usec = m.arrival_usec;
 	job->rcpts = xcalloc(m.nrcpt, sizeof(*job->rcpts));
 	for (; job->nrcpts < m.nrcpt; job->nrcpts++) {
 		job->rcpts[job->nrcpts].id = m.rcpts[job->nrcpts].rcptid;

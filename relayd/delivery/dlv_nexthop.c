@@ -3,8 +3,8 @@
  * sender-routes, smarthosts and MX delivery of the config.
  */
 #include "relayd/delivery/dlv_nexthop.h"
+#include "common/idn.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,12 +23,20 @@ const char *dlv_tls_policy_name(enum tls_policy p)
 	return dlv_tls_names[p];
 }
 
-static void dlv_lower(char *dst, size_t dstsz, const char *src)
+/*
+ * The form a destination domain is resolved and counted in: lower case,
+ * A-labels (so "bücher.test" and "xn--bcher-kva.test" are one
+ * destination). A domain that does not convert is kept as written: the
+ * resolver refuses it with the reason.
+ */
+static void dlv_domain_norm(char *dst, size_t dstsz, const char *src)
 {
-	size_t i = 0;
-	for (; src[i] && i + 1 < dstsz; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
-	dst[i] = '\0';
+	char err[128];
+	size_t i;
+
+	if (idn_domain_to_ascii(src, dst, dstsz, err, sizeof(err)) < 0)
+		snprintf(dst, dstsz, "%s", src);
+	i = strlen(dst);
 	/* "example.org." and "example.org" are one destination. */
 	if (i > 1 && dst[i - 1] == '.')
 		dst[i - 1] = '\0';
@@ -142,7 +150,7 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		return -1;
 	hop->kind = DLV_HOP_MX;
 	hop->count = 1;
-	dlv_lower(hop->name, sizeof(hop->name), domain);
+	dlv_domain_norm(hop->name, sizeof(hop->name), domain);
 	hop->port = cfg->delivery_port;
 	hop->tls = cfg->outbound_tls;
 	snprintf(hop->desc, sizeof(hop->desc), "MX of %s, port %u", hop->name, hop->port);
@@ -164,7 +172,7 @@ void dlv_dest_key(const struct config *cfg, const char *domain, const char *send
 	else if (cfg->nsmarthosts > 0)
 		snprintf(dst, dstsz, "smarthost");
 	else {
-		dlv_lower(low, sizeof(low), domain);
+		dlv_domain_norm(low, sizeof(low), domain);
 		snprintf(dst, dstsz, "mx:%s", low);
 	}
 }

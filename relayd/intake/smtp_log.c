@@ -26,7 +26,7 @@ static const enum smtp_reply_id smtp_log_not_rejects[] = {
 
 void smtp_log_client(const struct smtp_session *s, char *dst, size_t dstsz)
 {
-	snprintf(dst, dstsz, "unknown[%s]", s->ip);
+	snprintf(dst, dstsz, "%s[%s]", s->client_name[0] ? s->client_name : "unknown", s->ip);
 }
 
 static int smtp_log_is_reject(enum smtp_reply_id id)
@@ -41,7 +41,7 @@ static int smtp_log_is_reject(enum smtp_reply_id id)
 
 void smtp_log_reject(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
 {
-	char client[INET6_ADDRSTRLEN + 16], env[3 * 300 + 64] = "";
+	char client[SMTP_LOG_CLIENT_MAX], env[3 * 300 + 64] = "";
 	struct buf reply;
 	size_t n = 0;
 
@@ -78,7 +78,7 @@ void smtp_log_reject(struct smtp_session *s, enum smtp_reply_id id, const char *
 
 void smtp_log_auth_failed(const struct smtp_session *s, const char *mech, const char *user)
 {
-	char client[INET6_ADDRSTRLEN + 16];
+	char client[SMTP_LOG_CLIENT_MAX];
 	smtp_log_client(s, client, sizeof(client));
 	log_warnx("warning: %s: SASL %s authentication failed: authentication failure, "
 		  "sasl_username=%s", client, mech, user);
@@ -86,7 +86,7 @@ void smtp_log_auth_failed(const struct smtp_session *s, const char *mech, const 
 
 void smtp_log_session_end(const struct smtp_session *s)
 {
-	char client[INET6_ADDRSTRLEN + 16];
+	char client[SMTP_LOG_CLIENT_MAX];
 	if (s->rejects_unlogged == 0)
 		return;
 	smtp_log_client(s, client, sizeof(client));

@@ -8,12 +8,16 @@
 
 #include "smtp_reply.h"
 
+#include <netinet/in.h>
+
 struct smtp_session;
 
 /* Reject lines logged per connection; the rest are counted, then summed up. */
 #define SMTP_LOG_REJECTS_MAX 10
 
-/* The client as "name[addr]"; the name is "unknown" while intake looks up none. */
+/* SMTP_LOG_CLIENT_MAX octets: the verified name, brackets, the address. */
+#define SMTP_LOG_CLIENT_MAX (256 + INET6_ADDRSTRLEN + 2)
+/* The client as "name[addr]": its verified name, or "unknown" (Postfix's form). */
 void smtp_log_client(const struct smtp_session *s, char *dst, size_t dstsz);
 /* A 4xx or 5xx reply to the session's current command (s->cmd_verb). */
 void smtp_log_reject(struct smtp_session *s, enum smtp_reply_id id, const char *arg);

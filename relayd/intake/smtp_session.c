@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static void smtp_destroy(struct smtp_session *s)
 	smtp_tx_free(s->tx);
 	if (s->auth_job != NULL)
 		intake_hash_cancel(in->hasher, s->auth_job);
+	intake_rdns_cancel(&s->rdns);
 	ev_timer_stop(in->loop, &s->timer);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -689,6 +691,41 @@ static void smtp_data_input(struct smtp_session *s)
 	ev_timer_start(s->in->loop, &s->timer, intake_verdict_timeout_ms(s->in));
 }
 
+/*
+ * The client's name goes into the Received: header and the log line of
+ * each transaction, so a transaction starts only once it is known: MAIL
+ * waits for the lookup begun at connect (its budget bounds the wait).
+ * 1 when line is such a MAIL: the session waits in SI_RDNS.
+ */
+static int smtp_rdns_hold(struct smtp_session *s, const char *line)
+{
+	struct smtp_cmd cmd;
+
+	if (s->rdns_done)
+		return 0;
+	smtp_cmd_split(line, &cmd);
+	if (strcmp(cmd.verb, "MAIL") != 0)
+		return 0;
+	s->input = SI_RDNS;
+	return 1;
+}
+
+static void smtp_rdns_done(struct intake_rdns_wait *w, enum rdns_result res, const char *name)
+{
+	struct smtp_session *s = (struct smtp_session *)((char *)w -
+							 offsetof(struct smtp_session, rdns));
+
+	snprintf(s->client_name, sizeof(s->client_name), "%s", res == RDNS_VERIFIED ? name : "");
+	s->rdns_done = 1;
+	log_debug("client [%s] is %s", s->ip,
+		  res == RDNS_VERIFIED ? name : res == RDNS_UNVERIFIED ? "unknown (not verified)"
+									: "unknown (DNS trouble)");
+	if (s->input != SI_RDNS)
+		return;
+	s->input = SI_CMD;
+	smtp_process(s);
+}
+
 /* Works through the input buffer: every whole command, in order. */
 static void smtp_process(struct smtp_session *s)
 {
@@ -713,6 +750,9 @@ static void smtp_process(struct smtp_session *s)
 		char line[SMTP_LINE_MAX];
 		memcpy(line, buf_head(&c->in), len);
 		line[len] = '\0';
+		/* Left in the buffer: it is read again once the name is known. */
+		if (st == SMTP_LINE_OK && s->input == SI_CMD && smtp_rdns_hold(s, line))
+			break;
 		buf_consume(&c->in, used);
 		s->lines++;
 		if (st == SMTP_LINE_ERR) {
@@ -734,7 +774,8 @@ static void smtp_process(struct smtp_session *s)
 		return;
 	}
 	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
-		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK);
+		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK ||
+					   s->input == SI_RDNS);
 	s->in_left = buf_avail(&c->in);
 	s->line_open = s->in_left > 0 || s->lr.skip_err != SR_NONE;
 	/* An idle session keeps no input buffer: the next read allocates one. */
@@ -830,6 +871,12 @@ struct smtp_session *smtp_session_new(struct intake *in, int fd, const struct so
 	smtp_arm_timeout(s);
 	intake_sessions_changed(in);
 	log_debug("connect from [%s]", s->ip);
+	/* The name is looked up while the dialogue goes on (see smtp_rdns_hold). */
+	s->rdns.cb = smtp_rdns_done;
+	if (mode == LISTEN_LOCAL)
+		s->rdns_done = 1;
+	else
+		intake_rdns_lookup(in->rdns, sa, &s->rdns);
 	if (mode == LISTEN_SMTPS) {
 		s->input = SI_TLS_ACCEPT;
 		if (in->tls == NULL || conn_starttls(s->c, in->tls, 1, NULL, smtp_tls_done) < 0) {

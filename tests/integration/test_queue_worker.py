@@ -142,10 +142,10 @@ class QueuePeer:
 
     # intake
     def begin(self, sid, qid, sender, client="192.0.2.1", helo="client.example",
-              auth="", flags=BODY_8BITMIME, arrival=None):
+              auth="", flags=BODY_8BITMIME, arrival=None, arrival_usec=0):
         arrival = int(time.time()) if arrival is None else arrival
         self.send(MSG_Q_BEGIN, u64(sid) + sbytes(qid) + sbytes(sender) + sbytes(client) +
-                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival))
+                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival) + u32(arrival_usec))
 
     def rcpt(self, sid, addr):
         self.send(MSG_Q_RCPT, u64(sid) + sbytes(addr))
@@ -185,7 +185,8 @@ class QueuePeer:
     def job(self):
         f = self.expect(MSG_D_JOB)
         j = {"jobid": f.u64(), "qid": f.str(), "sender": f.str(), "domain": f.str(),
-             "size": f.u64(), "flags": f.u32(), "arrival": f.i64()}
+             "size": f.u64(), "flags": f.u32(), "arrival": f.i64(),
+             "arrival_usec": f.u32()}
         n = f.u32()
         j["rcpts"] = [(f.u64(), f.str()) for _ in range(n)]
         assert f.done()

@@ -969,6 +969,14 @@ static const struct {
 	{"other.net.", NULL},
 	{"", NULL},
 	{".example.org", NULL},
+	/* IDN: a route written in U-labels or A-labels matches both forms. */
+	{"b\xc3\xbc\x63her.test", "ulabel"},
+	{"xn--bcher-kva.test", "ulabel"},
+	{"B\xc3\x9c\x43HER.test", "ulabel"},
+	{"m\xc3\xbcller.test", "alabel"},
+	{"xn--mller-kva.test", "alabel"},
+	{"shop.m\xc3\xbcller.test", "alabelwild"},
+	{"a\xe2\x99\xa5.test", NULL}, /* not allowed by IDNA2008: matches nothing */
 };
 
 START_TEST(test_route_for)
@@ -978,7 +986,10 @@ START_TEST(test_route_for)
 	ck_assert_int_eq(load("route example.org [exact]\n"
 			      "route *.example.org [wild]\n"
 			      "route *.deep.sub.example.org [deeper]\n"
-			      "route *.other.net [otherwild]\n",
+			      "route *.other.net [otherwild]\n"
+			      "route b\xc3\xbc\x63her.test [ulabel]\n"
+			      "route xn--mller-kva.test [alabel]\n"
+			      "route *.XN--MLLER-KVA.test [alabelwild]\n",
 			      &cfg, path, &errs),
 			 0);
 	const struct cfg_route *r = config_route_for(&cfg, route_matches[_i].domain);
@@ -1000,14 +1011,16 @@ static const struct {
 } relay_matches[] = {
 	{"example.org", 1}, {"Example.Org", 1}, {"example.org.", 1}, {"a.example.org", 0},
 	{"example.net", 0}, {"a.example.net", 1}, {"a.b.example.net", 1}, {"xexample.net", 0},
-	{"example.com", 0}, {"", 0},
+	{"example.com", 0}, {"", 0}, {"xn--bcher-kva.test", 1}, {"b\xc3\xbc\x63her.test", 1},
+	{"a.stra\xc3\x9f\x65.test", 1}, {"a.xn--strae-oqa.test", 1}, {"strasse.test", 0},
 };
 
 START_TEST(test_relay_domain)
 {
 	struct config cfg;
 	char path[64], *errs;
-	ck_assert_int_eq(load("relay-domains example.org *.example.net\n", &cfg, path, &errs), 0);
+	ck_assert_int_eq(load("relay-domains example.org *.example.net b\xc3\xbc\x63her.test "
+			      "*.stra\xc3\x9f\x65.test\n", &cfg, path, &errs), 0);
 	ck_assert_msg(config_is_relay_domain(&cfg, relay_matches[_i].domain) ==
 			      relay_matches[_i].relay,
 		      "%s", relay_matches[_i].domain);

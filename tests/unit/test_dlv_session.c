@@ -331,6 +331,7 @@ static void job_frame(struct buf *frames, uint64_t jobid, const char *qid, const
 	ipc_put_u64(&w, size);
 	ipc_put_u32(&w, body);
 	ipc_put_i64(&w, ev_wallclock());
+	ipc_put_u32(&w, 0);
 	ipc_put_u32(&w, n);
 	for (uint32_t i = 0; i < n; i++) {
 		ipc_put_u64(&w, jobid * 100 + i);
@@ -587,6 +588,45 @@ START_TEST(test_size_and_8bit_checked_before_mail)
 	ck_assert_ptr_null(strstr(t, "MAIL"));
 	/* Both jobs went over the one connection. */
 	ck_assert_int_eq(count(t, "CONNECT"), 1);
+	free(t);
+}
+END_TEST
+
+/*
+ * IDN: a route written in U-labels takes mail for the domain; without
+ * SMTPUTF8 the addresses go out in A-labels, with it as they came.
+ */
+START_TEST(test_idn_addresses)
+{
+	struct script sc = {.conns = 2};
+	struct script sc8 = {.ehlo = "250-fake\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"};
+	char slog[300], slog8[300], conf[512];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	uint16_t port8 = smtp_server(&sc8, slog8, sizeof(slog8));
+	static const char *const rcpts[] = {"user@b\xc3\xbc\x63her.test", NULL};
+	static const char *const rcpts8[] = {"user@b\xc3\xbc\x63her.example", NULL};
+	const char *contents[100] = {[41] = "x\r\n", [42] = "x\r\n"};
+
+	snprintf(conf, sizeof(conf),
+		 "route b\xc3\xbc\x63her.test [127.0.0.1]:%u tls=none\n"
+		 "route xn--bcher-kva.example [127.0.0.1]:%u tls=none\n", port, port8);
+	start_delivery(conf);
+	expect_hello();
+	send_job(41, "QID41", "s@m\xc3\xbcller.test", "b\xc3\xbc\x63her.test", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(4100)->cls, DLV_SENT);
+	send_job(42, "QID42", "s@m\xc3\xbcller.test", "b\xc3\xbc\x63her.example", 3,
+		 BODY_SMTPUTF8, rcpts8);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(4200)->cls, DLV_SENT);
+
+	char *t = slurp(slog);
+	ck_assert_msg(strstr(t, "MAIL FROM:<s@xn--mller-kva.test> SIZE=3\r\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "RCPT TO:<user@xn--bcher-kva.test>\r\n") != NULL, "%s", t);
+	free(t);
+	t = slurp(slog8);
+	ck_assert_msg(strstr(t, "MAIL FROM:<s@m\xc3\xbcller.test> SMTPUTF8\r\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "RCPT TO:<user@b\xc3\xbc\x63her.example>\r\n") != NULL, "%s", t);
 	free(t);
 }
 END_TEST
@@ -957,6 +997,7 @@ int main(void)
 	tcase_add_test(tc, test_no_pipelining_mail_rejected);
 	tcase_add_test(tc, test_size_and_8bit_checked_before_mail);
 	tcase_add_test(tc, test_helo_fallback);
+	tcase_add_test(tc, test_idn_addresses);
 	tcase_add_test(tc, test_connection_reuse);
 	tcase_add_test(tc, test_refused_then_hold);
 	tcase_add_test(tc, test_hold_at_most_retry_min_and_flush);

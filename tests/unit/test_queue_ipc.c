@@ -187,6 +187,7 @@ static void stream(int fd, uint64_t sid, const char *qid, const char *const *rcp
 	ipc_put_str(&w, "");
 	ipc_put_u32(&w, BODY_8BITMIME);
 	ipc_put_i64(&w, arrival);
+	ipc_put_u32(&w, 654321);
 	send_wr(fd, MSG_Q_BEGIN, &w);
 	for (size_t i = 0; rcpts[i]; i++) {
 		ipc_put_u64(&w, sid);
@@ -446,6 +447,8 @@ static void read_job(int fd, struct job *j)
 	ck_assert_uint_eq(ipc_get_u64(&rd), strlen(body));
 	ck_assert_uint_eq(ipc_get_u32(&rd), BODY_8BITMIME);
 	ck_assert_int_eq(ipc_get_i64(&rd), arrival);
+	/* The microseconds of arrival come back as intake gave them. */
+	ck_assert_uint_eq(ipc_get_u32(&rd), 654321);
 	j->n = ipc_get_u32(&rd);
 	ck_assert(j->n <= 8);
 	for (uint32_t i = 0; i < j->n; i++) {

@@ -42,6 +42,7 @@ static void add_msg(struct queue_store *st, const char *qid, const char *sender,
 	snprintf(m.sender, sizeof(m.sender), "%s", sender);
 	snprintf(m.client, sizeof(m.client), "192.0.2.1");
 	m.arrival = now;
+	m.arrival_usec = 987654;
 	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
 	for (size_t i = 0; rcpts[i]; i++)
 		ck_assert_int_eq(queue_store_rcpt_add(st, qid, rcpts[i]), 0);
@@ -88,6 +89,8 @@ START_TEST(commit_survives_reopen)
 	ck_assert_uint_eq(m.size, strlen(body2[0]) + strlen(body2[1]));
 	ck_assert_str_eq(m.sender, "s@example.com");
 	ck_assert_str_eq(m.client, "192.0.2.1");
+	ck_assert_int_eq(m.arrival, 1000);
+	ck_assert_uint_eq(m.arrival_usec, 987654);
 	struct buf b;
 	buf_init(&b);
 	ck_assert_int_eq(queue_store_chunk_get(st, m.qid, 0, &b), 1);
@@ -311,6 +314,58 @@ START_TEST(schema_versioned)
 }
 END_TEST
 
+/* A queue.db of version 1 (before arrival_usec): upgraded in place, its mail kept. */
+START_TEST(schema_v1_upgraded)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+		"CREATE TABLE messages (qid TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+		" arrival INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
+		" client TEXT NOT NULL DEFAULT '', helo TEXT NOT NULL DEFAULT '',"
+		" auth_user TEXT NOT NULL DEFAULT '', body_flags INTEGER NOT NULL DEFAULT 0,"
+		" nchunks INTEGER NOT NULL DEFAULT 0, complete INTEGER NOT NULL DEFAULT 0,"
+		" hold INTEGER NOT NULL DEFAULT 0);"
+		"CREATE TABLE chunks (qid TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,"
+		" UNIQUE (qid, seq));"
+		"CREATE TABLE recipients (id INTEGER PRIMARY KEY, qid TEXT NOT NULL,"
+		" address TEXT NOT NULL, domain TEXT NOT NULL, state INTEGER NOT NULL,"
+		" attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,"
+		" last_error TEXT NOT NULL DEFAULT '', last_enh TEXT NOT NULL DEFAULT '',"
+		" relay TEXT NOT NULL DEFAULT '', warned INTEGER NOT NULL DEFAULT 0);"
+		"INSERT INTO messages (qid, sender, arrival, complete) VALUES"
+		" ('OLD0000000000001', 'old@example.com', 1234, 1);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_ptr_nonnull(st);
+	struct queue_msg m;
+	ck_assert_int_eq(queue_store_msg_get(st, "OLD0000000000001", &m), 1);
+	ck_assert_str_eq(m.sender, "old@example.com");
+	ck_assert_int_eq(m.arrival, 1234);
+	ck_assert_uint_eq(m.arrival_usec, 0);
+	/* New mail takes the new column. */
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "NEW0000000000001", "s@example.com", rcpts2, body2, 1, 2000);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	ck_assert_int_eq(queue_store_msg_get(st, "NEW0000000000001", &m), 1);
+	ck_assert_uint_eq(m.arrival_usec, 987654);
+	queue_store_close(st);
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *s;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), QUEUE_SCHEMA_VERSION);
+	sqlite3_finalize(s);
+	/* A file from a newer relayd is refused, not changed. */
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_ptr_null(queue_store_open(path));
+}
+END_TEST
+
 START_TEST(addr_domain)
 {
 	static const struct {
@@ -438,6 +493,7 @@ int main(void)
 	tcase_add_test(tc, recipient_states);
 	tcase_add_test(tc, due_group_by_message_and_domain);
 	tcase_add_test(tc, schema_versioned);
+	tcase_add_test(tc, schema_v1_upgraded);
 	tcase_add_test(tc, addr_domain);
 	tcase_add_test(tc, shape_buckets_and_fold);
 	suite_add_tcase(s, tc);

@@ -23,6 +23,7 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     smtps  TLS from the first byte (with tls_cert) instead of STARTTLS
     auth_exclude  mechanisms not offered, e.g. ["PLAIN"] to force LOGIN
     data_size_limit  the largest message accepted (aiosmtpd's default: 32 MiB)
+    smtputf8  SMTPUTF8 is offered (aiosmtpd offers it only when asked)
     .sessions   how many SMTP sessions sent MAIL (connection reuse)
     .attempts   every (mail_from, rcpt list, reply) end-of-DATA attempt
 Greeter421(host, port): accepts and says "421 4.3.2 ..." then closes.
@@ -107,7 +108,7 @@ class FakeMX:
     def __init__(self, host, port, rcpt=None, data=None, mail=None, tls_cert=None,
                  auth=None, first_data_delay=0.0, data_delay=0.0, tls_broken=False,
                  smtps=False,
-                 auth_exclude=None, data_size_limit=None, start=True):
+                 auth_exclude=None, data_size_limit=None, smtputf8=False, start=True):
         self.host = host
         self.port = port
         self.rcpt = dict(rcpt or {})
@@ -126,6 +127,8 @@ class FakeMX:
         kwargs = {}
         if data_size_limit:
             kwargs["data_size_limit"] = data_size_limit
+        if smtputf8:
+            kwargs["enable_SMTPUTF8"] = True
         if tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls_cert)
