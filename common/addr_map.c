@@ -8,6 +8,7 @@
  * octet, and any field it cannot follow, is copied unchanged.
  */
 #include "addr_map.h"
+#include "idn.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -64,8 +65,12 @@ int addr_pattern_parse(const char *s, struct addr_pattern *p)
 	size_t llen = (size_t)(at - s);
 	if ((llen > 0 && !addr_dot_atom(s, llen, 0)) || !addr_dot_atom(dom, strlen(dom), 1))
 		return -1;
+	/* Held in A-labels: an address matches with its domain written either way. */
+	char adom[256], err[128];
+	if (idn_domain_to_ascii(dom, adom, sizeof(adom), err, sizeof(err)) < 0)
+		return -1;
 	p->local = llen > 0 ? addr_lower_dup(s, llen) : NULL;
-	p->domain = addr_lower_dup(dom, strlen(dom));
+	p->domain = xstrdup(adom);
 	return 0;
 }
 
@@ -85,6 +90,12 @@ int addr_pattern_match(const struct addr_pattern *p, const char *addr)
 	if (p->local != NULL && (strlen(p->local) != llen || strncasecmp(p->local, addr, llen) != 0))
 		return 0;
 	const char *dom = at + 1;
+	char adom[256], err[128];
+	if (!idn_is_ascii(dom)) {
+		if (idn_domain_to_ascii(dom, adom, sizeof(adom), err, sizeof(err)) < 0)
+			return 0;
+		dom = adom;
+	}
 	size_t dlen = strlen(dom), plen = strlen(p->domain);
 	if (!p->subdomains)
 		return strcasecmp(dom, p->domain) == 0;

@@ -4,12 +4,14 @@
  * a parsed config (client networks, routes, relay domains).
  */
 #include "config.h"
+#include "idn.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -220,6 +222,58 @@ int config_parse_nexthop(const char *s, struct cfg_nexthop *out)
 	return 0;
 }
 
+/* The periods of rate=N/PERIOD; the limiter spaces messages period/N apart. */
+static const struct cfg_unit cfg_rate_periods[] = {
+	{'s', 1}, {'m', 60}, {'h', 3600}, {0, 0},
+};
+
+int config_parse_rate(const char *s, struct cfg_rate *out)
+{
+	uint64_t n = 0;
+	const char *slash = strchr(s, '/');
+	const struct cfg_unit *u;
+
+	if (slash == NULL || slash == s || slash - s > 9)
+		return -1;
+	for (const char *p = s; p < slash; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	for (u = cfg_rate_periods; u->suffix; u++)
+		if (slash[1] == u->suffix && slash[2] == '\0')
+			break;
+	/* Below a millisecond apart the spacing could not be kept. */
+	if (u->suffix == 0 || n == 0 || n > u->mult * 1000)
+		return -1;
+	out->n = (unsigned)n;
+	out->period = (unsigned)u->mult;
+	return 0;
+}
+
+void config_rate_text(const struct cfg_rate *r, char *dst, size_t dstsz)
+{
+	char unit = 's';
+
+	for (const struct cfg_unit *u = cfg_rate_periods; u->suffix; u++)
+		if (u->mult == r->period)
+			unit = u->suffix;
+	if (r->n == 0)
+		snprintf(dst, dstsz, "none");
+	else
+		snprintf(dst, dstsz, "%u/%c", r->n, unit);
+}
+
+struct cfg_rate config_smarthost_rate(const struct config *cfg)
+{
+	struct cfg_rate none = {0, 0};
+
+	for (size_t i = 0; i < cfg->nsmarthosts; i++)
+		if (cfg->smarthosts[i].rate.n > 0)
+			return cfg->smarthosts[i].rate;
+	return none;
+}
+
 int config_cidr_match(const struct cfg_cidr *nets, size_t n, const struct sockaddr *sa)
 {
 	struct cfg_cidr c;
@@ -267,10 +321,27 @@ static size_t cfg_domain_score(const char *pattern, int subdomains, const char *
 	return strncasecmp(pattern, domain + dlen - plen, plen) == 0 ? plen : 0;
 }
 
+/*
+ * The config holds domains in A-labels (cfg_domain_pattern): a U-label
+ * domain is compared in that form. One that does not convert matches
+ * nothing written in the config.
+ */
+static const char *cfg_domain_ascii(const char *domain, char *buf, size_t bufsz)
+{
+	char err[128];
+
+	if (idn_is_ascii(domain))
+		return domain;
+	return idn_domain_to_ascii(domain, buf, bufsz, err, sizeof(err)) == 0 ? buf : "";
+}
+
 const struct cfg_route *config_route_for(const struct config *cfg, const char *domain)
 {
 	const struct cfg_route *best = NULL;
 	size_t best_score = 0;
+	char abuf[256];
+
+	domain = cfg_domain_ascii(domain, abuf, sizeof(abuf));
 
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct cfg_route *r = &cfg->routes[i];
@@ -285,6 +356,9 @@ const struct cfg_route *config_route_for(const struct config *cfg, const char *d
 
 int config_is_relay_domain(const struct config *cfg, const char *domain)
 {
+	char abuf[256];
+
+	domain = cfg_domain_ascii(domain, abuf, sizeof(abuf));
 	for (size_t i = 0; i < cfg->nrelay_domains; i++) {
 		const char *d = cfg->relay_domains[i];
 		int sub = strncmp(d, "*.", 2) == 0;

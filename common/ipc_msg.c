@@ -140,6 +140,7 @@ void ipc_msg_q_begin_encode(struct ipc_wr *w, const struct ipc_msg_q_begin *m)
 	ipc_put_strv(w, m->auth_user);
 	ipc_put_u32(w, m->body_flags);
 	ipc_put_i64(w, m->arrival);
+	ipc_put_u32(w, m->arrival_usec);
 	ipc_put_u32(w, m->dsn_ret);
 	ipc_put_strv(w, m->envid);
 }
@@ -154,6 +155,7 @@ int ipc_msg_q_begin_decode(struct ipc_rd *r, struct ipc_msg_q_begin *m)
 	m->auth_user = ipc_get_strv(r);
 	m->body_flags = ipc_get_u32(r);
 	m->arrival = ipc_get_i64(r);
+	m->arrival_usec = ipc_get_u32(r);
 	m->dsn_ret = ipc_get_u32(r);
 	m->envid = ipc_get_strv(r);
 	return ipc_rd_done(r);
@@ -268,6 +270,7 @@ void ipc_msg_d_job_encode(struct ipc_wr *w, const struct ipc_msg_d_job *m)
 	ipc_put_u64(w, m->size);
 	ipc_put_u32(w, m->body_flags);
 	ipc_put_i64(w, m->arrival);
+	ipc_put_u32(w, m->arrival_usec);
 	ipc_put_u32(w, m->dsn_ret);
 	ipc_put_strv(w, m->envid);
 	ipc_put_u32(w, m->nrcpt);
@@ -288,6 +291,7 @@ int ipc_msg_d_job_decode(struct ipc_rd *r, struct ipc_msg_d_job *m)
 	m->size = ipc_get_u64(r);
 	m->body_flags = ipc_get_u32(r);
 	m->arrival = ipc_get_i64(r);
+	m->arrival_usec = ipc_get_u32(r);
 	m->dsn_ret = ipc_get_u32(r);
 	m->envid = ipc_get_strv(r);
 	m->nrcpt = ipc_get_u32(r);

@@ -107,6 +107,7 @@ struct ipc_msg_q_begin {
 	struct ipc_str qid, sender, client, helo, auth_user;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t arrival_usec;    /* and microseconds, for delay= */
 	uint32_t dsn_ret;         /* DSN_RET_*, 0 */
 	struct ipc_str envid;
 };
@@ -178,6 +179,7 @@ struct ipc_msg_d_job {
 	uint64_t size;
 	uint32_t body_flags;      /* BODY_* */
 	int64_t arrival;          /* unix seconds */
+	uint32_t arrival_usec;    /* and microseconds, for delay= */
 	uint32_t dsn_ret;         /* DSN_RET_*, 0 */
 	struct ipc_str envid;
 	uint32_t nrcpt;           /* <= IPC_JOB_MAX_RCPTS */

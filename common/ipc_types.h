@@ -47,8 +47,8 @@ enum ipc_type {
 	/* intake -> queue: one SMTP transaction, tied by a session id */
 	MSG_Q_BEGIN = 50,    /* u64 sid, str qid, str sender, str client ip,
 			        str helo, str auth user, u32 body flags,
-			        i64 arrival (unix seconds), u32 dsn ret,
-			        str envid (xtext-decoded) */
+			        i64 arrival (unix seconds), u32 its microseconds,
+			        u32 dsn ret, str envid (xtext-decoded) */
 	MSG_Q_RCPT,          /* u64 sid, str recipient, u32 notify (DSN_NOTIFY_*),
 			        str orcpt ("type;address" decoded, or "") */
 	MSG_Q_CONTENT,       /* u64 sid, bytes (<= IPC_CHUNK_SIZE) */
@@ -62,9 +62,9 @@ enum ipc_type {
 	MSG_D_READY = 70,    /* d->q: u32 n: delivery can take n more jobs */
 	MSG_D_JOB,           /* q->d: u64 jobid, str qid, str sender,
 			        str domain, u64 size, u32 body flags,
-			        i64 arrival, u32 dsn ret, str envid,
-			        u32 nrcpt, nrcpt x (u64 rcptid, str address,
-			        u32 notify, str orcpt) */
+			        i64 arrival, u32 its microseconds, u32 dsn ret,
+			        str envid, u32 nrcpt, nrcpt x (u64 rcptid,
+			        str address, u32 notify, str orcpt) */
 	MSG_D_CHUNK_REQ,     /* d->q: u64 jobid, u32 seq */
 	MSG_D_CHUNK,         /* q->d: u64 jobid, u32 seq, u32 last (0/1),
 			        bytes */

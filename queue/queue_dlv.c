@@ -50,6 +50,7 @@ static void queue_job_send(struct queue *q, const struct queue_pick *pk)
 	m.size = pk->msg.size;
 	m.body_flags = pk->msg.body_flags;
 	m.arrival = pk->msg.arrival;
+	m.arrival_usec = pk->msg.arrival_usec;
 	m.dsn_ret = pk->msg.dsn_ret;
 	m.envid = ipc_str(pk->msg.envid);
 	m.nrcpt = (uint32_t)pk->n;

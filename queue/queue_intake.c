@@ -119,6 +119,7 @@ int queue_in_begin(void *peer, struct ipc_rd *rd)
 	s->sid = m.sid;
 	s->msg.body_flags = m.body_flags;
 	s->msg.arrival = m.arrival;
+	s->msg.arrival_usec = m.arrival_usec < 1000000 ? m.arrival_usec : 0;
 	s->msg.dsn_ret = m.dsn_ret;
 	if (ipc_str_copy(s->msg.qid, sizeof(s->msg.qid), m.qid) < 0 ||
 	    ipc_str_copy(s->msg.envid, sizeof(s->msg.envid), m.envid) < 0 ||

@@ -35,26 +35,32 @@ static const char queue_schema_v1[] =
 	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = " RS_SQL(RS_INFLIGHT) ";"
 	"PRAGMA user_version = 1;";
 
-/* Version 2: DSN (RFC 3461) per message and recipient, the remote reply
- * apart from its explanation, and what kind of message a report is. */
-static const char queue_schema_v2[] =
+/*
+ * The way from each version to the next ([v - 1]: from v), applied in
+ * order, in one transaction, to an older file and to a fresh one after
+ * version 1: every queue.db, old or new, ends with the same schema.
+ */
+static const char *const queue_upgrades[] = {
+	/* 2: the microseconds of arrival, so that delay= is exact */
+	"ALTER TABLE messages ADD COLUMN arrival_usec INTEGER NOT NULL DEFAULT 0;"
+	"PRAGMA user_version = 2;",
+	/* 3: DSN (RFC 3461) per message and recipient, the remote reply apart
+	 * from its explanation, and what kind of message a report is */
 	"ALTER TABLE messages ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE messages ADD COLUMN envid TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE recipients ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE recipients ADD COLUMN orcpt TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE recipients ADD COLUMN reply TEXT NOT NULL DEFAULT '';"
-	"PRAGMA user_version = 2;";
-
-/* The steps from version i to i + 1. */
-static const char *const queue_schema_steps[QUEUE_SCHEMA_VERSION] = {
-	queue_schema_v1, queue_schema_v2,
+	"PRAGMA user_version = 3;",
 };
+_Static_assert(sizeof(queue_upgrades) / sizeof(queue_upgrades[0]) == QUEUE_SCHEMA_VERSION - 1,
+	       "one upgrade per schema version after 1");
 
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \
 		  " last_enh, relay, warned, notify, orcpt, reply"
 #define MSG_COLS "qid, sender, arrival, size, client, helo, auth_user, body_flags, nchunks," \
-		 " complete, hold, dsn_ret, envid, kind"
+		 " complete, hold, arrival_usec, dsn_ret, envid, kind"
 
 enum queue_stmt {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
@@ -66,6 +72,7 @@ enum queue_stmt {
 	Q_MSG_HOLD, Q_RCPT_HOLD, Q_RCPT_RELEASE, Q_FLUSH_ONE, Q_FLUSH_ALL, Q_COUNT,
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
+	Q_SHAPE, Q_RCPT_STATES, Q_OLDEST,
 	Q_NSTMT
 };
 
@@ -74,8 +81,8 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_MSG_ADD] = "INSERT INTO messages (qid, sender, arrival, client, helo, auth_user,"
-		      " body_flags, dsn_ret, envid, kind)"
-		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		      " body_flags, arrival_usec, dsn_ret, envid, kind)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[Q_RCPT_ADD] = "INSERT INTO recipients (qid, address, domain, state, notify, orcpt)"
 		       " VALUES (?1, ?2, ?3, " RS_SQL(RS_NEW) ", ?4, ?5)",
 	[Q_CHUNK_ADD] = "INSERT INTO chunks (qid, seq, data) VALUES (?1, ?2, ?3)",
@@ -125,6 +132,26 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_ALL_CHUNKS] = "DELETE FROM chunks",
 	[Q_ALL_RCPTS] = "DELETE FROM recipients",
 	[Q_ALL_MSGS] = "DELETE FROM messages",
+	/* qshape: recipients per (domain, age bucket), the busiest ?2 domains
+	 * by name (rank in column 3), the rest summed in rows whose domain is
+	 * NULL (column 4: the number of domains so far). Buckets double from
+	 * 5 minutes: bucket k holds ages under 300 * 2^k seconds. */
+	[Q_SHAPE] = "WITH g AS (SELECT r.domain AS d, CASE"
+		    " WHEN ?1 - m.arrival < 300 THEN 0 WHEN ?1 - m.arrival < 600 THEN 1"
+		    " WHEN ?1 - m.arrival < 1200 THEN 2 WHEN ?1 - m.arrival < 2400 THEN 3"
+		    " WHEN ?1 - m.arrival < 4800 THEN 4 WHEN ?1 - m.arrival < 9600 THEN 5"
+		    " WHEN ?1 - m.arrival < 19200 THEN 6 WHEN ?1 - m.arrival < 38400 THEN 7"
+		    " WHEN ?1 - m.arrival < 76800 THEN 8 ELSE 9 END AS b, count(*) AS n"
+		    " FROM recipients r JOIN messages m ON m.qid = r.qid WHERE m.complete = 1"
+		    " GROUP BY d, b),"
+		    " rk AS (SELECT d, row_number() OVER (ORDER BY sum(n) DESC, d) AS rn"
+		    " FROM g GROUP BY d)"
+		    " SELECT CASE WHEN rk.rn <= ?2 THEN g.d END AS dom, g.b, sum(g.n), max(rk.rn)"
+		    " FROM g JOIN rk ON rk.d = g.d GROUP BY dom, g.b"
+		    " ORDER BY dom IS NULL, min(rk.rn), g.b",
+	[Q_RCPT_STATES] = "SELECT state, count(*) FROM recipients WHERE state <> " RS_SQL(RS_NEW)
+			  " GROUP BY state",
+	[Q_OLDEST] = "SELECT min(arrival) FROM messages WHERE complete = 1",
 };
 
 struct queue_store {
@@ -254,9 +281,10 @@ static void queue_row_msg(sqlite3_stmt *s, struct queue_msg *m)
 	m->nchunks = (uint32_t)sqlite3_column_int64(s, 8);
 	m->complete = sqlite3_column_int(s, 9);
 	m->hold = sqlite3_column_int(s, 10);
-	m->dsn_ret = (uint32_t)sqlite3_column_int64(s, 11);
-	col_text(s, 12, m->envid, sizeof(m->envid));
-	m->kind = sqlite3_column_int(s, 13);
+	m->arrival_usec = (uint32_t)sqlite3_column_int64(s, 11);
+	m->dsn_ret = (uint32_t)sqlite3_column_int64(s, 12);
+	col_text(s, 13, m->envid, sizeof(m->envid));
+	m->kind = sqlite3_column_int(s, 14);
 }
 
 /* Steps through recipient rows; cb returning non-zero stops early. */
@@ -291,12 +319,11 @@ static int queue_pragmas(sqlite3 *db)
 	return 0;
 }
 
-/* Creates the schema on a fresh file or upgrades an older one, step by
- * step in one transaction; refuses one from the future. */
+/* Creates the schema on a fresh file, upgrades an older one; refuses one from the future. */
 static int queue_schema(sqlite3 *db)
 {
 	sqlite3_stmt *s;
-	int version = -1;
+	int version = -1, rc = 0;
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
 		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW)
@@ -311,21 +338,22 @@ static int queue_schema(sqlite3 *db)
 	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	for (int v = version; v < QUEUE_SCHEMA_VERSION; v++)
-		if (sqlite3_exec(db, queue_schema_steps[v], NULL, NULL, NULL) != SQLITE_OK)
-			goto fail;
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		goto fail;
+	if (version == 0)
+		rc = sqlite3_exec(db, queue_schema_v1, NULL, NULL, NULL);
+	for (int v = version ? version : 1; rc == SQLITE_OK && v < QUEUE_SCHEMA_VERSION; v++)
+		rc = sqlite3_exec(db, queue_upgrades[v - 1], NULL, NULL, NULL);
+	if (rc != SQLITE_OK || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_errx("queue.db: %s the schema: %s", version ? "upgrading" : "creating",
+			 sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
 	if (version == 0)
 		log_info("queue.db: created schema version %d", QUEUE_SCHEMA_VERSION);
 	else
 		log_info("queue.db: schema version %d upgraded to %d", version,
 			 QUEUE_SCHEMA_VERSION);
 	return 0;
-fail:
-	log_errx("queue.db: creating the schema: %s", sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
 }
 
 struct queue_store *queue_store_open(const char *path)
@@ -438,9 +466,10 @@ int queue_store_msg_add(struct queue_store *st, const struct queue_msg *m)
 	bind_text(s, 5, m->helo);
 	bind_text(s, 6, m->auth_user);
 	sqlite3_bind_int64(s, 7, m->body_flags);
-	sqlite3_bind_int64(s, 8, m->dsn_ret);
-	bind_text(s, 9, m->envid);
-	sqlite3_bind_int(s, 10, m->kind);
+	sqlite3_bind_int64(s, 8, m->arrival_usec);
+	sqlite3_bind_int64(s, 9, m->dsn_ret);
+	bind_text(s, 10, m->envid);
+	sqlite3_bind_int(s, 11, m->kind);
 	return queue_exec(st, s, NULL);
 }
 
@@ -727,4 +756,40 @@ int queue_store_count(struct queue_store *st, long *messages)
 		return -1;
 	*messages = (long)v;
 	return 0;
+}
+
+int queue_store_shape(struct queue_store *st, int64_t now, unsigned top, queue_shape_fn cb,
+		      void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_SHAPE);
+	int rc;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, top);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *dom = sqlite3_column_text(s, 0);
+		cb((const char *)dom, (unsigned)sqlite3_column_int(s, 1), sqlite3_column_int64(s, 2),
+		   sqlite3_column_int64(s, 3), arg);
+	}
+	if (rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int queue_store_gauges(struct queue_store *st, int64_t counts[RS_NSTATES], int64_t *oldest)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_RCPT_STATES);
+	int rc;
+	for (int i = 0; i < RS_NSTATES; i++)
+		counts[i] = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < RS_NSTATES)
+			counts[state] = sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
+	*oldest = 0;
+	return queue_int(st, queue_stmt(st, Q_OLDEST), oldest) < 0 ? -1 : 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "resolver/res_private.h"
 #include "common/buf.h"
+#include "common/idn.h"
 #include "common/xmalloc.h"
 
 #include <arpa/inet.h>
@@ -295,6 +296,20 @@ void mx_resolve(struct resolver *r, const char *domain, int no_mx, uint16_t port
 	if (len > 1 && job->domain[len - 1] == '.')
 		job->domain[len - 1] = '\0';
 
+	/* The DNS knows an internationalized name by its A-labels only. */
+	if (!idn_is_ascii(job->domain)) {
+		char err[128];
+		if (idn_domain_to_ascii(domain, job->domain, sizeof(job->domain), err,
+					sizeof(err)) < 0) {
+			mx_plan_fail(job->plan, MX_PERMFAIL, "5.1.2",
+				     "bad destination domain %s (IDNA2008: %s)", domain, err);
+			mx_job_done(job);
+			return;
+		}
+		len = strlen(job->domain);
+		if (len > 1 && job->domain[len - 1] == '.')
+			job->domain[len - 1] = '\0';
+	}
 	if (mx_resolve_local(job, job->domain, no_mx)) {
 		mx_job_done(job);
 		return;

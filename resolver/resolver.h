@@ -1,7 +1,8 @@
 /*
- * resolver.h - non-blocking DNS for the delivery worker: c-ares driven by
- * the worker's event loop, and the RFC 5321 section 5.1 / RFC 7505 logic
- * that turns a destination domain into a ranked list of hosts to try.
+ * resolver.h - non-blocking DNS for the delivery worker and intake: c-ares
+ * driven by the worker's event loop, the RFC 5321 section 5.1 / RFC 7505
+ * logic that turns a destination domain into a ranked list of hosts to
+ * try, and the verified name of a client address.
  */
 #ifndef RELAYD_RESOLVER_H
 #define RELAYD_RESOLVER_H
@@ -81,6 +82,26 @@ void resolver_free(struct resolver *r);
 void mx_resolve(struct resolver *r, const char *domain, int no_mx, uint16_t port, mx_cb cb,
 		void *arg);
 void mx_plan_free(struct mx_plan *plan);
+
+/*
+ * The verified name of a client address (rdns.c), as Postfix's smtpd
+ * finds it: the PTR record of the address, then the A (or AAAA) records
+ * of that name, which must hold the address again; otherwise anybody who
+ * controls a reverse zone could claim any name.
+ */
+enum rdns_result {
+	RDNS_VERIFIED,   /* name is the client's */
+	RDNS_UNVERIFIED, /* no PTR, a bad name, or its addresses do not match */
+	RDNS_TEMPFAIL,   /* a lookup failed or ran out of time: not known */
+};
+/* name: the verified name ("" unless RDNS_VERIFIED). */
+typedef void (*rdns_cb)(enum rdns_result res, const char *name, void *arg);
+/*
+ * cb exactly once, possibly before rdns_verify returns; with
+ * RDNS_TEMPFAIL when the resolver goes away. An IPv4-mapped IPv6
+ * address is looked up as the IPv4 address.
+ */
+void rdns_verify(struct resolver *r, const struct sockaddr *sa, rdns_cb cb, void *arg);
 
 /*
  * The RFC 5321 section 5.1 / RFC 7505 ranking, without I/O (mx_rank.c).

@@ -3,8 +3,8 @@
  * sender-routes, smarthosts and MX delivery of the config.
  */
 #include "relayd/delivery/dlv_nexthop.h"
+#include "common/idn.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,12 +23,20 @@ const char *dlv_tls_policy_name(enum tls_policy p)
 	return dlv_tls_names[p];
 }
 
-static void dlv_lower(char *dst, size_t dstsz, const char *src)
+/*
+ * The form a destination domain is resolved and counted in: lower case,
+ * A-labels (so "bücher.test" and "xn--bcher-kva.test" are one
+ * destination). A domain that does not convert is kept as written: the
+ * resolver refuses it with the reason.
+ */
+static void dlv_domain_norm(char *dst, size_t dstsz, const char *src)
 {
-	size_t i = 0;
-	for (; src[i] && i + 1 < dstsz; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
-	dst[i] = '\0';
+	char err[128];
+	size_t i;
+
+	if (idn_domain_to_ascii(src, dst, dstsz, err, sizeof(err)) < 0)
+		snprintf(dst, dstsz, "%s", src);
+	i = strlen(dst);
 	/* "example.org." and "example.org" are one destination. */
 	if (i > 1 && dst[i - 1] == '.')
 		dst[i - 1] = '\0';
@@ -42,6 +50,7 @@ static void dlv_hop_from_cfg(const struct config *cfg, const struct cfg_nexthop 
 	hop->no_mx = nh->no_mx;
 	hop->tls_from_hop = nh->tls_set;
 	hop->tls = nh->tls_set ? nh->tls : cfg->outbound_tls;
+	hop->rate = nh->rate;
 	if (nh->auth_user && nh->auth_pass) {
 		snprintf(hop->auth_user, sizeof(hop->auth_user), "%s", nh->auth_user);
 		snprintf(hop->auth_pass, sizeof(hop->auth_pass), "%s", nh->auth_pass);
@@ -68,6 +77,27 @@ const struct cfg_sender_route *dlv_sender_route(const struct config *cfg, const 
 	return NULL;
 }
 
+/*
+ * The rate of the hop's destination and what a log line calls it: a route's
+ * or a sender-route's own, the one shared by the smarthosts, or
+ * destination-rate for each MX domain.
+ */
+static void dlv_hop_rate(const struct config *cfg, const char *what, struct dlv_hop *hop)
+{
+	char text[32];
+
+	if (hop->kind == DLV_HOP_SMARTHOST)
+		hop->rate = config_smarthost_rate(cfg);
+	else if (hop->kind == DLV_HOP_MX)
+		hop->rate = cfg->destination_rate;
+	config_rate_text(&hop->rate, text, sizeof(text));
+	if (hop->kind == DLV_HOP_MX)
+		snprintf(hop->rate_desc, sizeof(hop->rate_desc), "destination-rate %s for %s", text,
+			 what);
+	else
+		snprintf(hop->rate_desc, sizeof(hop->rate_desc), "rate=%s for %s", text, what);
+}
+
 int dlv_hop_select(const struct config *cfg, const char *domain, const char *sender, size_t i,
 		   struct dlv_hop *hop)
 {
@@ -85,6 +115,9 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "route %s%s -> %s",
 			 route->subdomains ? "*." : "", route->domain, text);
+		snprintf(text, sizeof(text), "route %s%s", route->subdomains ? "*." : "",
+			 route->domain);
+		dlv_hop_rate(cfg, text, hop);
 		return 0;
 	}
 	if (sroute) {
@@ -96,6 +129,8 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "sender-route %s -> %s", sroute->pattern,
 			 text);
+		snprintf(text, sizeof(text), "sender-route %s", sroute->pattern);
+		dlv_hop_rate(cfg, text, hop);
 		return 0;
 	}
 	if (cfg->nsmarthosts > 0) {
@@ -108,16 +143,18 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "smarthost %zu of %zu -> %s", i + 1,
 			 cfg->nsmarthosts, text);
+		dlv_hop_rate(cfg, "smarthost", hop);
 		return 0;
 	}
 	if (i > 0)
 		return -1;
 	hop->kind = DLV_HOP_MX;
 	hop->count = 1;
-	dlv_lower(hop->name, sizeof(hop->name), domain);
+	dlv_domain_norm(hop->name, sizeof(hop->name), domain);
 	hop->port = cfg->delivery_port;
 	hop->tls = cfg->outbound_tls;
 	snprintf(hop->desc, sizeof(hop->desc), "MX of %s, port %u", hop->name, hop->port);
+	dlv_hop_rate(cfg, hop->name, hop);
 	return 0;
 }
 
@@ -135,7 +172,7 @@ void dlv_dest_key(const struct config *cfg, const char *domain, const char *send
 	else if (cfg->nsmarthosts > 0)
 		snprintf(dst, dstsz, "smarthost");
 	else {
-		dlv_lower(low, sizeof(low), domain);
+		dlv_domain_norm(low, sizeof(low), domain);
 		snprintf(dst, dstsz, "mx:%s", low);
 	}
 }

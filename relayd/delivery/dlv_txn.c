@@ -11,6 +11,7 @@
  */
 #include "relayd/delivery/dlv_session.h"
 #include "common/conn.h"
+#include "common/idn.h"
 #include "common/log.h"
 #include "common/xtext.h"
 
@@ -139,6 +140,26 @@ static int smtpc_check_server(struct dlv_session *s)
 	return -1;
 }
 
+/* The transaction goes with the SMTPUTF8 parameter. */
+static int smtpc_txn_utf8(const struct dlv_session *s)
+{
+	return (s->job->body & BODY_SMTPUTF8) && (s->caps.ext & SMTPC_EXT_SMTPUTF8);
+}
+
+/*
+ * An address as this transaction sends it: outside SMTPUTF8 a U-label
+ * domain goes in its A-labels (RFC 6531 section 3.2); a UTF-8 local part
+ * has no such form and is sent as it is.
+ */
+static const char *smtpc_addr(const struct dlv_session *s, const char *addr, char *buf,
+			      size_t bufsz)
+{
+	if (smtpc_txn_utf8(s))
+		return addr;
+	idn_addr_to_ascii(addr, buf, bufsz);
+	return buf;
+}
+
 /* NOTIFY= and ORCPT= for a next hop with DSN (RFC 3461 4.1, 4.2). */
 static void smtpc_rcpt_dsn(const struct dlv_rcpt *r, char *params, size_t size)
 {
@@ -169,11 +190,12 @@ static void smtpc_rcpt_dsn(const struct dlv_rcpt *r, char *params, size_t size)
 static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
 {
 	const struct dlv_rcpt *r = &s->job->rcpts[i];
-	char params[600] = "";
+	char buf[600], params[600] = "";
 
 	if ((s->caps.ext & SMTPC_EXT_DSN) && (r->notify != 0 || r->orcpt != NULL))
 		smtpc_rcpt_dsn(r, params, sizeof(params));
-	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>%s", r->addr, params);
+	smtpc_send(s, SC_RCPT, (uint32_t)i, "RCPT TO:<%s>%s",
+		   smtpc_addr(s, r->addr, buf, sizeof(buf)), params);
 }
 
 void smtpc_start_txn(struct dlv_session *s)
@@ -191,7 +213,7 @@ void smtpc_start_txn(struct dlv_session *s)
 				      (unsigned long long)job->size);
 	if (job->body & BODY_8BITMIME)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
-	if (job->body & BODY_SMTPUTF8)
+	if (smtpc_txn_utf8(s))
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
 	/* RET= and ENVID= go on to a next hop that offers DSN (RFC 3461 4.3, 4.4). */
 	if ((s->caps.ext & SMTPC_EXT_DSN) && job->dsn_ret != 0)
@@ -204,7 +226,9 @@ void smtpc_start_txn(struct dlv_session *s)
 	s->in_txn = 1;
 	s->mail_ok = 0;
 	s->naccepted = 0;
-	smtpc_send(s, SC_MAIL, 0, "MAIL FROM:<%s>%s", job->sender, params);
+	char sender[600];
+	smtpc_send(s, SC_MAIL, 0, "MAIL FROM:<%s>%s", smtpc_addr(s, job->sender, sender,
+								     sizeof(sender)), params);
 	if (!(s->caps.ext & SMTPC_EXT_PIPELINING))
 		return;
 	for (size_t i = 0; i < job->nrcpts; i++)

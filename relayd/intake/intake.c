@@ -7,6 +7,7 @@
  */
 #include "intake.h"
 #include "intake_proxy.h"
+#include "intake_rdns.h"
 #include "smtp_session.h"
 #include "common/event.h"
 #include "common/ipc.h"
@@ -258,6 +259,7 @@ static void intake_on_reload(struct worker *w)
 	smtp_auth_free(&in->auth);
 	in->auth = in->next_auth;
 	memset(&in->next_auth, 0, sizeof(in->next_auth));
+	intake_rdns_reload(in->rdns, w->cfg);
 }
 
 static void intake_on_abort(struct worker *w)
@@ -293,6 +295,18 @@ static void intake_on_ctl(struct worker *w, uint32_t reqid, int argc, char **arg
 		worker_ctl_reply(w, reqid, 0, out);
 		return;
 	}
+	/* The master's poll for its Prometheus endpoint (master_metrics.c). */
+	if (argc >= 1 && strcmp(argv[0], "metrics") == 0) {
+		snprintf(out, sizeof(out),
+			 "relayd_connections_in_total %llu\nrelayd_connections_in_active %zu\n"
+			 "relayd_tls_in_total %llu\nrelayd_messages_received_total %llu\n"
+			 "relayd_messages_rejected_total %llu\n",
+			 (unsigned long long)in->stats.connections, in->nsessions,
+			 (unsigned long long)in->stats.tls, (unsigned long long)in->stats.received,
+			 (unsigned long long)in->stats.rejected);
+		worker_ctl_reply(w, reqid, 0, out);
+		return;
+	}
 	snprintf(out, sizeof(out), "intake: unknown command \"%s\"\n", argc >= 1 ? argv[0] : "");
 	worker_ctl_reply(w, reqid, 1, out);
 }
@@ -315,6 +329,7 @@ void intake_main(struct worker *w)
 	if (intake_prepare(w, cfg, err, sizeof(err)) < 0)
 		fatal("intake: %s", err);
 	intake_on_reload(w);
+	in->rdns = intake_rdns_new(in->loop, cfg);
 
 	struct intake_listener *ls = xcalloc(w->nfds ? w->nfds : 1, sizeof(*ls));
 	in->listeners = ls;
@@ -347,5 +362,6 @@ void intake_main(struct worker *w)
 	intake_queue_init(in);
 	intake_local_init(in);
 	ev_run(in->loop);
+	intake_rdns_free(in->rdns);
 	free(ls);
 }

@@ -23,6 +23,7 @@ struct intake_anvil;
 struct intake_listener;
 struct intake_local;
 struct intake_proxy_wait;
+struct intake_rdns;
 
 struct intake {
 	struct worker *w;
@@ -33,6 +34,7 @@ struct intake {
 	struct smtp_auth_db next_auth;
 	struct intake_hasher *hasher;  /* made at the first AUTH (smtp_session.c) */
 	struct intake_anvil *anvil;    /* failed AUTH per client address, likewise */
+	struct intake_rdns *rdns;      /* clients' verified names; NULL: c-ares failed */
 	struct queue_client queue;     /* the channel to the queue worker */
 	struct idmap by_sid;           /* sessions by the sid of their begun transaction */
 	int flow_waiting;              /* sessions wait for the queue channel's drain */
@@ -49,7 +51,7 @@ struct intake {
 	size_t nproxy_waits;
 	int stopping;
 	struct {
-		uint64_t connections, received, rejected;
+		uint64_t connections, received, rejected, tls;
 	} stats;
 };
 

@@ -6,6 +6,7 @@
  * Message-ID: and Date: must be added, and so that rewrite-sender can
  * rewrite the addresses of From:, Sender: and Reply-To: in it.
  */
+#include "smtp_log.h"
 #include "smtp_session.h"
 #include "common/ipc.h"
 #include "common/ipc_msg.h"
@@ -45,13 +46,17 @@ int smtp_handoff_begin(struct smtp_session *s)
 	if (!intake_queue_up(in))
 		return -1;
 	tx->sid = ++in->next_sid;
-	tx->arrival = ev_wallclock();
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	tx->arrival = now.tv_sec;
+	tx->arrival_usec = (uint32_t)(now.tv_nsec / 1000);
 	qid_new(tx->qid);
 	struct ipc_msg_q_begin m = {
 		.sid = tx->sid, .qid = ipc_str(tx->qid), .sender = ipc_str(tx->sender),
 		.client = ipc_str(s->ip), .helo = ipc_str(s->helo),
 		.auth_user = ipc_str(s->auth_user), .body_flags = tx->body_flags,
-		.arrival = tx->arrival, .dsn_ret = tx->dsn_ret, .envid = ipc_str(tx->envid),
+		.arrival = tx->arrival, .arrival_usec = tx->arrival_usec, .dsn_ret = tx->dsn_ret,
+		.envid = ipc_str(tx->envid),
 	};
 	ipc_wr_init(&wr);
 	ipc_msg_q_begin_encode(&wr, &m);
@@ -67,6 +72,12 @@ int smtp_handoff_begin(struct smtp_session *s)
 	if (rc < 0)
 		return -1;
 	tx->begun = 1;
+	/* Postfix's smtpd line: who handed the message in, by verified name. */
+	if (s->mode != LISTEN_LOCAL) {
+		char client[SMTP_LOG_CLIENT_MAX];
+		smtp_log_client(s, client, sizeof(client));
+		log_msg(LOG_INFO, tx->qid, "client=%s", client);
+	}
 	/* The queue's verdict names the sid: it finds the session here. */
 	tx->sess = s;
 	if (idmap_put(&in->by_sid, tx->sid, s) < 0)
@@ -99,20 +110,27 @@ static void smtp_trace_headers(struct smtp_session *s, struct buf *b)
 	const struct config *cfg = s->in->w->cfg;
 	struct smtp_tx *tx = s->tx;
 	char date[64];
-	/* RFC 3848 protocol names. */
+	/* RFC 3848 protocol names, [SMTPUTF8][TLS][AUTH]; RFC 6531 4.3 for UTF8. */
+	static const char *const with_names[2][2][2] = {
+		{{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+		{{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+	};
 	const char *with = !s->esmtp ? "SMTP"
-			   : s->tls && s->auth_user[0] ? "ESMTPSA"
-			   : s->tls ? "ESMTPS"
-			   : s->auth_user[0] ? "ESMTPA" : "ESMTP";
+			   : with_names[(tx->body_flags & BODY_SMTPUTF8) != 0][s->tls != 0]
+				       [s->auth_user[0] != '\0'];
 
 	qid_date(tx->arrival, date, sizeof(date));
 	/* Local submission (Postfix's form): no client host, the user instead. */
 	if (s->mode == LISTEN_LOCAL)
 		buf_appendf(b, "Received: by %s (relayd, from userid %u) id %s", cfg->hostname,
 			    (unsigned)s->uid, tx->qid);
-	/* RFC 5321 4.1.3: an IPv6 address literal is tagged "IPv6:". */
+	/*
+	 * RFC 5321 4.4 TCP-info: the verified name, if any, then the address
+	 * literal, tagged "IPv6:" for IPv6 (4.1.3).
+	 */
 	else
-		buf_appendf(b, "Received: from %s ([%s%s]) by %s with %s id %s", s->helo,
+		buf_appendf(b, "Received: from %s (%s%s[%s%s]) by %s with %s id %s", s->helo,
+			    s->client_name, s->client_name[0] ? " " : "",
 			    s->peer.ss_family == AF_INET6 ? "IPv6:" : "", s->ip, cfg->hostname,
 			    with, tx->qid);
 	if (tx->nrcpts == 1)

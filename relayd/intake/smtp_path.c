@@ -4,6 +4,7 @@
  * parsing so nothing is copied past the RFC limits.
  */
 #include "smtp_path.h"
+#include "common/idn.h"
 #include "common/printable.h"
 
 #include <arpa/inet.h>
@@ -256,6 +257,13 @@ int smtp_path_parse(const char *s, size_t len, unsigned flags, struct smtp_path 
 
 	copy_span(out->local, c.p + lstart, llen);
 	copy_span(out->domain, c.p + dstart, dlen);
+	/* A U-label domain must have an A-label form: the DNS knows no other. */
+	char adom[SMTP_DOMAIN_MAX + 1], why[128];
+	if (!out->is_literal && !idn_is_ascii(out->domain) &&
+	    idn_domain_to_ascii(out->domain, adom, sizeof(adom), why, sizeof(why)) < 0) {
+		*err = (flags & SMTP_PATH_SENDER) ? SR_BAD_IDN_SENDER : SR_BAD_IDN_RCPT;
+		return -1;
+	}
 	copy_span(out->addr, c.p + lstart, c.i - 1 - lstart);
 	out->utf8 = c.utf8 ? 1 : 0;
 	/* Inside quotes the characters count as written: "user@dom"@relay. */

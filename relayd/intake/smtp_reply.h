@@ -39,6 +39,8 @@ enum smtp_reply_id {
 	SR_LOCAL_TOO_LONG,
 	SR_PATH_TOO_LONG,
 	SR_NEED_SMTPUTF8,
+	SR_BAD_IDN_SENDER,      /* a U-label domain IDNA2008 does not allow */
+	SR_BAD_IDN_RCPT,
 	SR_UNKNOWN_PARAM,
 	SR_BAD_PARAM,
 	SR_DUP_PARAM,

@@ -5,6 +5,7 @@
  * through smtp_handoff.c; every reply comes from smtp_reply.c.
  */
 #include "smtp_session.h"
+#include "smtp_log.h"
 #include "intake_anvil.h"
 #include "intake_hasher.h"
 #include "common/conn.h"
@@ -15,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,7 @@ static void smtp_destroy(struct smtp_session *s)
 	smtp_tx_free(s->tx);
 	if (s->auth_job != NULL)
 		intake_hash_cancel(in->hasher, s->auth_job);
+	intake_rdns_cancel(&s->rdns);
 	ev_timer_stop(in->loop, &s->timer);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -87,6 +90,7 @@ static void smtp_destroy(struct smtp_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	in->nsessions--;
+	smtp_log_session_end(s);
 	conn_free(s->c);
 	free(s);
 	intake_sessions_changed(in);
@@ -104,6 +108,7 @@ void smtp_session_free(struct smtp_session *s)
 static void smtp_reply(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
 {
 	smtp_reply_write(s->c, id, arg);
+	smtp_log_reject(s, id, arg);
 	if (smtp_reply_is_error(id) && ++s->errors >= SMTP_MAX_ERRORS &&
 	    s->input != SI_CLOSING) {
 		log_info("too many errors from [%s]", s->ip);
@@ -225,6 +230,7 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, err, NULL);
 		return;
 	}
+	s->cmd_addr = m.path.addr;
 	if (m.has_size && m.size > cfg->max_message_size) {
 		smtp_reject(s, SR_TOO_BIG);
 		return;
@@ -236,8 +242,6 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 	 */
 	if (cfg->auth_senders_file != NULL && s->auth_user[0] != '\0' && m.path.addr[0] != '\0' &&
 	    !addr_owners_allow(&cfg->auth_senders, s->auth_user, m.path.addr)) {
-		log_info("sender not owned from [%s]: user=%s from=<%s>", s->ip, s->auth_user,
-			 m.path.addr);
 		s->in->stats.rejected++;
 		smtp_reply(s, SR_SENDER_NOT_OWNED, s->auth_user);
 		return;
@@ -309,12 +313,12 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, err, NULL);
 		return;
 	}
+	s->cmd_addr = p->addr;
 	if (tx->nrcpts >= cfg->max_recipients) {
 		smtp_reply(s, SR_TOO_MANY_RCPTS, NULL);
 		return;
 	}
 	if (!smtp_rcpt_allowed(s, &ra)) {
-		log_info("relay denied from [%s]: <%s>", s->ip, p->addr);
 		smtp_reject(s, SR_RELAY_DENIED);
 		return;
 	}
@@ -415,6 +419,7 @@ static void smtp_tls_done(struct conn *c, void *arg)
 	conn_tls_desc(c, desc, sizeof(desc));
 	log_info("TLS established with [%s]: %s", s->ip, desc);
 	s->tls = 1;
+	s->in->stats.tls++;
 	smtp_tx_reset(s);
 	s->state = SS_INIT;
 	s->esmtp = 0;
@@ -472,7 +477,7 @@ static void smtp_auth_failed(struct smtp_session *s, const char *user)
 	const struct config *cfg = smtp_cfg(s);
 	struct intake *in = s->in;
 
-	log_warnx("authentication failed for %s from [%s]", user, s->ip);
+	smtp_log_auth_failed(s, s->auth_mech ? s->auth_mech : "?", user);
 	if (cfg->auth_fail_limit > 0 && in->anvil == NULL)
 		in->anvil = intake_anvil_new(INTAKE_ANVIL_MAX);
 	if (in->anvil != NULL &&
@@ -603,9 +608,11 @@ static void smtp_auth(struct smtp_session *s, const char *args)
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		step = SA_PLAIN;
 		challenge = SR_AUTH_GO;
+		s->auth_mech = "PLAIN";
 	} else if (strcasecmp(mech, "LOGIN") == 0) {
 		step = SA_LOGIN_USER;
 		challenge = SR_AUTH_USERNAME;
+		s->auth_mech = "LOGIN";
 	} else {
 		smtp_reply(s, SR_AUTH_MECH, NULL);
 		return;
@@ -655,6 +662,9 @@ static void smtp_command(struct smtp_session *s, const char *line)
 	for (size_t i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
 		if (strcmp(cmd.verb, smtp_verbs[i].name) == 0)
 			v = &smtp_verbs[i];
+	/* Postfix's word for a verb it does not know. */
+	s->cmd_verb = v ? v->name : "UNKNOWN";
+	s->cmd_addr = NULL;
 	if (v == NULL) {
 		smtp_reply(s, SR_UNKNOWN_VERB, NULL);
 		return;
@@ -672,6 +682,7 @@ static void smtp_command(struct smtp_session *s, const char *line)
 		return;
 	}
 	v->fn(s, cmd.args);
+	s->cmd_addr = NULL; /* it pointed into the handler's frame */
 }
 
 /* Content: through the DATA reader to the queue. */
@@ -699,9 +710,8 @@ static void smtp_data_input(struct smtp_session *s)
 	}
 	s->input = SI_CMD;
 	s->lines++;
+	s->cmd_verb = "END-OF-MESSAGE";
 	if (tx->data.err != SR_NONE) {
-		log_info("message from [%s] refused: %s", s->ip,
-			 smtp_reply_get(tx->data.err)->text);
 		smtp_reject(s, tx->data.err);
 		smtp_tx_reset(s);
 		return;
@@ -714,6 +724,41 @@ static void smtp_data_input(struct smtp_session *s)
 	smtp_handoff_end(s);
 	s->input = SI_WAIT;
 	ev_timer_start(s->in->loop, &s->timer, intake_verdict_timeout_ms(s->in));
+}
+
+/*
+ * The client's name goes into the Received: header and the log line of
+ * each transaction, so a transaction starts only once it is known: MAIL
+ * waits for the lookup begun at connect (its budget bounds the wait).
+ * 1 when line is such a MAIL: the session waits in SI_RDNS.
+ */
+static int smtp_rdns_hold(struct smtp_session *s, const char *line)
+{
+	struct smtp_cmd cmd;
+
+	if (s->rdns_done)
+		return 0;
+	smtp_cmd_split(line, &cmd);
+	if (strcmp(cmd.verb, "MAIL") != 0)
+		return 0;
+	s->input = SI_RDNS;
+	return 1;
+}
+
+static void smtp_rdns_done(struct intake_rdns_wait *w, enum rdns_result res, const char *name)
+{
+	struct smtp_session *s = (struct smtp_session *)((char *)w -
+							 offsetof(struct smtp_session, rdns));
+
+	snprintf(s->client_name, sizeof(s->client_name), "%s", res == RDNS_VERIFIED ? name : "");
+	s->rdns_done = 1;
+	log_debug("client [%s] is %s", s->ip,
+		  res == RDNS_VERIFIED ? name : res == RDNS_UNVERIFIED ? "unknown (not verified)"
+									: "unknown (DNS trouble)");
+	if (s->input != SI_RDNS)
+		return;
+	s->input = SI_CMD;
+	smtp_process(s);
 }
 
 /* Works through the input buffer: every whole command, in order. */
@@ -740,9 +785,15 @@ static void smtp_process(struct smtp_session *s)
 		char line[SMTP_LINE_MAX];
 		memcpy(line, buf_head(&c->in), len);
 		line[len] = '\0';
+		/* Left in the buffer: it is read again once the name is known. */
+		if (st == SMTP_LINE_OK && s->input == SI_CMD && smtp_rdns_hold(s, line))
+			break;
 		buf_consume(&c->in, used);
 		s->lines++;
 		if (st == SMTP_LINE_ERR) {
+			/* A line too long or malformed to read a verb from. */
+			if (s->input != SI_AUTH)
+				s->cmd_verb = "UNKNOWN";
 			s->auth_step = SA_NONE;
 			if (s->input == SI_AUTH)
 				s->input = SI_CMD;
@@ -758,7 +809,8 @@ static void smtp_process(struct smtp_session *s)
 		return;
 	}
 	if (s->input != SI_CLOSING && s->input != SI_TLS_ACCEPT)
-		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK);
+		conn_pause_read(c, s->flow_paused || s->input == SI_AUTH_CHECK ||
+					   s->input == SI_RDNS);
 	s->in_left = buf_avail(&c->in);
 	s->line_open = s->in_left > 0 || s->lr.skip_err != SR_NONE;
 	/* An idle session keeps no input buffer: the next read allocates one. */
@@ -854,6 +906,12 @@ struct smtp_session *smtp_session_new(struct intake *in, int fd, const struct so
 	smtp_arm_timeout(s);
 	intake_sessions_changed(in);
 	log_debug("connect from [%s]", s->ip);
+	/* The name is looked up while the dialogue goes on (see smtp_rdns_hold). */
+	s->rdns.cb = smtp_rdns_done;
+	if (mode == LISTEN_LOCAL)
+		s->rdns_done = 1;
+	else
+		intake_rdns_lookup(in->rdns, sa, &s->rdns);
 	if (mode == LISTEN_SMTPS) {
 		s->input = SI_TLS_ACCEPT;
 		if (in->tls == NULL || conn_starttls(s->c, in->tls, 1, NULL, smtp_tls_done) < 0) {

@@ -8,6 +8,7 @@
 #define RELAYD_SMTP_SESSION_H
 
 #include "intake.h"
+#include "intake_rdns.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_reply.h"
@@ -34,6 +35,7 @@ enum smtp_input {
 	SI_CMD,        /* command lines */
 	SI_AUTH,       /* a SASL response line */
 	SI_AUTH_CHECK, /* a password is being checked off the loop: input waits */
+	SI_RDNS,       /* MAIL came before the client's name: input waits for it */
 	SI_DATA,       /* message content */
 	SI_WAIT,       /* end of data sent, waiting for the queue's verdict */
 	SI_CLOSING,    /* last reply queued, closing */
@@ -61,7 +63,8 @@ struct smtp_tx {
 	size_t nrcpts;
 	struct smtp_data data;
 	struct buf out;               /* content not yet sent to the queue */
-	int64_t arrival;
+	int64_t arrival;              /* unix seconds */
+	uint32_t arrival_usec;        /* and microseconds: delay= counts from them */
 	uint64_t sent;                /* octets sent to the queue */
 	unsigned begun : 1;           /* MSG_Q_BEGIN sent */
 	unsigned headers_sent : 1;    /* the trace headers are out */
@@ -77,6 +80,9 @@ struct smtp_session {
 	enum listen_mode mode;
 	char ip[INET6_ADDRSTRLEN];
 	struct sockaddr_storage peer;
+	struct intake_rdns_wait rdns; /* waiting for the client's verified name */
+	char client_name[256];        /* that name; "" when not verified */
+	unsigned rdns_done : 1;       /* client_name is final */
 	unsigned mynet : 1;
 	unsigned tls : 1;
 	unsigned esmtp : 1;
@@ -96,7 +102,14 @@ struct smtp_session {
 	char auth_try_user[SMTP_SASL_FIELD_MAX];
 	struct intake_hash_job *auth_job; /* the check in flight, or NULL */
 	unsigned auth_failures;
+	const char *auth_mech;        /* "PLAIN" or "LOGIN": the AUTH under way */
 	unsigned errors;
+	/* what smtp_log.c's reject lines name: the command being answered
+	 * ("CONNECT" before any, "END-OF-MESSAGE" after content) and the
+	 * address it gave, while its handler runs */
+	const char *cmd_verb;
+	const char *cmd_addr;
+	unsigned rejects_logged, rejects_unlogged;
 	uid_t uid;                    /* LISTEN_LOCAL: who submits (SO_PEERCRED, file owner) */
 	struct ev_timer timer;
 	struct smtp_tx *tx;

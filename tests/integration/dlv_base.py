@@ -53,8 +53,8 @@ class DeliveryCase(unittest.TestCase):
     def setUp(self):
         self.mx_port = free_port()
 
-    def dns(self, mx=(), hosts=None, local=("test",)):
-        d = Dnsmasq(mx=mx, hosts=hosts, local=local)
+    def dns(self, mx=(), hosts=None, local=("test",), ptr=()):
+        d = Dnsmasq(mx=mx, hosts=hosts, local=local, ptr=ptr)
         self.addCleanup(d.stop)
         return d
 

@@ -275,6 +275,12 @@ class Relayd:
             lines.append("listen 127.0.0.1:%d %s" % (port, mode))
             if not hasattr(self, "port"):
                 self.port = port
+        # No test asks the machine's resolver (whose answers, such as a
+        # PTR "localhost" for 127.0.0.1, differ from one machine to the
+        # next): unless the test brings its own DNS, a loopback port where
+        # nothing listens refuses every query at once.
+        if "dns-server" not in conf_extra:
+            lines.append("dns-server 127.0.0.1:%d" % free_udp_port())
         self.conf = "\n".join(lines) + "\n" + conf_extra
         with open(self.conf_path, "w") as f:
             f.write(self.conf)

@@ -142,11 +142,11 @@ class QueuePeer:
 
     # intake
     def begin(self, sid, qid, sender, client="192.0.2.1", helo="client.example",
-              auth="", flags=BODY_8BITMIME, arrival=None, ret=0, envid=""):
+              auth="", flags=BODY_8BITMIME, arrival=None, arrival_usec=0, ret=0, envid=""):
         arrival = int(time.time()) if arrival is None else arrival
         self.send(MSG_Q_BEGIN, u64(sid) + sbytes(qid) + sbytes(sender) + sbytes(client) +
-                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival) + u32(ret) +
-                  sbytes(envid))
+                  sbytes(helo) + sbytes(auth) + u32(flags) + i64(arrival) + u32(arrival_usec) +
+                  u32(ret) + sbytes(envid))
 
     def rcpt(self, sid, addr, notify=0, orcpt=""):
         self.send(MSG_Q_RCPT, u64(sid) + sbytes(addr) + u32(notify) + sbytes(orcpt))
@@ -186,8 +186,8 @@ class QueuePeer:
     def job(self):
         f = self.expect(MSG_D_JOB)
         j = {"jobid": f.u64(), "qid": f.str(), "sender": f.str(), "domain": f.str(),
-             "size": f.u64(), "flags": f.u32(), "arrival": f.i64(), "ret": f.u32(),
-             "envid": f.str()}
+             "size": f.u64(), "flags": f.u32(), "arrival": f.i64(),
+             "arrival_usec": f.u32(), "ret": f.u32(), "envid": f.str()}
         n = f.u32()
         j["rcpts"] = []
         j["dsn"] = []

@@ -38,6 +38,13 @@ static const struct {
 	{"a b@x.org", NULL, 0, 0},
 	{"<a@x.org>", NULL, 0, 0},
 	{"@x_y.org", NULL, 0, 0},
+	/* IDN: the pattern and the address may each be in U-labels or A-labels. */
+	{"@b\xc3\xbc\x63her.test", "a@xn--bcher-kva.test", 1, 1},
+	{"@xn--bcher-kva.test", "a@b\xc3\xbc\x63her.test", 1, 1},
+	{"@.b\xc3\xbc\x63her.test", "a@shop.B\xc3\x9c\x43HER.test", 1, 1},
+	{"@b\xc3\xbc\x63her.test", "a@bucher.test", 1, 0},
+	{"@xn--bcher-kva.test", "a@a\xe2\x99\xa5.test", 1, 0},
+	{"@a\xe2\x99\xa5.test", NULL, 0, 0}, /* not allowed by IDNA2008 */
 };
 
 START_TEST(test_pattern)

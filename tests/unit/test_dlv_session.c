@@ -331,6 +331,7 @@ static void job_frame(struct buf *frames, uint64_t jobid, const char *qid, const
 	ipc_put_u64(&w, size);
 	ipc_put_u32(&w, body);
 	ipc_put_i64(&w, ev_wallclock());
+	ipc_put_u32(&w, 0);
 	ipc_put_u32(&w, 0);  /* no RET= */
 	ipc_put_str(&w, ""); /* no ENVID= */
 	ipc_put_u32(&w, n);
@@ -369,8 +370,9 @@ struct result {
 	uint32_t flags;
 };
 
-static struct result results[64];
-static int nresults;
+#define NRESULTS 64
+static struct result results[NRESULTS];
+static int nresults; /* may pass NRESULTS: the ones past it are counted, not kept */
 
 /* MSG_D_SUSPENDED frames: jobs deferred without a connection. */
 struct suspension {
@@ -412,7 +414,8 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 			ipc_write_frame_blocking(qfd, MSG_D_CHUNK, buf_head(&w.b), buf_avail(&w.b));
 			ipc_wr_free(&w);
 		} else if (type == MSG_D_RESULT) {
-			struct result *r = &results[nresults++];
+			struct result scratch, *r = nresults < NRESULTS ? &results[nresults] : &scratch;
+			nresults++;
 			r->jobid = ipc_get_u64(&rd);
 			r->rcptid = ipc_get_u64(&rd);
 			r->cls = ipc_get_u32(&rd);
@@ -441,7 +444,7 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 
 static const struct result *result_for(uint64_t rcptid)
 {
-	for (int i = 0; i < nresults; i++)
+	for (int i = 0; i < nresults && i < NRESULTS; i++)
 		if (results[i].rcptid == rcptid)
 			return &results[i];
 	ck_abort_msg("no result for recipient %llu:\n%s", (unsigned long long)rcptid,
@@ -600,6 +603,45 @@ START_TEST(test_size_and_8bit_checked_before_mail)
 }
 END_TEST
 
+/*
+ * IDN: a route written in U-labels takes mail for the domain; without
+ * SMTPUTF8 the addresses go out in A-labels, with it as they came.
+ */
+START_TEST(test_idn_addresses)
+{
+	struct script sc = {.conns = 2};
+	struct script sc8 = {.ehlo = "250-fake\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"};
+	char slog[300], slog8[300], conf[512];
+	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
+	uint16_t port8 = smtp_server(&sc8, slog8, sizeof(slog8));
+	static const char *const rcpts[] = {"user@b\xc3\xbc\x63her.test", NULL};
+	static const char *const rcpts8[] = {"user@b\xc3\xbc\x63her.example", NULL};
+	const char *contents[100] = {[41] = "x\r\n", [42] = "x\r\n"};
+
+	snprintf(conf, sizeof(conf),
+		 "route b\xc3\xbc\x63her.test [127.0.0.1]:%u tls=none\n"
+		 "route xn--bcher-kva.example [127.0.0.1]:%u tls=none\n", port, port8);
+	start_delivery(conf);
+	expect_hello();
+	send_job(41, "QID41", "s@m\xc3\xbcller.test", "b\xc3\xbc\x63her.test", 3, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(4100)->cls, DLV_SENT);
+	send_job(42, "QID42", "s@m\xc3\xbcller.test", "b\xc3\xbc\x63her.example", 3,
+		 BODY_SMTPUTF8, rcpts8);
+	serve_queue(1, contents, 100);
+	ck_assert_uint_eq(result_for(4200)->cls, DLV_SENT);
+
+	char *t = slurp(slog);
+	ck_assert_msg(strstr(t, "MAIL FROM:<s@xn--mller-kva.test> SIZE=3\r\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "RCPT TO:<user@xn--bcher-kva.test>\r\n") != NULL, "%s", t);
+	free(t);
+	t = slurp(slog8);
+	ck_assert_msg(strstr(t, "MAIL FROM:<s@m\xc3\xbcller.test> SMTPUTF8\r\n") != NULL, "%s", t);
+	ck_assert_msg(strstr(t, "RCPT TO:<user@b\xc3\xbc\x63her.example>\r\n") != NULL, "%s", t);
+	free(t);
+}
+END_TEST
+
 START_TEST(test_helo_fallback)
 {
 	struct script sc = {.ehlo = "502 5.5.1 EHLO not implemented\r\n"};
@@ -682,6 +724,63 @@ START_TEST(test_refused_then_hold)
 	ck_assert_int_eq(count(l, "QID6: connect to 127.0.0.1[127.0.0.1]"), 1);
 	ck_assert_int_eq(count(l, "QID7: connect to"), 0);
 	free(l);
+}
+END_TEST
+
+/*
+ * Rate memory is bounded: with DLV_RATE_MAX_DESTS destinations remembered
+ * (rate=1/h on each route: none may be forgotten within the hour), a job
+ * for one more waits in the queue, without an attempt, rather than leave
+ * unlimited; a job for one already remembered is not turned away by the
+ * bound.
+ */
+START_TEST(test_rate_memory_bounded)
+{
+	enum { N = DLV_RATE_MAX_DESTS, BATCH = 256 };
+	uint16_t port = dead_port();
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+	char domain[32];
+	struct buf conf, frames;
+
+	buf_init(&conf);
+	for (int i = 0; i <= N; i++)
+		buf_appendf(&conf, "route d%d.test [127.0.0.1]:%u tls=none rate=1/h\n", i, port);
+	buf_append(&conf, "", 1);
+	start_delivery((const char *)buf_head(&conf));
+	buf_free(&conf);
+	expect_hello();
+	for (int i = 0; i < N; i += BATCH) {
+		buf_init(&frames);
+		for (int j = i; j < i + BATCH; j++) {
+			snprintf(domain, sizeof(domain), "d%d.test", j);
+			job_frame(&frames, (uint64_t)j + 1, "QIDN", "s@relayd.test", domain, 6, 0, rcpts);
+		}
+		send_frames(&frames);
+		serve_queue(BATCH, contents, 100);
+	}
+	/* One attempt each (nothing listens): every destination's rate now runs for an hour. */
+	ck_assert_int_eq(nresults, N);
+	ck_assert_int_eq(nsuspended, 0);
+	int64_t before = ev_wallclock();
+	snprintf(domain, sizeof(domain), "d%d.test", N);
+	send_job(N + 1, "QIDCAP", "s@relayd.test", domain, 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nresults, N);
+	ck_assert_int_eq(nsuspended, 1);
+	ck_assert_str_eq(suspended[0].enh, "4.4.5");
+	char want[200];
+	snprintf(want, sizeof(want), "delivery rate-limited: rate=1/h for route d%d.test (%d "
+		 "destinations are rate-limited already); next try in ", N, N);
+	ck_assert_msg(strncmp(suspended[0].text, want, strlen(want)) == 0, "%s",
+		      suspended[0].text);
+	/* Until the first of them may be forgotten: an hour after its message. */
+	ck_assert_int_ge(suspended[0].until, before + 3600 - 60);
+	ck_assert_int_le(suspended[0].until, before + 3600 + 1);
+	send_job(N + 2, "QIDOLD", "s@relayd.test", "d0.test", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 2);
+	ck_assert_ptr_null(strstr(suspended[1].text, "destinations are rate-limited already"));
 }
 END_TEST
 
@@ -909,6 +1008,7 @@ int main(void)
 	tcase_add_test(tc, test_no_pipelining_mail_rejected);
 	tcase_add_test(tc, test_size_and_8bit_checked_before_mail);
 	tcase_add_test(tc, test_helo_fallback);
+	tcase_add_test(tc, test_idn_addresses);
 	tcase_add_test(tc, test_connection_reuse);
 	tcase_add_test(tc, test_refused_then_hold);
 	tcase_add_test(tc, test_hold_at_most_retry_min_and_flush);
@@ -919,6 +1019,7 @@ int main(void)
 	tcase_add_test(tc, test_starttls_required_not_offered);
 	tcase_add_test(tc, test_content_in_pieces);
 	tcase_add_test(tc, test_greeting_timeout_then_next_hop);
+	tcase_add_test(tc, test_rate_memory_bounded);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -39,7 +39,7 @@ static const struct ipc_msg_q_hello s_q_hello = {2};
 static const struct ipc_msg_q_hello_ok s_q_hello_ok = {1, 4242};
 static const struct ipc_msg_q_begin s_q_begin = {
 	0x0102030405060708ULL, STR("4XKQ2N7Z1C0001"), STR("a@lan.test"), STR("192.0.2.1"),
-	STR("client.lan.test"), STR(""), 3, -1234567890123LL, 2, STR("env-42"),
+	STR("client.lan.test"), STR(""), 3, -1234567890123LL, 500001, 2, STR("env-42"),
 };
 static const struct ipc_msg_q_rcpt s_q_rcpt = {0x8000000000000001ULL, STR("b@remote.example"),
 					       0xe, STR("rfc822;b@orig.example")};
@@ -52,8 +52,8 @@ static const struct ipc_msg_q_failed s_q_failed = {78, 452, STR("4.3.1"),
 static const struct ipc_msg_d_ready s_d_ready = {400};
 static const struct ipc_msg_d_job s_d_job = {
 	.jobid = 5, .qid = STR("4XKQ2N7Z1C0003"), .sender = STR(""), .domain = STR("remote.example"),
-	.size = 0x100000001ULL, .body_flags = 1, .arrival = 1700000000, .dsn_ret = 1,
-	.envid = STR("env 7"), .nrcpt = 2,
+	.size = 0x100000001ULL, .body_flags = 1, .arrival = 1700000000, .arrival_usec = 999999,
+	.dsn_ret = 1, .envid = STR("env 7"), .nrcpt = 2,
 	.rcpts = {{11, STR("x@remote.example"), 0, STR("")},
 		  {0x7fffffffffffffffULL, STR("y@remote.example"), 1, STR("utf-8;y@r")}},
 };
@@ -125,6 +125,7 @@ static void gold_q_begin(struct ipc_wr *w)
 	ipc_put_str(w, NULL);
 	ipc_put_u32(w, 3);
 	ipc_put_i64(w, -1234567890123LL);
+	ipc_put_u32(w, 500001);
 	ipc_put_u32(w, 2);
 	ipc_put_str(w, "env-42");
 }
@@ -174,6 +175,7 @@ static void gold_d_job(struct ipc_wr *w)
 	ipc_put_u64(w, 0x100000001ULL);
 	ipc_put_u32(w, 1);
 	ipc_put_i64(w, 1700000000);
+	ipc_put_u32(w, 999999);
 	ipc_put_u32(w, 1);
 	ipc_put_str(w, "env 7");
 	ipc_put_u32(w, 2);
@@ -253,7 +255,8 @@ MSG_ROW_FNS(q_begin, s_q_begin,
 	    m.sid == s->sid && str_eq(m.qid, s->qid) && str_eq(m.sender, s->sender) &&
 		    str_eq(m.client, s->client) && str_eq(m.helo, s->helo) &&
 		    str_eq(m.auth_user, s->auth_user) && m.body_flags == s->body_flags &&
-		    m.arrival == s->arrival && m.dsn_ret == s->dsn_ret && str_eq(m.envid, s->envid))
+		    m.arrival == s->arrival && m.arrival_usec == s->arrival_usec &&
+		    m.dsn_ret == s->dsn_ret && str_eq(m.envid, s->envid))
 MSG_ROW_FNS(q_rcpt, s_q_rcpt,
 	    m.sid == s->sid && str_eq(m.rcpt, s->rcpt) && m.notify == s->notify &&
 		    str_eq(m.orcpt, s->orcpt))
@@ -269,8 +272,9 @@ MSG_ROW_FNS(d_job, s_d_job,
 	    m.jobid == s->jobid && str_eq(m.qid, s->qid) && str_eq(m.sender, s->sender) &&
 		    str_eq(m.domain, s->domain) && m.size == s->size &&
 		    m.body_flags == s->body_flags && m.arrival == s->arrival &&
-		    m.dsn_ret == s->dsn_ret && str_eq(m.envid, s->envid) &&
-		    m.nrcpt == s->nrcpt && m.rcpts[0].rcptid == s->rcpts[0].rcptid &&
+		    m.arrival_usec == s->arrival_usec && m.dsn_ret == s->dsn_ret &&
+		    str_eq(m.envid, s->envid) && m.nrcpt == s->nrcpt &&
+		    m.rcpts[0].rcptid == s->rcpts[0].rcptid &&
 		    str_eq(m.rcpts[0].address, s->rcpts[0].address) &&
 		    m.rcpts[0].notify == s->rcpts[0].notify &&
 		    str_eq(m.rcpts[0].orcpt, s->rcpts[0].orcpt) &&
@@ -433,9 +437,9 @@ START_TEST(test_msg_bounds)
 	ck_assert_uint_eq(job->nrcpt, IPC_JOB_MAX_RCPTS);
 	ipc_put_u64(&w, 1);
 	ipc_put_str(&w, "z@remote.example");
-	/* nrcpt sits after u64, 3 strings, u64, u32, i64. */
+	/* nrcpt sits after u64, 3 strings, u64, u32, i64, u32. */
 	size_t off = 8 + (4 + s_d_job.qid.n) + (4 + s_d_job.sender.n) + (4 + s_d_job.domain.n) +
-		     8 + 4 + 8;
+		     8 + 4 + 8 + 4;
 	uint32_t more = IPC_JOB_MAX_RCPTS + 1;
 	memcpy(buf_head(&w.b) + off, &more, sizeof(more));
 	ipc_rd_init(&rd, buf_head(&w.b), buf_avail(&w.b));

@@ -187,6 +187,7 @@ static void stream(int fd, uint64_t sid, const char *qid, const char *const *rcp
 	ipc_put_str(&w, "");
 	ipc_put_u32(&w, BODY_8BITMIME);
 	ipc_put_i64(&w, arrival);
+	ipc_put_u32(&w, 654321);
 	ipc_put_u32(&w, DSN_RET_HDRS);
 	ipc_put_str(&w, "ENV 1");
 	send_wr(fd, MSG_Q_BEGIN, &w);
@@ -450,6 +451,8 @@ static void read_job(int fd, struct job *j)
 	ck_assert_uint_eq(ipc_get_u64(&rd), strlen(body));
 	ck_assert_uint_eq(ipc_get_u32(&rd), BODY_8BITMIME);
 	ck_assert_int_eq(ipc_get_i64(&rd), arrival);
+	/* The microseconds of arrival come back as intake gave them. */
+	ck_assert_uint_eq(ipc_get_u32(&rd), 654321);
 	/* The DSN parameters intake gave come out with the job. */
 	char dsn[64];
 	ck_assert_uint_eq(ipc_get_u32(&rd), DSN_RET_HDRS);

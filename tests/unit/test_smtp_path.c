@@ -101,6 +101,10 @@ static const struct {
 	{"<user@example.org>>", 0, SR_NONE}, /* used 18: the caller sees the ">" */
 	{"<u\xc3\xa9@example.org>", 0, SR_NEED_SMTPUTF8},
 	{"<user@b\xc3\xbc\x63her.example>", 0, SR_NEED_SMTPUTF8},
+	/* U-labels IDNA2008 does not allow: a symbol, a leading combining mark. */
+	{"<user@a\xe2\x99\xa5.test>", U, SR_BAD_IDN_RCPT},
+	{"<user@a\xe2\x99\xa5.test>", S | U, SR_BAD_IDN_SENDER},
+	{"<user@\xcc\x81x.test>", U, SR_BAD_IDN_RCPT},
 	{"<u\xc3@example.org>", U, SR_BAD_RCPT},          /* truncated UTF-8 */
 	{"<u\xc0\xaf@example.org>", U, SR_BAD_RCPT},      /* overlong */
 	{"<u\xed\xa0\x80@example.org>", U, SR_BAD_RCPT},  /* surrogate */

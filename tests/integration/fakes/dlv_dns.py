@@ -7,12 +7,14 @@ for everything else under the test's domains.
                  hosts={"mx1.ex.test": "127.0.0.2"}) as dns:
         conf = "dns-server 127.0.0.1:%d\n" % dns.port
 
-Dnsmasq(mx=(), hosts=None, local=("test",))
+Dnsmasq(mx=(), hosts=None, local=("test",), ptr=())
     mx     (domain, target, pref) records; target "." is a null MX
-    hosts  {name: ip}: A (or AAAA) records
+    hosts  {name: ip}: A (or AAAA) records, with the PTR record of ip
+    ptr    (ip, name) PTR records alone (no A record comes with them)
     local  domains answered only from this data (NXDOMAIN otherwise)
 SilentDNS(): a UDP port that never answers (DNS timeout).
 """
+import ipaddress
 import os
 import socket
 import subprocess
@@ -24,7 +26,7 @@ from harness import free_udp_port  # noqa: E402
 
 
 class Dnsmasq:
-    def __init__(self, mx=(), hosts=None, local=("test",)):
+    def __init__(self, mx=(), hosts=None, local=("test",), ptr=()):
         # A free port can be taken by someone else before dnsmasq binds it: retry.
         for attempt in range(5):
             self.port = free_udp_port()
@@ -38,6 +40,9 @@ class Dnsmasq:
                 args.append("--mx-host=%s,%s,%d" % (domain, target, pref))
             for name, ip in (hosts or {}).items():
                 args.append("--host-record=%s,%s" % (name, ip))
+            for ip, name in ptr:
+                args.append("--ptr-record=%s,%s" % (ipaddress.ip_address(ip).reverse_pointer,
+                                                    name))
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             try:

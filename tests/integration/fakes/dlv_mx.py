@@ -23,7 +23,7 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     smtps  TLS from the first byte (with tls_cert) instead of STARTTLS
     auth_exclude  mechanisms not offered, e.g. ["PLAIN"] to force LOGIN
     data_size_limit  the largest message accepted (aiosmtpd's default: 32 MiB)
-    smtputf8  SMTPUTF8 is offered (RFC 6531)
+    smtputf8  SMTPUTF8 is offered (aiosmtpd offers it only when asked)
     .sessions   how many SMTP sessions sent MAIL (connection reuse)
     .attempts   every (mail_from, rcpt list, reply) end-of-DATA attempt
 Greeter421(host, port): accepts and says "421 4.3.2 ..." then closes.
