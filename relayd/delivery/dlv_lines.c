@@ -11,6 +11,19 @@ void dlv_lines_init(struct dlv_lines *l)
 {
 	l->col = 0;
 	l->in_head = 1;
+	buf_init(&l->hold);
+}
+
+void dlv_lines_restart(struct dlv_lines *l)
+{
+	l->col = 0;
+	l->in_head = 1;
+	buf_reset(&l->hold);
+}
+
+void dlv_lines_free(struct dlv_lines *l)
+{
+	buf_free(&l->hold);
 }
 
 /* Octets of a line segment that count toward its length (not its CR LF). */
@@ -23,31 +36,50 @@ static size_t lines_text_len(const uint8_t *p, size_t n)
 	return n;
 }
 
-/* Does any line of p, counted from l's column, run past the limit? */
-static int lines_any_long(const struct dlv_lines *l, const uint8_t *p, size_t n)
+/*
+ * Can p go out as it is? Yes when no line runs past the limit and the
+ * piece does not end inside a header line (which would be held). The
+ * state moves on as if it had gone.
+ */
+static int lines_pass(struct dlv_lines *l, const uint8_t *p, size_t n, int last)
 {
 	size_t col = l->col;
+	int in_head = l->in_head;
 
 	while (n > 0) {
 		const uint8_t *nl = memchr(p, '\n', n);
 		size_t seg = nl ? (size_t)(nl - p) + 1 : n;
-		if (col + lines_text_len(p, seg) > DLV_LINE_MAX)
-			return 1;
-		col = nl ? 0 : col + seg;
+		size_t text = lines_text_len(p, seg);
+		if (col + text > DLV_LINE_MAX)
+			return 0;
+		if (nl == NULL) {
+			if (in_head && !last)
+				return 0;
+			col += text;
+			break;
+		}
+		if (in_head && col == 0 && text == 0)
+			in_head = 0; /* the empty line: the body follows */
+		col = 0;
 		p += seg;
 		n -= seg;
 	}
-	return 0;
+	l->col = col;
+	l->in_head = in_head;
+	return 1;
 }
 
-/* Where to fold a header line: after the last blank that keeps the line
- * within the limit, not at its very start; 0 when there is none. */
-static size_t lines_fold_at(const uint8_t *p, size_t room)
+/*
+ * Where to fold a header line: at the last blank that keeps the line
+ * within the limit; at 0 only when the line already has octets before
+ * this piece (a line of blanks alone is no fold). -1 when there is none.
+ */
+static long lines_fold_at(const uint8_t *p, size_t room, size_t col)
 {
-	for (size_t j = room; j > 0; j--)
+	for (size_t j = room + 1; j-- > (col > 0 ? 0 : 1);)
 		if (p[j] == ' ' || p[j] == '\t')
-			return j;
-	return 0;
+			return (long)j;
+	return -1;
 }
 
 /* One line segment (up to and with its LF, or the rest of the piece). */
@@ -60,9 +92,9 @@ static void lines_segment(struct dlv_lines *l, const uint8_t *p, size_t seg, str
 		size_t room = DLV_LINE_MAX - l->col, cut = room;
 		const char *brk = "\r\n";
 		if (l->in_head) {
-			size_t j = lines_fold_at(p, room);
-			if (j > 0)
-				cut = j; /* the blank starts the continuation line */
+			long j = lines_fold_at(p, room, l->col);
+			if (j >= 0)
+				cut = (size_t)j; /* the blank starts the continuation line */
 			else
 				brk = "\r\n "; /* no blank: one is added */
 		}
@@ -83,42 +115,38 @@ static void lines_segment(struct dlv_lines *l, const uint8_t *p, size_t seg, str
 	l->col = 0;
 }
 
-const uint8_t *dlv_lines_break(struct dlv_lines *l, const uint8_t *p, size_t n, struct buf *out,
-			       size_t *outn)
+const uint8_t *dlv_lines_break(struct dlv_lines *l, const uint8_t *p, size_t n, int last,
+			       struct buf *out, size_t *outn)
 {
-	if (!lines_any_long(l, p, n)) {
-		/* Nothing to break: only the state moves on. */
-		for (size_t i = 0; i < n;) {
-			const uint8_t *nl = memchr(p + i, '\n', n - i);
-			size_t seg = nl ? (size_t)(nl - (p + i)) + 1 : n - i;
-			size_t text = lines_text_len(p + i, seg);
-			if (!nl) {
-				l->col += text;
-				break;
-			}
-			if (l->in_head && l->col == 0 && text == 0)
-				l->in_head = 0;
-			l->col = 0;
-			i += seg;
-			if (!l->in_head) {
-				/* In the body only the last line's column matters. */
-				const uint8_t *last = memrchr(p + i, '\n', n - i);
-				size_t from = last ? (size_t)(last - p) + 1 : i;
-				l->col = lines_text_len(p + from, n - from);
-				break;
-			}
-		}
+	if (buf_avail(&l->hold) == 0 && lines_pass(l, p, n, last)) {
 		*outn = n;
 		return p;
 	}
 	buf_reset(out);
+	int held = buf_avail(&l->hold) > 0;
+	if (held) {
+		/* The held start of a header line goes first. */
+		buf_append(&l->hold, p, n);
+		p = buf_head(&l->hold);
+		n = buf_avail(&l->hold);
+	}
 	while (n > 0) {
 		const uint8_t *nl = memchr(p, '\n', n);
 		size_t seg = nl ? (size_t)(nl - p) + 1 : n;
+		if (nl == NULL && l->in_head && !last) {
+			/* Held whole: its fold point may be in the next piece. */
+			if (held)
+				buf_consume(&l->hold, (size_t)(p - buf_head(&l->hold)));
+			else
+				buf_append(&l->hold, p, seg);
+			*outn = buf_avail(out);
+			return *outn ? buf_head(out) : (const uint8_t *)""; /* never NULL */
+		}
 		lines_segment(l, p, seg, out);
 		p += seg;
 		n -= seg;
 	}
+	buf_reset(&l->hold);
 	*outn = buf_avail(out);
 	return buf_head(out);
 }

@@ -93,6 +93,7 @@ static void smtpc_free(struct dlv_session *s)
 	buf_free(&s->tmp);
 	buf_free(&s->brk);
 	buf_free(&s->conv);
+	dlv_lines_free(&s->lines);
 	free(s->pend);
 	free(s);
 }
@@ -712,6 +713,7 @@ void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_jo
 	buf_init(&s->tmp);
 	buf_init(&s->brk);
 	buf_init(&s->conv);
+	dlv_lines_init(&s->lines);
 	smtpc_reply_init(&s->reply);
 	dest->nsessions++;
 	ctx->nsessions++;

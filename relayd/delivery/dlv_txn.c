@@ -273,13 +273,14 @@ static void smtpc_load_done(struct dlv_session *s)
 		buf_init(&out);
 	}
 	dlv_lines_init(&lines);
-	const uint8_t *p = dlv_lines_break(&lines, buf_head(&s->conv), buf_avail(&s->conv), &out,
-					   &n);
+	const uint8_t *p = dlv_lines_break(&lines, buf_head(&s->conv), buf_avail(&s->conv), 1,
+					   &out, &n);
 	if (p != buf_head(&s->conv)) {
 		buf_free(&s->conv);
 		s->conv = out;
 	} else
 		buf_free(&out);
+	dlv_lines_free(&lines);
 	s->conv_ready = 1;
 	smtpc_start_txn(s);
 }
@@ -395,7 +396,7 @@ void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 		s->in_content = 1;
 		s->want_chunk = 0;
 		smtpc_stuff_init(&s->stuff);
-		dlv_lines_init(&s->lines);
+		dlv_lines_restart(&s->lines);
 		s->job->chunk_seq = 0;
 		s->conv_off = 0;
 		/* With keys, a first pass over the content makes the signature,
@@ -497,7 +498,7 @@ static int smtpc_sign_end(struct dlv_session *s)
 	 * state stays at the start of a line. */
 	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
 	s->job->chunk_seq = 0;
-	dlv_lines_init(&s->lines);
+	dlv_lines_restart(&s->lines);
 	return 0;
 }
 
@@ -510,7 +511,7 @@ static int smtpc_sign_end(struct dlv_session *s)
  */
 static void smtpc_sign_piece(struct dlv_session *s, const uint8_t *p, size_t n, int last)
 {
-	p = dlv_lines_break(&s->lines, p, n, &s->brk, &n);
+	p = dlv_lines_break(&s->lines, p, n, last, &s->brk, &n);
 	if (dlv_dkim_stream_update(s->dk, p, n) == 0 && !last) {
 		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
 		dlv_job_request_chunk(s->ctx, s->job);
@@ -541,7 +542,7 @@ void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int la
 		return;
 	}
 	smtpc_enter(s);
-	p = dlv_lines_break(&s->lines, p, n, &s->brk, &n);
+	p = dlv_lines_break(&s->lines, p, n, last, &s->brk, &n);
 	buf_reset(&s->tmp);
 	smtpc_stuff(&s->stuff, p, n, &s->tmp);
 	if (last)
