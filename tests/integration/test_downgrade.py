@@ -27,7 +27,7 @@ class OldUpstream(Upstream):
 
     def __init__(self, drop):
         FakeMX.__init__(self, "127.0.0.1", free_port(), data_size_limit=64 * 1024 * 1024,
-                        start=False, ehlo_drop=drop)
+                        start=False, ehlo_drop=drop, rcpt={"nobody": "550 5.1.1 No such user"})
 
 
 def parse(data):
@@ -146,6 +146,26 @@ class Downgrade8bit(unittest.TestCase):
         # nothing reached bob; what went out with the token is the bounce to alice
         self.assertEqual([(m.mail_from, m.rcpt_tos) for m in self.up.find(t)],
                          [("<>", ["alice@example.org"])])
+
+    def test_bounce_of_smtputf8_message_converted(self):
+        """The bounce of an SMTPUTF8 message, 8-bit (it quotes the headers), to
+        a server with neither 8BITMIME nor SMTPUTF8: converted and delivered,
+        where it used to bounce itself (and a bounce's bounce is dropped)."""
+        t = token("dsn")
+        sent = ("From: Jörg <alice@example.org>\r\nSubject: %s Grüße ☕\r\n\r\nü\r\n" % t)
+        with smtplib.SMTP("127.0.0.1", self.r.port, timeout=10) as c:
+            c.ehlo()
+            c.sendmail("alice@example.org", ["nobody@remote.example"], sent.encode(),
+                       mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        m = self.up.wait_for(t)[0]
+        self.assertEqual((m.mail_from, m.rcpt_tos), ("<>", ["alice@example.org"]))
+        self.assertTrue(all(b < 128 for b in m.data), "8-bit octets in the bounce")
+        got = parse(m.data)
+        self.assertEqual([(p.get_content_type(), p.defects) for p in got.walk()],
+                         [(p.get_content_type(), []) for p in got.walk()])
+        text = b"".join(p.get_payload(decode=True) or b"" for p in leaves(got)).decode()
+        self.assertIn("nobody@remote.example", text)
+        self.assertIn("%s Grüße ☕" % t, text)  # the quoted Subject, decoded again
 
 
 class Smtputf8OnlyWhereNeeded(unittest.TestCase):
