@@ -265,9 +265,10 @@ static void smtpc_load_done(struct dlv_session *s)
 		return;
 	}
 	if (r == DLV_MIME_CONVERTED) {
-		log_msg(LOG_INFO, job->qid, "converted for %s (%s%s)", s->peer,
-			(smtpc_allow(s) & DLV_MIME_8BIT) ? "" : "7-bit body",
-			(smtpc_allow(s) & DLV_MIME_UTF8) ? "" : ", ASCII headers");
+		unsigned allow = smtpc_allow(s);
+		log_msg(LOG_INFO, job->qid, "converted for %s (%s)", s->peer,
+			(allow & DLV_MIME_8BIT) ? "ASCII headers"
+			: (allow & DLV_MIME_UTF8) ? "7-bit body" : "7-bit body, ASCII headers");
 		buf_free(&s->conv);
 		s->conv = out;
 		buf_init(&out);
