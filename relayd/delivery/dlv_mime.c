@@ -606,7 +606,11 @@ static void mime_multipart(struct mime_ctx *m, const uint8_t *p, size_t n, const
 		int close;
 		if (mime_delim(p + i, le - i, b, bl, &close)) {
 			/* The CRLF before a delimiter is the delimiter's (RFC 2046 5.1.1). */
-			size_t end = i >= seg + 2 ? i - 2 : i;
+			size_t end = i;
+			if (end >= seg + 2 && p[end - 2] == '\r' && p[end - 1] == '\n')
+				end -= 2;
+			else if (end >= seg + 1 && p[end - 1] == '\n')
+				end--;
 			if (parts++ == 0)
 				mime_bare_text(m, p + seg, end - seg);
 			else
@@ -740,6 +744,12 @@ static void mime_entity(struct mime_ctx *m, const uint8_t *p, size_t n, int dept
 			mimever = 1;
 	}
 	enum mime_kind kind = mime_kind_of(type);
+	if (mime_has8((const uint8_t *)boundary, strlen(boundary))) {
+		/* RFC 2046 5.1.1: 7-bit; its delimiter lines could not be written in 7 bits. */
+		mime_fail(m, DLV_MIME_BAD_BODY, "a multipart boundary with 8-bit octets%s", "");
+		free(fs);
+		return;
+	}
 	int plain = !*cte || !strcmp(cte, "7bit") || !strcmp(cte, "8bit") || !strcmp(cte, "binary");
 	if ((kind == MK_MULTI && (!*boundary || !plain)) || (kind == MK_EMBED && !plain))
 		kind = MK_B64; /* not walkable: a leaf like any other */

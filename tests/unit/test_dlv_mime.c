@@ -103,6 +103,14 @@ static const struct mime_case mime_cases[] = {
 	 DLV_MIME_BAD_BODY, "Content-Transfer-Encoding base64"},
 	{"Content-Type: multipart/mixed; boundary=b\r\n\r\n\xc3\xa9\r\n--b\r\n\r\nx\r\n--b--\r\n", 0,
 	 DLV_MIME_BAD_BODY, "preamble or epilogue"},
+	{"Content-Type: multipart/mixed; boundary=\"\xc3\xa9\"\r\n\r\n--\xc3\xa9\r\n\r\nx\r\n", A8,
+	 DLV_MIME_BAD_BODY, "boundary with 8-bit octets"},
+	/* A bare LF before a delimiter goes with it, as a CRLF does. */
+	{"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n\xc3\xa9\n--b--\r\n", 0,
+	 DLV_MIME_CONVERTED,
+	 "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	 "Content-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8"
+	 "\r\n\r\n=C3=A9\n--b--\r\n"},
 };
 
 START_TEST(test_mime_table)
