@@ -773,6 +773,7 @@ static void mime_entity(struct mime_ctx *m, const uint8_t *p, size_t n, int dept
 		} else
 			buf_append(m->out, fs[i].p, fs[i].n);
 	}
+	size_t had = buf_avail(m->out);
 	if (cte_f == NULL && *newcte)
 		buf_appendf(m->out, "Content-Transfer-Encoding: %s\r\n", newcte);
 	if (ct == NULL && (enc == ME_QP || enc == ME_B64)) {
@@ -783,7 +784,8 @@ static void mime_entity(struct mime_ctx *m, const uint8_t *p, size_t n, int dept
 			    mime_utf8_valid(body, bn) ? "utf-8" : "unknown-8bit");
 	}
 	free(fs);
-	if (blank)
+	/* Headers added to a message that had no empty line need one after them. */
+	if (blank || buf_avail(m->out) > had)
 		buf_append(m->out, "\r\n", 2);
 	if (mime_failed(m))
 		return;

@@ -553,6 +553,9 @@ void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int la
 	if (last) {
 		s->in_content = 0;
 		smtpc_push(s, SC_DOT, 0);
+	} else if (buf_avail(&s->tmp) == 0) {
+		/* All of it held back (a header line not yet whole): no drain will come. */
+		smtpc_content_next(s);
 	} else {
 		s->want_chunk = 1;
 		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));

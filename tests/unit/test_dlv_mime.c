@@ -29,6 +29,10 @@ static const struct mime_case mime_cases[] = {
 	 0, DLV_MIME_CONVERTED,
 	 "Subject: hi\r\nContent-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n"
 	 "Content-Type: text/plain; charset=utf-8\r\n\r\ngr=C3=BC=C3=9F =3D x=20\r\n"},
+	/* No header section at all: the headers added get their empty line. */
+	{"\xc3\xa9\r\n", 0, DLV_MIME_CONVERTED,
+	 "Content-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n"
+	 "Content-Type: text/plain; charset=utf-8\r\n\r\n=C3=A9\r\n"},
 	/* Labelled 8bit, 7-bit in fact: only the label. */
 	{"Content-Transfer-Encoding: 8bit\r\n\r\nascii\r\n", 0, DLV_MIME_CONVERTED,
 	 "Content-Transfer-Encoding: 7bit\r\n\r\nascii\r\n"},
