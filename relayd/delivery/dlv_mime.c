@@ -10,6 +10,7 @@
 #include "common/base64.h"
 #include "common/xmalloc.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,13 +117,18 @@ static int mime_utf8_valid(const uint8_t *p, size_t n)
 	return 1;
 }
 
-static void mime_fail(struct mime_ctx *m, enum dlv_mime_result res, const char *fmt,
-		      const char *arg)
+/* The first failure is the one reported. */
+static void __attribute__((format(printf, 3, 4)))
+mime_fail(struct mime_ctx *m, enum dlv_mime_result res, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (m->res == DLV_MIME_BAD_BODY || m->res == DLV_MIME_BAD_HEADER)
 		return;
 	m->res = res;
-	snprintf(m->why, m->whysz, fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(m->why, m->whysz, fmt, ap);
+	va_end(ap);
 }
 
 static int mime_failed(const struct mime_ctx *m)
@@ -575,8 +581,7 @@ static int mime_name_is(const struct mime_field *f, const char *name)
 static void mime_bare_text(struct mime_ctx *m, const uint8_t *p, size_t n)
 {
 	if (!(m->allow & DLV_MIME_8BIT) && mime_has8(p, n))
-		mime_fail(m, DLV_MIME_BAD_BODY,
-			  "8-bit text in the preamble or epilogue of a multipart%s", "");
+		mime_fail(m, DLV_MIME_BAD_BODY, "8-bit text in the preamble or epilogue of a multipart");
 	buf_append(m->out, p, n);
 }
 
@@ -692,8 +697,8 @@ static const char *mime_leaf_plan(struct mime_ctx *m, enum mime_kind kind, const
 		/* Labelled 8-bit but 7-bit in fact: only the label changes. */
 		return plain && *cte && strcmp(cte, "7bit") ? "7bit" : "";
 	if (kind == MK_FORBID) {
-		mime_fail(m, DLV_MIME_BAD_BODY, "8-bit octets in a %s part, which must be 7-bit",
-			  "message/partial or message/external-body");
+		mime_fail(m, DLV_MIME_BAD_BODY, "8-bit octets in a message/partial or "
+			  "message/external-body part, which must be 7-bit");
 		return "";
 	}
 	if (!strcmp(cte, "quoted-printable")) {
@@ -723,7 +728,7 @@ static void mime_entity(struct mime_ctx *m, const uint8_t *p, size_t n, int dept
 	int mimever = 0;
 
 	if (depth > DLV_MIME_DEPTH_MAX) {
-		mime_fail(m, DLV_MIME_BAD_BODY, "MIME parts nested deeper than %s", "100");
+		mime_fail(m, DLV_MIME_BAD_BODY, "MIME parts nested deeper than %d", DLV_MIME_DEPTH_MAX);
 		free(fs);
 		return;
 	}
@@ -746,7 +751,7 @@ static void mime_entity(struct mime_ctx *m, const uint8_t *p, size_t n, int dept
 	enum mime_kind kind = mime_kind_of(type);
 	if (mime_has8((const uint8_t *)boundary, strlen(boundary))) {
 		/* RFC 2046 5.1.1: 7-bit; its delimiter lines could not be written in 7 bits. */
-		mime_fail(m, DLV_MIME_BAD_BODY, "a multipart boundary with 8-bit octets%s", "");
+		mime_fail(m, DLV_MIME_BAD_BODY, "a multipart boundary with 8-bit octets");
 		free(fs);
 		return;
 	}

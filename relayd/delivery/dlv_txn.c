@@ -113,8 +113,6 @@ void smtpc_txn_fail(struct dlv_session *s, const struct dlv_outcome *o)
 	smtpc_job_end(s, 0);
 }
 
-/* ---- MAIL, RCPT, DATA ---- */
-
 /* ---- what the server takes ---- */
 
 /* What this server takes of what the message uses (DLV_MIME_*). */
