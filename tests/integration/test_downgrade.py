@@ -144,6 +144,7 @@ class Downgrade8bit(unittest.TestCase):
         self.assertIn("does not support 8BITMIME and the message cannot be converted: "
                       "the From: header holds a UTF-8 address", line.group(0))
         # nothing reached bob; what went out with the token is the bounce to alice
+        self.up.wait_for(t)
         self.assertEqual([(m.mail_from, m.rcpt_tos) for m in self.up.find(t)],
                          [("<>", ["alice@example.org"])])
 
