@@ -163,12 +163,14 @@ static int smtpc_check_server(struct dlv_session *s)
 	struct dlv_job *job = s->job;
 	struct dlv_outcome o;
 
-	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
-	    job->size > s->caps.size_max)
+	/* Converted, the message may have grown (base64: a third). */
+	uint64_t size = s->conv_ready ? buf_avail(&s->conv) : job->size;
+
+	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 && size > s->caps.size_max)
 		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.3.4",
 				    "message size %llu exceeds size limit %llu of server %s",
-				    (unsigned long long)job->size,
-				    (unsigned long long)s->caps.size_max, s->peer);
+				    (unsigned long long)size, (unsigned long long)s->caps.size_max,
+				    s->peer);
 	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8) &&
 		 smtpc_addr_utf8(job->sender))
 		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
