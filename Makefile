@@ -29,6 +29,7 @@ DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcryp
 DEB_BUILD += libsystemd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc haproxy
+DEB_TEST  += opendkim-tools
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
