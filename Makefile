@@ -12,6 +12,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 PKGS    := libcares openssl sqlite3
 PKGS    += libsystemd
+PKGS    += libmicrohttpd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -pthread -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -27,9 +28,15 @@ endif
 # Debian packages: to build, and to run the tests with real peers.
 DEB_BUILD := gcc make pkg-config libc-ares-dev libssl-dev libsqlite3-dev libcrypt-dev check
 DEB_BUILD += libsystemd-dev
+DEB_BUILD += libmicrohttpd-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
-DEB_TEST  += mandoc haproxy
+DEB_TEST  += mandoc groff-base haproxy
+DEB_TEST  += python3-prometheus-client
 DEB_TEST  += opendkim-tools
+# To build the Debian package and test it in a chroot (`make deb`, `make
+# deb-test`); the package's own Build-Depends come from debian/control.
+DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2
+DEB_OUT   ?= build/deb
 
 # Every .c in these folders is library code; the programs' mains are apart.
 LIB_DIRS := common queue resolver relayd/master relayd/intake relayd/delivery relayd/sendmail
@@ -131,6 +138,18 @@ fuzz:
 		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$n- build/fuzz/$$n.corpus || exit 1; \
 	done
 
+# The packages, built from a copy of the tree (tests/deb/build.sh): .deb
+# files, build.log and lintian.log in DEB_OUT.
+deb:
+	@$(MAKE) -s deps DEB_EXTRA="$(DEB_PKG)"
+	bash tests/deb/build.sh . $(DEB_OUT)
+
+# Builds from a git clone, installs into a debootstrap chroot, runs relayd,
+# purges (tests/deb/test.sh); 1.5-2 minutes, not part of `make test`.
+deb-test:
+	@$(MAKE) -s deps DEB_EXTRA="$(DEB_PKG)"
+	bash tests/deb/test.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/relayd
 	install -m 755 $(BIN)/relayd $(DESTDIR)$(PREFIX)/sbin/relayd
@@ -139,7 +158,9 @@ install: all
 	install -m 644 etc/relayd.conf $(DESTDIR)/etc/relayd/relayd.conf.example
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5
-	install -m 644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8
+	install -m 644 $(filter-out man/sendmail.8,$(wildcard man/*.8)) $(DESTDIR)$(MANDIR)/man8
+	# Named as the program it documents, so it never replaces the system MTA's sendmail(8).
+	install -m 644 man/sendmail.8 $(DESTDIR)$(MANDIR)/man8/relayd-sendmail.8
 	sed 's|=/usr/sbin/relayd |=$(PREFIX)/sbin/relayd |' etc/relayd.service > $(DESTDIR)$(UNITDIR)/relayd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/relayd.service
 	[ -d $(DESTDIR)/var/spool/relayd ] || install -d -m 711 $(DESTDIR)/var/spool/relayd
@@ -147,7 +168,7 @@ install: all
 clean:
 	rm -rf build bin var
 
-.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins
+.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins deb deb-test
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d \
 	$(BUILD)/relayd/sendmail.d

@@ -43,6 +43,12 @@ struct cfg_cidr {
 	unsigned prefix;
 };
 
+/* rate=N/PERIOD and destination-rate: at most n messages per period seconds. */
+struct cfg_rate {
+	unsigned n;         /* 0: no limit */
+	unsigned period;    /* 1, 60 or 3600 */
+};
+
 struct cfg_nexthop {
 	char host[256];     /* name or address, without brackets */
 	uint16_t port;      /* 25 unless given */
@@ -52,6 +58,7 @@ struct cfg_nexthop {
 	char *auth_file;    /* NULL: no AUTH */
 	char *auth_user;    /* read from auth_file at load time */
 	char *auth_pass;
+	struct cfg_rate rate; /* rate= (n 0: none) */
 };
 
 struct cfg_route {
@@ -68,7 +75,7 @@ struct cfg_dkim {
 	char *keyfile;      /* its content: config_file(cfg, keyfile) where held */
 };
 
-/* sender-route PATTERN NEXTHOP [tls=] [auth=]: the next hop by sender. */
+/* sender-route PATTERN NEXTHOP [tls=] [auth=] [rate=]: the next hop by sender. */
 struct cfg_sender_route {
 	char *pattern;      /* as written, lower case */
 	struct addr_pattern pat;
@@ -85,6 +92,7 @@ struct config {
 	char hostname[256];
 	struct cfg_listen *listens;
 	size_t nlistens;
+	struct cfg_listen metrics_listen; /* addrlen 0: no metrics endpoint */
 	char *state_dir;
 	char *user;
 	char *control_group;         /* may run relayctl's mutating commands */
@@ -118,6 +126,7 @@ struct config {
 	unsigned delay_warning;      /* 0: off */
 	unsigned concurrency_per_destination;
 	unsigned delivery_concurrency;
+	struct cfg_rate destination_rate; /* per MX destination domain (n 0: none) */
 	struct cfg_dkim *dkim;       /* in the order written */
 	size_t ndkim;
 	char *rewrite_sender_file;   /* its map, parsed where the file is held */
@@ -157,6 +166,12 @@ int config_parse_duration(const char *s, unsigned *secs);
 int config_parse_size(const char *s, uint64_t *bytes);
 int config_parse_cidr(const char *s, struct cfg_cidr *out);
 int config_parse_nexthop(const char *s, struct cfg_nexthop *out);
+/* "N/s", "N/m" or "N/h", N >= 1 and at most 1000 a second. */
+int config_parse_rate(const char *s, struct cfg_rate *out);
+/* "6/m" (what config_parse_rate reads back); "none" when n is 0. */
+void config_rate_text(const struct cfg_rate *r, char *dst, size_t dstsz);
+/* The rate= written on a smarthost line (they share one), n 0 if none. */
+struct cfg_rate config_smarthost_rate(const struct config *cfg);
 /*
  * "host", "host:port", "[host]", "[host]:port" (IPv6 needs the brackets
  * when a port follows): host lower-cased into host, port left alone when

@@ -222,6 +222,21 @@ static void cfg_listen(struct cfg_state *st, const struct cfg_directive *d, int 
 	cfg->listens[cfg->nlistens++] = l;
 }
 
+/* metrics-listen ADDR:PORT: the master's Prometheus endpoint. */
+static void cfg_metrics_listen(struct cfg_state *st, const struct cfg_directive *d, int argc,
+			       char **argv)
+{
+	struct cfg_listen *l = &st->cfg->metrics_listen;
+	(void)argc;
+	memset(l, 0, sizeof(*l));
+	if (strlen(argv[0]) >= sizeof(l->text) || cfg_listen_addr(argv[0], l) < 0) {
+		cfg_err(st, "%s: \"%s\" is not ADDR:PORT (IPv6 as [::1]:9425)", d->name, argv[0]);
+		l->addrlen = 0;
+		return;
+	}
+	snprintf(l->text, sizeof(l->text), "%s", argv[0]);
+}
+
 static void cfg_state_dir(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			  char **argv)
 {
@@ -419,7 +434,16 @@ malformed:
 	return -1;
 }
 
-/* NEXTHOP [tls=POLICY] [auth=FILE] of smarthost and route. */
+/* rate=N/PERIOD of a next hop, or destination-rate's N/PERIOD. */
+static int cfg_rate(struct cfg_state *st, const char *name, const char *s, struct cfg_rate *rate)
+{
+	if (config_parse_rate(s, rate) == 0)
+		return 0;
+	cfg_err(st, "%s: \"%s\" is not a rate (N/s, N/m or N/h; at most 1000/s)", name, s);
+	return -1;
+}
+
+/* NEXTHOP [tls=POLICY] [auth=FILE] [rate=N/PERIOD] of smarthost, route and sender-route. */
 static int cfg_parse_hop(struct cfg_state *st, const char *name, int argc, char **argv,
 			 struct cfg_nexthop *hop)
 {
@@ -442,9 +466,12 @@ static int cfg_parse_hop(struct cfg_state *st, const char *name, int argc, char 
 			hop->tls_set = 1;
 		} else if (strncmp(argv[i], "auth=", 5) == 0 && auth == NULL && argv[i][5]) {
 			auth = argv[i] + 5;
+		} else if (strncmp(argv[i], "rate=", 5) == 0 && hop->rate.n == 0) {
+			if (cfg_rate(st, name, argv[i] + 5, &hop->rate) < 0)
+				return -1;
 		} else {
-			cfg_err(st, "%s: unexpected \"%s\" (tls=POLICY or auth=FILE, once each)",
-				name, argv[i]);
+			cfg_err(st, "%s: unexpected \"%s\" (tls=POLICY, auth=FILE or rate=N/PERIOD, "
+				"once each)", name, argv[i]);
 			return -1;
 		}
 	}
@@ -464,6 +491,17 @@ static void cfg_smarthost(struct cfg_state *st, const struct cfg_directive *d, i
 	struct cfg_nexthop hop;
 
 	if (cfg_parse_hop(st, d->name, argc, argv, &hop) < 0) {
+		cfg_hop_free(&hop);
+		return;
+	}
+	/* The smarthosts are one destination (tried in order): one rate for all. */
+	struct cfg_rate r = config_smarthost_rate(cfg);
+	if (hop.rate.n > 0 && r.n > 0 && (r.n != hop.rate.n || r.period != hop.rate.period)) {
+		char a[32], b[32];
+		config_rate_text(&hop.rate, a, sizeof(a));
+		config_rate_text(&r, b, sizeof(b));
+		cfg_err(st, "%s: rate=%s differs from the rate=%s of an earlier smarthost line: the "
+			"smarthosts share one rate", d->name, a, b);
 		cfg_hop_free(&hop);
 		return;
 	}
@@ -499,7 +537,7 @@ static void cfg_route(struct cfg_state *st, const struct cfg_directive *d, int a
 	cfg->routes[cfg->nroutes++] = r;
 }
 
-/* sender-route PATTERN NEXTHOP [tls=] [auth=]: first match in the order written. */
+/* sender-route PATTERN NEXTHOP [tls=] [auth=] [rate=]: first match in the order written. */
 static void cfg_sender_route(struct cfg_state *st, const struct cfg_directive *d, int argc,
 			     char **argv)
 {
@@ -580,6 +618,13 @@ static void cfg_outbound(struct cfg_state *st, const struct cfg_directive *d, in
 		return;
 	}
 	st->cfg->outbound_tls = (enum tls_policy)policy;
+}
+
+static void cfg_destination_rate(struct cfg_state *st, const struct cfg_directive *d, int argc,
+				 char **argv)
+{
+	(void)argc;
+	cfg_rate(st, d->name, argv[0], &st->cfg->destination_rate);
 }
 
 /* N [WINDOW]: the number in d's range, the window a duration of 1s..1d. */
@@ -680,6 +725,7 @@ static void cfg_auth_senders(struct cfg_state *st, const struct cfg_directive *d
 static const struct cfg_directive cfg_directives[] = {
 	{"hostname", 1, 1, cfg_hostname, 0, 0, 0},
 	{"listen", 1, 3, cfg_listen, 0, 0, 0},
+	{"metrics-listen", 1, 1, cfg_metrics_listen, 0, 0, 0},
 	{"state-dir", 1, 1, cfg_state_dir, 0, 0, 0},
 	{"user", 1, 1, cfg_user, 0, 0, 0},
 	{"control-group", 1, 1, cfg_control_group, 0, 0, 0},
@@ -698,9 +744,10 @@ static const struct cfg_directive cfg_directives[] = {
 	{"auth-fail-limit", 1, 2, cfg_auth_fail_limit, 0, 0, 100000},
 	{"dns-server", 1, -1, cfg_dns_server, 0, 0, 0},
 	{"delivery-port", 1, 1, cfg_delivery_port, 0, 1, 65535},
-	{"smarthost", 1, 3, cfg_smarthost, 0, 0, 0},
-	{"route", 2, 4, cfg_route, 0, 0, 0},
-	{"sender-route", 2, 4, cfg_sender_route, 0, 0, 0},
+	{"smarthost", 1, 4, cfg_smarthost, 0, 0, 0},
+	{"route", 2, 5, cfg_route, 0, 0, 0},
+	{"sender-route", 2, 5, cfg_sender_route, 0, 0, 0},
+	{"destination-rate", 1, 1, cfg_destination_rate, 0, 0, 0},
 	{"outbound-tls", 1, 1, cfg_outbound, 0, 0, 0},
 	{"tls-ca-file", 1, 1, cfg_set_file, CFG_OFF(tls_ca_file), 0, 0},
 	{"dkim-sign", 3, 3, cfg_dkim_sign, 0, 0, 0},

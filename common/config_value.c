@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -218,6 +219,58 @@ int config_parse_nexthop(const char *s, struct cfg_nexthop *out)
 	/* An address has no MX records to look up. */
 	out->no_mx = bracketed || cfg_is_ip(out->host);
 	return 0;
+}
+
+/* The periods of rate=N/PERIOD; the limiter spaces messages period/N apart. */
+static const struct cfg_unit cfg_rate_periods[] = {
+	{'s', 1}, {'m', 60}, {'h', 3600}, {0, 0},
+};
+
+int config_parse_rate(const char *s, struct cfg_rate *out)
+{
+	uint64_t n = 0;
+	const char *slash = strchr(s, '/');
+	const struct cfg_unit *u;
+
+	if (slash == NULL || slash == s || slash - s > 9)
+		return -1;
+	for (const char *p = s; p < slash; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	for (u = cfg_rate_periods; u->suffix; u++)
+		if (slash[1] == u->suffix && slash[2] == '\0')
+			break;
+	/* Below a millisecond apart the spacing could not be kept. */
+	if (u->suffix == 0 || n == 0 || n > u->mult * 1000)
+		return -1;
+	out->n = (unsigned)n;
+	out->period = (unsigned)u->mult;
+	return 0;
+}
+
+void config_rate_text(const struct cfg_rate *r, char *dst, size_t dstsz)
+{
+	char unit = 's';
+
+	for (const struct cfg_unit *u = cfg_rate_periods; u->suffix; u++)
+		if (u->mult == r->period)
+			unit = u->suffix;
+	if (r->n == 0)
+		snprintf(dst, dstsz, "none");
+	else
+		snprintf(dst, dstsz, "%u/%c", r->n, unit);
+}
+
+struct cfg_rate config_smarthost_rate(const struct config *cfg)
+{
+	struct cfg_rate none = {0, 0};
+
+	for (size_t i = 0; i < cfg->nsmarthosts; i++)
+		if (cfg->smarthosts[i].rate.n > 0)
+			return cfg->smarthosts[i].rate;
+	return none;
 }
 
 int config_cidr_match(const struct cfg_cidr *nets, size_t n, const struct sockaddr *sa)

@@ -1,6 +1,7 @@
 /*
  * queue_ctl.c - the relayctl commands the queue answers (queue, show,
- * flush, hold, release, delete, stats), one table row each. Commands that
+ * flush, hold, release, delete, stats), one table row each, and the
+ * master's metrics poll. Commands that
  * change the queue commit before they answer. What they print is safe for
  * a terminal, and --json is valid UTF-8 whatever bytes were stored.
  */
@@ -9,8 +10,10 @@
 #include "common/log.h"
 #include "common/printable.h"
 #include "common/worker.h"
+#include "common/xmalloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -124,10 +127,120 @@ static int queue_list_msg(const struct queue_msg *m, void *arg)
 	return 0;
 }
 
+/* queue --summary: the busiest domains get a row each, the rest one row. */
+#define QUEUE_SHAPE_TOP 50
+
+static const char *const queue_shape_cols[QUEUE_SHAPE_NBUCKETS] = {
+	"5m", "10m", "20m", "40m", "80m", "160m", "320m", "640m", "1280m", "1280m+",
+};
+
+struct queue_shape_row {
+	char domain[256];  /* "" for the folded rest */
+	int64_t total, cell[QUEUE_SHAPE_NBUCKETS];
+};
+
+struct queue_shape {
+	struct queue_shape_row rows[QUEUE_SHAPE_TOP + 1], all;
+	size_t n;
+	int64_t ndomains;
+};
+
+static void queue_shape_cell(const char *domain, unsigned bucket, int64_t n, int64_t rank,
+			     void *arg)
+{
+	struct queue_shape *sh = arg;
+	const char *name = domain ? domain : "";
+	if (bucket >= QUEUE_SHAPE_NBUCKETS)
+		fatal("queue shape: bucket %u", bucket);
+	/* Rows come grouped, busiest first, the folded rest last. */
+	if (sh->n == 0 || strcmp(sh->rows[sh->n - 1].domain, name) != 0) {
+		if (sh->n == QUEUE_SHAPE_TOP + 1)
+			fatal("queue shape: more rows than asked for");
+		snprintf(sh->rows[sh->n++].domain, sizeof(sh->rows[0].domain), "%s", name);
+	}
+	struct queue_shape_row *r = &sh->rows[sh->n - 1];
+	r->cell[bucket] += n;
+	r->total += n;
+	sh->all.cell[bucket] += n;
+	sh->all.total += n;
+	if (rank > sh->ndomains)
+		sh->ndomains = rank;
+}
+
+static void queue_shape_json_row(struct buf *out, const struct queue_shape_row *r)
+{
+	buf_appendf(out, "\"count\":%lld,\"ages\":{", (long long)r->total);
+	for (int b = 0; b < QUEUE_SHAPE_NBUCKETS; b++)
+		buf_appendf(out, "%s\"%s\":%lld", b ? "," : "", queue_shape_cols[b],
+			    (long long)r->cell[b]);
+	buf_appendf(out, "}");
+}
+
+static void queue_shape_text_row(struct buf *out, const char *name, const struct queue_shape_row *r)
+{
+	buf_appendf(out, "%-32s %6lld", name, (long long)r->total);
+	for (int b = 0; b < QUEUE_SHAPE_NBUCKETS; b++)
+		buf_appendf(out, " %6lld", (long long)r->cell[b]);
+	buf_appendf(out, "\n");
+}
+
+static int queue_ctl_summary(struct queue *q, int json, struct buf *out)
+{
+	struct queue_shape *sh = xcalloc(1, sizeof(*sh));
+	int rc = queue_store_shape(q->st, q->now(), QUEUE_SHAPE_TOP, queue_shape_cell, sh);
+	if (rc < 0) {
+		buf_appendf(out, "relayctl: queue error: %s\n", queue_store_errmsg(q->st));
+		free(sh);
+		return 1;
+	}
+	int folded = sh->n > 0 && sh->rows[sh->n - 1].domain[0] == '\0';
+	if (json) {
+		buf_appendf(out, "{\"total\":{");
+		queue_shape_json_row(out, &sh->all);
+		buf_appendf(out, "},\"domains\":[");
+		for (size_t i = 0; i < sh->n - (size_t)folded; i++) {
+			buf_appendf(out, "%s{\"domain\":", i ? "," : "");
+			printable_json(out, sh->rows[i].domain);
+			buf_appendf(out, ",");
+			queue_shape_json_row(out, &sh->rows[i]);
+			buf_appendf(out, "}");
+		}
+		buf_appendf(out, "]");
+		if (folded) {
+			buf_appendf(out, ",\"other\":{\"domains\":%lld,",
+				    (long long)(sh->ndomains - QUEUE_SHAPE_TOP));
+			queue_shape_json_row(out, &sh->rows[sh->n - 1]);
+			buf_appendf(out, "}");
+		}
+		buf_appendf(out, "}\n");
+	} else {
+		char other[64];
+		buf_appendf(out, "%-32s %6s", "", "T");
+		for (int b = 0; b < QUEUE_SHAPE_NBUCKETS; b++)
+			buf_appendf(out, " %6s", queue_shape_cols[b]);
+		buf_appendf(out, "\n");
+		queue_shape_text_row(out, "TOTAL", &sh->all);
+		for (size_t i = 0; i < sh->n - (size_t)folded; i++)
+			queue_shape_text_row(out, sh->rows[i].domain, &sh->rows[i]);
+		snprintf(other, sizeof(other), "(%lld other domains)",
+			 (long long)(sh->ndomains - QUEUE_SHAPE_TOP));
+		if (folded)
+			queue_shape_text_row(out, other, &sh->rows[sh->n - 1]);
+	}
+	free(sh);
+	return 0;
+}
+
 static int queue_ctl_queue(struct queue *q, int argc, char **argv, struct buf *out)
 {
-	struct queue_list_ctx c = {.q = q, .out = out,
-				   .json = argc > 1 && !strcmp(argv[1], "--json")};
+	int json = 0, summary = 0;
+	for (int i = 1; i < argc; i++) {
+		json |= strcmp(argv[i], "--json") == 0;
+		summary |= strcmp(argv[i], "--summary") == 0;
+	}
+	if (summary)
+		return queue_ctl_summary(q, json, out);
+	struct queue_list_ctx c = {.q = q, .out = out, .json = json};
 	if (c.json)
 		buf_appendf(out, "[");
 	if (queue_store_messages(q->st, queue_list_msg, &c) < 0) {
@@ -260,6 +373,46 @@ static int queue_ctl_stats(struct queue *q, int argc, char **argv, struct buf *o
 	return 0;
 }
 
+/* metrics: the master's poll for its Prometheus endpoint (master_metrics.c
+ * names the families). Counters are since this worker started: the master
+ * keeps the totals across restarts. */
+static int queue_ctl_metrics(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	static const uint64_t bounds[] = QUEUE_LATENCY_BOUNDS;
+	const struct queue_counters *c = &q->cnt;
+	int64_t states[RS_NSTATES], oldest = 0;
+	long queued = 0;
+	uint64_t cum = 0;
+	(void)argc;
+	(void)argv;
+	if (queue_store_count(q->st, &queued) < 0 || queue_store_gauges(q->st, states, &oldest) < 0)
+		return 1;
+	buf_appendf(out, "relayd_recipients_delivered_total %llu\n"
+		    "relayd_recipients_deferred_total %llu\n"
+		    "relayd_recipients_bounced_total %llu\n"
+		    "relayd_queue_messages %ld\n"
+		    "relayd_queue_oldest_message_age_seconds %lld\n",
+		    (unsigned long long)c->delivered, (unsigned long long)c->deferred,
+		    (unsigned long long)c->bounced, queued,
+		    (long long)(oldest > 0 && q->now() > oldest ? q->now() - oldest : 0));
+	for (int s = RS_QUEUED; s < RS_NSTATES; s++)
+		buf_appendf(out, "relayd_queue_recipients{state=\"%s\"} %lld\n",
+			    queue_rstate_name(s), (long long)states[s]);
+	for (int i = 0; i <= QUEUE_LATENCY_NBUCKETS; i++) {
+		cum += c->latency[i];
+		if (i < QUEUE_LATENCY_NBUCKETS)
+			buf_appendf(out, "relayd_delivery_latency_seconds_bucket{le=\"%llu\"} %llu\n",
+				    (unsigned long long)bounds[i], (unsigned long long)cum);
+		else
+			buf_appendf(out, "relayd_delivery_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+				    (unsigned long long)cum);
+	}
+	buf_appendf(out, "relayd_delivery_latency_seconds_sum %llu\n"
+		    "relayd_delivery_latency_seconds_count %llu\n",
+		    (unsigned long long)c->latency_sum, (unsigned long long)cum);
+	return 0;
+}
+
 static const struct queue_ctl_cmd {
 	const char *name;
 	int min_argc;
@@ -272,6 +425,7 @@ static const struct queue_ctl_cmd {
 	{"release", 2, queue_ctl_release},
 	{"delete", 2, queue_ctl_delete},
 	{"stats", 1, queue_ctl_stats},
+	{"metrics", 1, queue_ctl_metrics},
 };
 
 void queue_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)

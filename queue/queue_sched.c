@@ -221,6 +221,19 @@ static int queue_delay_due(struct queue_store *st, const struct queue_policy *po
 	return 0;
 }
 
+/* A recipient's final outcome, counted in the latency histogram. */
+static void queue_count_final(struct queue_counters *cnt, int64_t delay)
+{
+	static const int64_t bounds[] = QUEUE_LATENCY_BOUNDS;
+	size_t i = 0;
+	if (delay < 0)
+		delay = 0;
+	while (i < QUEUE_LATENCY_NBUCKETS && delay > bounds[i])
+		i++;
+	cnt->latency[i]++;
+	cnt->latency_sum += (uint64_t)delay;
+}
+
 /* A temporary failure: retry later, or give up when the message is too old. */
 static int queue_result_defer(struct queue_store *st, const struct queue_policy *pol,
 			      const struct queue_rcpt *r, const struct queue_msg *m,
@@ -239,6 +252,7 @@ static int queue_result_defer(struct queue_store *st, const struct queue_policy 
 		log_msg(LOG_INFO, m->qid, "to=<%s>, relay=none, delay=%lld, dsn=%s, status=bounced (%s)",
 			r->address, (long long)age, enh, why);
 		cnt->bounced++;
+		queue_count_final(cnt, age);
 		return queue_store_rcpt_update(st, r->id, RS_FAILED, attempts, 0, why, enh,
 					       res->relay);
 	}
@@ -300,10 +314,12 @@ int queue_result_apply(struct queue_store *st, const struct queue_policy *pol,
 	switch (res->dclass) {
 	case DLV_SENT:
 		cnt->delivered++;
+		queue_count_final(cnt, now - m.arrival);
 		rc = queue_store_rcpt_delete(st, r.id);
 		break;
 	case DLV_BOUNCED:
 		cnt->bounced++;
+		queue_count_final(cnt, now - m.arrival);
 		rc = queue_store_rcpt_update(st, r.id, RS_FAILED, r.attempts + 1, 0, res->text,
 					     res->enh, res->relay);
 		break;

@@ -27,8 +27,16 @@ struct queue_policy {
 	const char *hostname;
 };
 
+/* Upper bounds (seconds) of the arrival-to-final-outcome histogram. */
+#define QUEUE_LATENCY_BOUNDS {1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000}
+#define QUEUE_LATENCY_NBUCKETS 10
+
 struct queue_counters {
 	uint64_t delivered, deferred, bounced;
+	/* recipients that reached a final outcome (sent or bounced), by delay:
+	 * latency[i] counts those at most bound i (not cumulative) */
+	uint64_t latency[QUEUE_LATENCY_NBUCKETS + 1];
+	uint64_t latency_sum;          /* seconds */
 };
 
 struct queue_result {

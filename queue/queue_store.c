@@ -50,6 +50,7 @@ enum queue_stmt {
 	Q_MSG_HOLD, Q_RCPT_HOLD, Q_RCPT_RELEASE, Q_FLUSH_ONE, Q_FLUSH_ALL, Q_COUNT,
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
+	Q_SHAPE, Q_RCPT_STATES, Q_OLDEST,
 	Q_NSTMT
 };
 
@@ -106,6 +107,26 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_ALL_CHUNKS] = "DELETE FROM chunks",
 	[Q_ALL_RCPTS] = "DELETE FROM recipients",
 	[Q_ALL_MSGS] = "DELETE FROM messages",
+	/* qshape: recipients per (domain, age bucket), the busiest ?2 domains
+	 * by name (rank in column 3), the rest summed in rows whose domain is
+	 * NULL (column 4: the number of domains so far). Buckets double from
+	 * 5 minutes: bucket k holds ages under 300 * 2^k seconds. */
+	[Q_SHAPE] = "WITH g AS (SELECT r.domain AS d, CASE"
+		    " WHEN ?1 - m.arrival < 300 THEN 0 WHEN ?1 - m.arrival < 600 THEN 1"
+		    " WHEN ?1 - m.arrival < 1200 THEN 2 WHEN ?1 - m.arrival < 2400 THEN 3"
+		    " WHEN ?1 - m.arrival < 4800 THEN 4 WHEN ?1 - m.arrival < 9600 THEN 5"
+		    " WHEN ?1 - m.arrival < 19200 THEN 6 WHEN ?1 - m.arrival < 38400 THEN 7"
+		    " WHEN ?1 - m.arrival < 76800 THEN 8 ELSE 9 END AS b, count(*) AS n"
+		    " FROM recipients r JOIN messages m ON m.qid = r.qid WHERE m.complete = 1"
+		    " GROUP BY d, b),"
+		    " rk AS (SELECT d, row_number() OVER (ORDER BY sum(n) DESC, d) AS rn"
+		    " FROM g GROUP BY d)"
+		    " SELECT CASE WHEN rk.rn <= ?2 THEN g.d END AS dom, g.b, sum(g.n), max(rk.rn)"
+		    " FROM g JOIN rk ON rk.d = g.d GROUP BY dom, g.b"
+		    " ORDER BY dom IS NULL, min(rk.rn), g.b",
+	[Q_RCPT_STATES] = "SELECT state, count(*) FROM recipients WHERE state <> " RS_SQL(RS_NEW)
+			  " GROUP BY state",
+	[Q_OLDEST] = "SELECT min(arrival) FROM messages WHERE complete = 1",
 };
 
 struct queue_store {
@@ -686,4 +707,40 @@ int queue_store_count(struct queue_store *st, long *messages)
 		return -1;
 	*messages = (long)v;
 	return 0;
+}
+
+int queue_store_shape(struct queue_store *st, int64_t now, unsigned top, queue_shape_fn cb,
+		      void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_SHAPE);
+	int rc;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, top);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *dom = sqlite3_column_text(s, 0);
+		cb((const char *)dom, (unsigned)sqlite3_column_int(s, 1), sqlite3_column_int64(s, 2),
+		   sqlite3_column_int64(s, 3), arg);
+	}
+	if (rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int queue_store_gauges(struct queue_store *st, int64_t counts[RS_NSTATES], int64_t *oldest)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_RCPT_STATES);
+	int rc;
+	for (int i = 0; i < RS_NSTATES; i++)
+		counts[i] = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < RS_NSTATES)
+			counts[state] = sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
+	*oldest = 0;
+	return queue_int(st, queue_stmt(st, Q_OLDEST), oldest) < 0 ? -1 : 0;
 }

@@ -35,6 +35,7 @@
 #define RS_DEFERRED 3 /* failed temporarily, due at next_attempt */
 #define RS_HOLD 4     /* the message is on hold */
 #define RS_FAILED 5   /* given up: reported (and removed) when the delivery pass ends */
+#define RS_NSTATES 6
 #define RS_SQL_(v) #v
 #define RS_SQL(v) RS_SQL_(v)
 /* The states that wait for their next attempt, as an SQL list. */
@@ -147,6 +148,20 @@ int queue_store_msg_hold(struct queue_store *st, const char *qid, int hold);
 int queue_store_flush(struct queue_store *st, const char *qid, int64_t now, long *n);
 /* Complete messages in the queue. */
 int queue_store_count(struct queue_store *st, long *messages);
+
+/* The queue's shape (relayctl queue --summary): recipients by destination
+ * domain and age bucket (QUEUE_SHAPE_NBUCKETS, doubling from 5 minutes),
+ * one call per non-empty cell, busiest domain first; rank is the domain's
+ * place (1: busiest). Beyond the top domains, domain is NULL and rank the
+ * highest among the domains folded into that cell. */
+#define QUEUE_SHAPE_NBUCKETS 10
+typedef void (*queue_shape_fn)(const char *domain, unsigned bucket, int64_t n,
+			       int64_t rank, void *arg);
+int queue_store_shape(struct queue_store *st, int64_t now, unsigned top, queue_shape_fn cb,
+		      void *arg);
+/* Recipients per state (RS_NEW not counted) and the oldest complete
+ * message's arrival (0: the queue is empty). */
+int queue_store_gauges(struct queue_store *st, int64_t counts[RS_NSTATES], int64_t *oldest);
 
 /* The domain part of an address, lower-cased ("" when there is none). */
 void queue_addr_domain(const char *address, char *dst, size_t dstsz);

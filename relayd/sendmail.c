@@ -319,6 +319,13 @@ static int sendmail_deliver(const struct sendmail_opts *o, const struct config *
 		status = EX_USAGE;
 		goto out;
 	}
+	/* relayd would take the first max-recipients and refuse the rest, now and from the drop. */
+	if (nrcpts > cfg->max_recipients) {
+		fprintf(stderr, "sendmail: %zu recipients; relayd takes at most %u (max-recipients)\n",
+			nrcpts, cfg->max_recipients);
+		status = EX_DATAERR;
+		goto out;
+	}
 
 	struct submit_dlg d;
 	submit_dlg_init(&d, sender, rcpts, nrcpts, buf_head(&msg), buf_avail(&msg));

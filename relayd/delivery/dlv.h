@@ -19,6 +19,7 @@
 #include "common/worker.h"
 #include "relayd/delivery/dlv_dkim.h"
 #include "relayd/delivery/dlv_nexthop.h"
+#include "relayd/delivery/dlv_rate.h"
 
 #include <openssl/ssl.h>
 #include <stddef.h>
@@ -30,6 +31,12 @@ struct dlv_dest;
 
 /* How long a next hop whose every address failed is left alone (at most retry-min). */
 #define DLV_DEST_HOLD_MS (60 * 1000)
+/*
+ * Destinations whose rate memory is kept, at most: a message for one more
+ * waits in the queue until one of them is forgotten, rather than go
+ * unlimited.
+ */
+#define DLV_RATE_MAX_DESTS 4096
 /* What the queue keeps of a result's text and relay (queue_dlv.c). */
 #define DLV_RESULT_TEXT_MAX 1000
 #define DLV_RESULT_RELAY_MAX 300
@@ -55,6 +62,7 @@ struct dlv_job {
 	struct dlv_session *sess; /* NULL while it waits */
 	uint32_t chunk_seq;       /* the next piece of content to ask for */
 	int chunk_pending;        /* a request is out */
+	uint64_t rate_slot;       /* ev_now() when its rate let it start; 0: no rate */
 	TAILQ_ENTRY(dlv_job) wait_entry;
 };
 
@@ -68,10 +76,17 @@ struct dlv_dest {
 	uint64_t hold_until;      /* ev_now() ms: recently failed, do not connect; 0 none */
 	char hold_text[1600];     /* the failure its jobs are deferred with */
 	char hold_enh[16];
+	uint64_t rate_interval;   /* ms between two messages; 0: no rate limit */
+	struct dlv_rate rate;
+	char rate_desc[320];      /* dlv_hop.rate_desc, for the log lines */
+	int rated;                /* counted in dlv_ctx.nrated */
 	LIST_ENTRY(dlv_dest) entry;
 };
 
 LIST_HEAD(dlv_dest_list, dlv_dest);
+
+/* Next hops with a label of their own in the metrics. */
+#define DLV_METRIC_HOPS 20
 
 struct dlv_stats {
 	uint64_t connections_out;   /* TCP connections made */
@@ -79,6 +94,12 @@ struct dlv_stats {
 	uint64_t tls_out;           /* TLS sessions established */
 	uint64_t conn_reuse;        /* transactions on an already used connection */
 	uint64_t rcpt_sent, rcpt_deferred, rcpt_bounced;
+	/* outcomes by next hop (dlv_metrics.c); hops[DLV_METRIC_HOPS] is "other" */
+	struct {
+		char hop[128];
+		uint64_t n[DLV_BOUNCED + 1]; /* by enum dlv_class */
+	} hops[DLV_METRIC_HOPS + 1];
+	size_t nhops;
 };
 
 struct dlv_ctx {
@@ -94,6 +115,7 @@ struct dlv_ctx {
 	struct dlv_dest_list dests;
 	struct idmap jobs;              /* every job here, by job id */
 	unsigned nsessions;
+	size_t nrated;                  /* destinations with a rate limit */
 	struct dlv_stats stats;
 };
 
@@ -123,9 +145,15 @@ void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job);
  * delivered, and its recipients are deferred with text.
  */
 void dlv_job_content_failed(struct dlv_ctx *ctx, struct dlv_job *job, const char *text);
-/* The next waiting job of dest, taken off its list; NULL if none. */
+/*
+ * The next waiting job of dest that may start now, taken off its list; NULL
+ * if none, or when its rate makes it wait (a timer dispatches it then).
+ */
 struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest);
-/* Puts a job a session could not start back at the head of its list. */
+/*
+ * Puts a job a session could not start back at the head of its list; the
+ * rate slot it took is given back when no job started after it.
+ */
 void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job);
 /*
  * Every address of dest's next hop failed: remember it for a while (at
@@ -152,5 +180,11 @@ void dlv_session_timeout_div(unsigned div);
 
 /* dlv_ctl.c */
 void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv);
+
+/* dlv_metrics.c */
+/* One recipient outcome at a next hop (its dlv_dest key). */
+void dlv_metrics_count(struct dlv_ctx *ctx, const char *hop, enum dlv_class cls);
+/* The master's metrics poll: "series value" lines. */
+void dlv_metrics_answer(struct dlv_ctx *ctx, uint32_t reqid);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * dlv_ctl.c - the delivery worker's relayctl commands: `route ADDRESS
  * [--from SENDER]` (the plan delivery would follow, computed by the same next-hop and MX
- * code that delivers) and `stats` (its counters as "key value" lines).
+ * code that delivers, with the rate limit that applies) and `stats` (its counters as "key value" lines).
  */
 #include "relayd/delivery/dlv.h"
 #include "common/buf.h"
@@ -92,6 +92,22 @@ static void dlv_route_plan(struct mx_plan *plan, void *arg)
 	dlv_route_step(rq);
 }
 
+/* The rate that applies, and what it does to mail above it. */
+static void dlv_route_rate(struct buf *out, const struct dlv_hop *hop)
+{
+	uint64_t ms = dlv_rate_interval(&hop->rate);
+
+	if (ms == 0) {
+		buf_appendf(out, "rate: none\n");
+		return;
+	}
+	buf_appendf(out, "rate: %s: one message every %llu.%03llu s%s; mail above it waits in the "
+		    "queue (not an attempt)\n", hop->rate_desc, (unsigned long long)(ms / 1000),
+		    (unsigned long long)(ms % 1000),
+		    hop->kind == DLV_HOP_SMARTHOST ? ", shared by all the smarthosts" :
+		    hop->kind == DLV_HOP_MX ? ", per destination domain" : "");
+}
+
 static void dlv_route_step(struct dlv_route_req *rq)
 {
 	const struct config *cfg = rq->ctx->w->cfg;
@@ -115,6 +131,7 @@ static void dlv_route_step(struct dlv_route_req *rq)
 		buf_appendf(&rq->out, "auth: as %s, sent only over TLS\n", hop->auth_user);
 	else
 		buf_appendf(&rq->out, "auth: none\n");
+	dlv_route_rate(&rq->out, hop);
 	mx_resolve(rq->ctx->res, hop->name, hop->no_mx, hop->port, dlv_route_plan, rq);
 }
 
@@ -190,6 +207,8 @@ void dlv_ctl(struct worker *w, uint32_t reqid, int argc, char **argv)
 		dlv_ctl_dkim(ctx, reqid, argv[1]);
 	else if (strcmp(argv[0], "stats") == 0)
 		dlv_ctl_stats(ctx, reqid);
+	else if (strcmp(argv[0], "metrics") == 0)
+		dlv_metrics_answer(ctx, reqid);
 	else
 		worker_ctl_reply(w, reqid, 1, "delivery: unknown command\n");
 }

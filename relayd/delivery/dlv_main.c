@@ -1,8 +1,9 @@
 /*
  * dlv_main.c - the delivery worker: its channel to the queue (jobs in,
  * content pulled piece by piece, results and credits out), the
- * destinations that group jobs by next hop and bound their connections,
- * and the log line of every recipient's outcome.
+ * destinations that group jobs by next hop, bound their connections and
+ * keep their rate limits (dlv_rate.h says where a limited job waits), and
+ * the log line of every recipient's outcome.
  */
 #include "relayd/delivery/dlv.h"
 #include "common/ipc.h"
@@ -88,6 +89,7 @@ static void dlv_rcpt_log(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 		ctx->stats.rcpt_deferred++;
 	else
 		ctx->stats.rcpt_bounced++;
+	dlv_metrics_count(ctx, job->dest ? job->dest->key : job->domain, o->cls);
 }
 
 void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
@@ -149,29 +151,80 @@ void dlv_job_request_chunk(struct dlv_ctx *ctx, struct dlv_job *job)
 
 /* ---- destinations ---- */
 
-static struct dlv_dest *dlv_dest_get(struct dlv_ctx *ctx, const char *key)
+/* dsn= of a message deferred by its rate limit (RFC 3463: mail system congestion). */
+#define DLV_RATE_ENH "4.4.5"
+
+static struct dlv_dest *dlv_dest_find(struct dlv_ctx *ctx, const char *key)
 {
 	struct dlv_dest *d;
 
 	LIST_FOREACH(d, &ctx->dests, entry)
 		if (strcmp(d->key, key) == 0)
 			return d;
-	d = xcalloc(1, sizeof(*d));
+	return NULL;
+}
+
+static struct dlv_dest *dlv_dest_new(struct dlv_ctx *ctx, const char *key)
+{
+	struct dlv_dest *d = xcalloc(1, sizeof(*d));
+
 	snprintf(d->key, sizeof(d->key), "%s", key);
 	TAILQ_INIT(&d->waiting);
 	LIST_INSERT_HEAD(&ctx->dests, d, entry);
 	return d;
 }
 
-struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest)
+/* Nothing waits, runs, is held or rate-limited: the destination may go. */
+static int dlv_dest_idle(const struct dlv_dest *d, uint64_t now)
+{
+	return d->nwaiting == 0 && d->nsessions == 0 && d->hold_until <= now &&
+	       !dlv_rate_live(&d->rate, now);
+}
+
+static void dlv_dest_free(struct dlv_ctx *ctx, struct dlv_dest *d)
+{
+	if (d->rated)
+		ctx->nrated--;
+	LIST_REMOVE(d, entry);
+	free(d);
+}
+
+/* The destination's rate as the config now says (a reload may change it). */
+static void dlv_dest_set_rate(struct dlv_ctx *ctx, struct dlv_dest *d, const struct dlv_hop *hop)
+{
+	d->rate_interval = dlv_rate_interval(&hop->rate);
+	snprintf(d->rate_desc, sizeof(d->rate_desc), "%s", hop->rate_desc);
+	if (d->rate_interval > 0 && !d->rated) {
+		d->rated = 1;
+		ctx->nrated++;
+	}
+}
+
+/* The next waiting job, whatever the rate. */
+static struct dlv_job *dlv_dest_pop(struct dlv_dest *dest)
 {
 	struct dlv_job *job = TAILQ_FIRST(&dest->waiting);
 
-	(void)ctx;
 	if (job == NULL)
 		return NULL;
 	TAILQ_REMOVE(&dest->waiting, job, wait_entry);
 	dest->nwaiting--;
+	return job;
+}
+
+struct dlv_job *dlv_dest_take(struct dlv_ctx *ctx, struct dlv_dest *dest)
+{
+	uint64_t now = ev_now(ctx->loop);
+
+	if (dest->nwaiting == 0)
+		return NULL;
+	if (dest->rate_interval > 0) {
+		if (dlv_rate_wait(&dest->rate, now) > 0)
+			return NULL;
+		dlv_rate_take(&dest->rate, dest->rate_interval, now);
+	}
+	struct dlv_job *job = dlv_dest_pop(dest);
+	job->rate_slot = dest->rate_interval > 0 ? now : 0;
 	return job;
 }
 
@@ -182,41 +235,70 @@ static void dlv_dispatch_soon(struct dlv_ctx *ctx)
 
 void dlv_dest_requeue(struct dlv_ctx *ctx, struct dlv_job *job)
 {
+	struct dlv_dest *d = job->dest;
+
+	/* Nothing reached the next hop: the job may start again at once. */
+	if (job->rate_slot > 0 && d->rate.next == job->rate_slot + d->rate_interval)
+		d->rate.next = job->rate_slot;
 	job->sess = NULL;
-	TAILQ_INSERT_HEAD(&job->dest->waiting, job, wait_entry);
-	job->dest->nwaiting++;
+	TAILQ_INSERT_HEAD(&d->waiting, job, wait_entry);
+	d->nwaiting++;
 	dlv_dispatch_soon(ctx);
 }
 
 /*
- * A job for a destination on hold is deferred at once, without a
- * connection: "delivery temporarily suspended" (as Postfix says), and the
- * queue told when the hold ends, so that no attempt is counted and the
- * recipients come back just then.
+ * Defers a job at once, without a connection, and tells the queue when it
+ * may come back (until, an ev_now() time): no attempt is counted, no
+ * backoff step taken. For a next hop on hold and for a rate limit.
  */
-static void dlv_dest_hold_job(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job)
+static void dlv_job_suspend(struct dlv_ctx *ctx, struct dlv_job *job, uint64_t until,
+			    const char *enh, const char *text)
 {
 	struct dlv_outcome o;
 	struct ipc_wr wr;
 	uint64_t now = ev_now(ctx->loop);
-	int64_t until = ev_wallclock() + (int64_t)((dest->hold_until - now + 999) / 1000);
+	int64_t when = ev_wallclock() + (int64_t)(until > now ? (until - now + 999) / 1000 : 0);
 
 	memset(&o, 0, sizeof(o));
 	o.cls = DLV_DEFERRED;
-	snprintf(o.enh, sizeof(o.enh), "%s", dest->hold_enh);
-	snprintf(o.text, sizeof(o.text), "delivery temporarily suspended: %.*s",
-		 DLV_RESULT_TEXT_MAX - 40, dest->hold_text);
+	snprintf(o.enh, sizeof(o.enh), "%s", enh);
+	snprintf(o.text, sizeof(o.text), "%.*s", DLV_RESULT_TEXT_MAX - 1, text);
 	for (size_t i = 0; i < job->nrcpts; i++)
 		if (!job->rcpts[i].done)
 			dlv_rcpt_log(ctx, job, i, &o);
 	struct ipc_msg_d_suspended m = {
-		.jobid = job->id, .until = until, .enh = ipc_str(o.enh), .text = ipc_str(o.text),
+		.jobid = job->id, .until = when, .enh = ipc_str(o.enh), .text = ipc_str(o.text),
 	};
 	ipc_wr_init(&wr);
 	ipc_msg_d_suspended_encode(&wr, &m);
 	ipc_send_wr(ctx->queue.ch, MSG_D_SUSPENDED, &wr);
 	ipc_wr_free(&wr);
 	dlv_job_finish(ctx, job);
+}
+
+/*
+ * A job for a destination on hold: "delivery temporarily suspended" (as
+ * Postfix says), back when the hold ends.
+ */
+static void dlv_dest_hold_job(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_job *job)
+{
+	char text[DLV_RESULT_TEXT_MAX];
+
+	snprintf(text, sizeof(text), "delivery temporarily suspended: %.*s",
+		 DLV_RESULT_TEXT_MAX - 40, dest->hold_text);
+	dlv_job_suspend(ctx, job, dest->hold_until, dest->hold_enh, text);
+}
+
+/* A job above its destination's rate waits in the queue until slot. */
+static void dlv_job_rate_limited(struct dlv_ctx *ctx, struct dlv_job *job, uint64_t slot,
+				 const char *desc, const char *why)
+{
+	char text[DLV_RESULT_TEXT_MAX];
+	uint64_t now = ev_now(ctx->loop);
+
+	snprintf(text, sizeof(text), "delivery rate-limited: %s%s; next try in %llu s", desc, why,
+		 (unsigned long long)(slot > now ? (slot - now + 999) / 1000 : 0));
+	dlv_job_suspend(ctx, job, slot, DLV_RATE_ENH, text);
 }
 
 void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dlv_outcome *o)
@@ -233,15 +315,17 @@ void dlv_dest_failed(struct dlv_ctx *ctx, struct dlv_dest *dest, const struct dl
 	snprintf(dest->hold_enh, sizeof(dest->hold_enh), "%s", o->enh);
 	log_info("next hop %s failed (%s); its mail waits %llu s before the next attempt",
 		 dest->key, o->text, (unsigned long long)(hold + 999) / 1000);
-	while ((job = dlv_dest_take(ctx, dest)) != NULL)
+	while ((job = dlv_dest_pop(dest)) != NULL)
 		dlv_dest_hold_job(ctx, dest, job);
 }
 
 /*
  * relayctl flush and reload: the failure memory of the destination of
- * domain (every destination when NULL) ends now.
+ * domain (every destination when NULL) ends now. A flush also voids the
+ * moments promised to rate-limited mail, which it has just made due: new
+ * promises start from the rate's next free moment. The rate itself stays.
  */
-static void dlv_dest_forget(struct dlv_ctx *ctx, const char *domain)
+static void dlv_dest_forget(struct dlv_ctx *ctx, const char *domain, int unbook)
 {
 	char key[300];
 	struct dlv_dest *d;
@@ -250,9 +334,12 @@ static void dlv_dest_forget(struct dlv_ctx *ctx, const char *domain)
 		dlv_dest_key(ctx->w->cfg, domain, NULL, key, sizeof(key));
 	LIST_FOREACH(d, &ctx->dests, entry) {
 		/* The domain's mail may also leave by any sender-route. */
-		if (d->hold_until == 0 ||
-		    (domain != NULL && strcmp(d->key, key) != 0 &&
-		     strncmp(d->key, "sender-route:", 13) != 0))
+		if (domain != NULL && strcmp(d->key, key) != 0 &&
+		    strncmp(d->key, "sender-route:", 13) != 0)
+			continue;
+		if (unbook)
+			dlv_rate_unbook(&d->rate);
+		if (d->hold_until == 0)
 			continue;
 		d->hold_until = 0;
 		log_info("next hop %s: failure forgotten; its mail goes at the next attempt",
@@ -268,42 +355,102 @@ void dlv_session_ended(struct dlv_ctx *ctx, struct dlv_dest *dest)
 }
 
 /*
- * Starts sessions for waiting jobs within the limits, and forgets
- * destinations that have nothing waiting, nothing running and no hold.
+ * Starts sessions for waiting jobs within the limits, forgets idle
+ * destinations, and comes back when the first rate lets a waiting job go.
  */
 static void dlv_dispatch(void *arg)
 {
 	struct dlv_ctx *ctx = arg;
 	const struct config *cfg = ctx->w->cfg;
 	struct dlv_dest *d, *next;
-	uint64_t now = ev_now(ctx->loop);
+	struct dlv_job *job;
+	uint64_t now = ev_now(ctx->loop), wake = 0;
 
 	for (d = LIST_FIRST(&ctx->dests); d != NULL; d = next) {
 		while (d->nwaiting > 0 && d->nsessions < cfg->concurrency_per_destination &&
 		       ctx->nsessions < cfg->delivery_concurrency) {
 			if (d->hold_until > now) {
-				dlv_dest_hold_job(ctx, d, dlv_dest_take(ctx, d));
+				dlv_dest_hold_job(ctx, d, dlv_dest_pop(d));
 				continue;
 			}
-			dlv_session_start(ctx, d, dlv_dest_take(ctx, d));
+			if ((job = dlv_dest_take(ctx, d)) == NULL)
+				break;
+			dlv_session_start(ctx, d, job);
 		}
+		uint64_t wait = d->nwaiting > 0 && d->rate_interval > 0 ?
+					dlv_rate_wait(&d->rate, now) : 0;
+		if (wait > 0 && (wake == 0 || wait < wake))
+			wake = wait;
 		next = LIST_NEXT(d, entry);
-		if (d->nwaiting == 0 && d->nsessions == 0 && d->hold_until <= now) {
-			LIST_REMOVE(d, entry);
-			free(d);
-		}
+		if (dlv_dest_idle(d, now))
+			dlv_dest_free(ctx, d);
 	}
+	/* A pending timer is a dispatch asked for since, which comes sooner. */
+	if (wake > 0 && !ev_timer_pending(&ctx->dispatch_timer))
+		ev_timer_start(ctx->loop, &ctx->dispatch_timer, wake);
 }
 
+/*
+ * A job for one more rate-limited destination when DLV_RATE_MAX_DESTS are
+ * remembered (memory stays bounded): it waits in the queue until the first
+ * of them may be forgotten, rather than leave unlimited. 1 when so.
+ */
+static int dlv_rate_full(struct dlv_ctx *ctx, struct dlv_job *job, const struct dlv_hop *hop)
+{
+	struct dlv_dest *d, *next;
+	uint64_t now = ev_now(ctx->loop), until = 0;
+	char why[80];
+
+	for (d = LIST_FIRST(&ctx->dests); d != NULL; d = next) {
+		next = LIST_NEXT(d, entry);
+		if (dlv_dest_idle(d, now))
+			dlv_dest_free(ctx, d);
+	}
+	if (ctx->nrated < DLV_RATE_MAX_DESTS)
+		return 0;
+	LIST_FOREACH(d, &ctx->dests, entry) {
+		uint64_t end = d->rate.next > d->rate.booked ? d->rate.next : d->rate.booked;
+		if (d->rated && (until == 0 || end < until))
+			until = end;
+	}
+	if (until < now + 1000)
+		until = now + 1000;
+	snprintf(why, sizeof(why), " (%zu destinations are rate-limited already)", ctx->nrated);
+	dlv_job_rate_limited(ctx, job, until, hop->rate_desc, why);
+	return 1;
+}
+
+/*
+ * A job from the queue joins its destination: deferred at once when the
+ * next hop is on hold, or when its rate would make it wait longer than
+ * DLV_RATE_KEEP_MS (then until the moment promised to it).
+ */
 static void dlv_job_route(struct dlv_ctx *ctx, struct dlv_job *job)
 {
+	const struct config *cfg = ctx->w->cfg;
+	struct dlv_hop hop;
 	char key[300];
+	uint64_t now = ev_now(ctx->loop), slot;
 
-	dlv_dest_key(ctx->w->cfg, job->domain, job->sender, key, sizeof(key));
-	struct dlv_dest *d = dlv_dest_get(ctx, key);
+	dlv_dest_key(cfg, job->domain, job->sender, key, sizeof(key));
+	if (dlv_hop_select(cfg, job->domain, job->sender, 0, &hop) < 0)
+		fatal("no next hop for %s", job->domain);
+	struct dlv_dest *d = dlv_dest_find(ctx, key);
+	if (d == NULL) {
+		if (hop.rate.n > 0 && ctx->nrated >= DLV_RATE_MAX_DESTS &&
+		    dlv_rate_full(ctx, job, &hop))
+			return;
+		d = dlv_dest_new(ctx, key);
+	}
 	job->dest = d;
-	if (d->hold_until > ev_now(ctx->loop)) {
+	dlv_dest_set_rate(ctx, d, &hop);
+	if (d->hold_until > now) {
 		dlv_dest_hold_job(ctx, d, job);
+		return;
+	}
+	if (d->rate_interval > 0 &&
+	    !dlv_rate_admit(&d->rate, d->rate_interval, now, d->nwaiting, &slot)) {
+		dlv_job_rate_limited(ctx, job, slot, d->rate_desc, "");
 		return;
 	}
 	TAILQ_INSERT_TAIL(&d->waiting, job, wait_entry);
@@ -408,7 +555,7 @@ static int dlv_msg_flush(void *arg, struct ipc_rd *rd)
 
 	if (ipc_msg_text_decode(rd, &m) < 0 || ipc_str_copy(domain, sizeof(domain), m.text) < 0)
 		return -1;
-	dlv_dest_forget(ctx, domain[0] ? domain : NULL);
+	dlv_dest_forget(ctx, domain[0] ? domain : NULL, 1);
 	return 0;
 }
 
@@ -435,7 +582,7 @@ static void dlv_drop_all_jobs(struct dlv_ctx *ctx)
 	size_t it = 0;
 
 	LIST_FOREACH(d, &ctx->dests, entry)
-		while ((job = dlv_dest_take(ctx, d)) != NULL)
+		while ((job = dlv_dest_pop(d)) != NULL)
 			dlv_job_free(ctx, job);
 	while ((job = idmap_next(&ctx->jobs, &it)) != NULL) {
 		if (job->sess)
@@ -501,7 +648,7 @@ static void dlv_reload(struct worker *w)
 	if (resolver_reload(ctx->res, w->cfg, err, sizeof(err)) < 0)
 		log_warnx("reload: keeping the old DNS servers: %s", err);
 	/* Next hops may have changed with the config: try them afresh. */
-	dlv_dest_forget(ctx, NULL);
+	dlv_dest_forget(ctx, NULL, 0);
 }
 
 void delivery_main(struct worker *w)

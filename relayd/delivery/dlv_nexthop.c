@@ -42,6 +42,7 @@ static void dlv_hop_from_cfg(const struct config *cfg, const struct cfg_nexthop 
 	hop->no_mx = nh->no_mx;
 	hop->tls_from_hop = nh->tls_set;
 	hop->tls = nh->tls_set ? nh->tls : cfg->outbound_tls;
+	hop->rate = nh->rate;
 	if (nh->auth_user && nh->auth_pass) {
 		snprintf(hop->auth_user, sizeof(hop->auth_user), "%s", nh->auth_user);
 		snprintf(hop->auth_pass, sizeof(hop->auth_pass), "%s", nh->auth_pass);
@@ -68,6 +69,27 @@ const struct cfg_sender_route *dlv_sender_route(const struct config *cfg, const 
 	return NULL;
 }
 
+/*
+ * The rate of the hop's destination and what a log line calls it: a route's
+ * or a sender-route's own, the one shared by the smarthosts, or
+ * destination-rate for each MX domain.
+ */
+static void dlv_hop_rate(const struct config *cfg, const char *what, struct dlv_hop *hop)
+{
+	char text[32];
+
+	if (hop->kind == DLV_HOP_SMARTHOST)
+		hop->rate = config_smarthost_rate(cfg);
+	else if (hop->kind == DLV_HOP_MX)
+		hop->rate = cfg->destination_rate;
+	config_rate_text(&hop->rate, text, sizeof(text));
+	if (hop->kind == DLV_HOP_MX)
+		snprintf(hop->rate_desc, sizeof(hop->rate_desc), "destination-rate %s for %s", text,
+			 what);
+	else
+		snprintf(hop->rate_desc, sizeof(hop->rate_desc), "rate=%s for %s", text, what);
+}
+
 int dlv_hop_select(const struct config *cfg, const char *domain, const char *sender, size_t i,
 		   struct dlv_hop *hop)
 {
@@ -85,6 +107,9 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "route %s%s -> %s",
 			 route->subdomains ? "*." : "", route->domain, text);
+		snprintf(text, sizeof(text), "route %s%s", route->subdomains ? "*." : "",
+			 route->domain);
+		dlv_hop_rate(cfg, text, hop);
 		return 0;
 	}
 	if (sroute) {
@@ -96,6 +121,8 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "sender-route %s -> %s", sroute->pattern,
 			 text);
+		snprintf(text, sizeof(text), "sender-route %s", sroute->pattern);
+		dlv_hop_rate(cfg, text, hop);
 		return 0;
 	}
 	if (cfg->nsmarthosts > 0) {
@@ -108,6 +135,7 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 		dlv_hop_text(hop, text, sizeof(text));
 		snprintf(hop->desc, sizeof(hop->desc), "smarthost %zu of %zu -> %s", i + 1,
 			 cfg->nsmarthosts, text);
+		dlv_hop_rate(cfg, "smarthost", hop);
 		return 0;
 	}
 	if (i > 0)
@@ -118,6 +146,7 @@ int dlv_hop_select(const struct config *cfg, const char *domain, const char *sen
 	hop->port = cfg->delivery_port;
 	hop->tls = cfg->outbound_tls;
 	snprintf(hop->desc, sizeof(hop->desc), "MX of %s, port %u", hop->name, hop->port);
+	dlv_hop_rate(cfg, hop->name, hop);
 	return 0;
 }
 

@@ -27,6 +27,8 @@ struct dlv_hop {
 	char auth_pass[256];
 	size_t index, count;    /* smarthost index of count */
 	char desc[400];         /* for logs and relayctl: how this hop was chosen */
+	struct cfg_rate rate;   /* the destination's rate limit (n 0: none) */
+	char rate_desc[320];    /* "rate=6/m for smarthost", "destination-rate 2/s for ex.test" */
 };
 
 /*

@@ -293,6 +293,18 @@ static void intake_on_ctl(struct worker *w, uint32_t reqid, int argc, char **arg
 		worker_ctl_reply(w, reqid, 0, out);
 		return;
 	}
+	/* The master's poll for its Prometheus endpoint (master_metrics.c). */
+	if (argc >= 1 && strcmp(argv[0], "metrics") == 0) {
+		snprintf(out, sizeof(out),
+			 "relayd_connections_in_total %llu\nrelayd_connections_in_active %zu\n"
+			 "relayd_tls_in_total %llu\nrelayd_messages_received_total %llu\n"
+			 "relayd_messages_rejected_total %llu\n",
+			 (unsigned long long)in->stats.connections, in->nsessions,
+			 (unsigned long long)in->stats.tls, (unsigned long long)in->stats.received,
+			 (unsigned long long)in->stats.rejected);
+		worker_ctl_reply(w, reqid, 0, out);
+		return;
+	}
 	snprintf(out, sizeof(out), "intake: unknown command \"%s\"\n", argc >= 1 ? argv[0] : "");
 	worker_ctl_reply(w, reqid, 1, out);
 }

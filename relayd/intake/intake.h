@@ -49,7 +49,7 @@ struct intake {
 	size_t nproxy_waits;
 	int stopping;
 	struct {
-		uint64_t connections, received, rejected;
+		uint64_t connections, received, rejected, tls;
 	} stats;
 };
 

@@ -247,6 +247,16 @@ static void local_start(struct intake_local *lp, const char *name)
 		local_soon(lp, lp->backoff ? LOCAL_RESCAN_MS : 0);
 		return;
 	}
+	/* Intake would answer 452 past the limit, forever: a drop over it never goes in. */
+	if (lp->msg.nrcpts > in->w->cfg->max_recipients) {
+		char why[96];
+		snprintf(why, sizeof(why), "%zu recipients, max-recipients is %u", lp->msg.nrcpts,
+			 in->w->cfg->max_recipients);
+		local_bad(lp, name, lp->uid, why);
+		local_job_free(lp);
+		local_soon(lp, lp->backoff ? LOCAL_RESCAN_MS : 0);
+		return;
+	}
 	snprintf(lp->name, sizeof(lp->name), "%s", name);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_warnx("maildrop: socketpair: %s", strerror(errno));

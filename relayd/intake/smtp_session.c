@@ -5,6 +5,7 @@
  * through smtp_handoff.c; every reply comes from smtp_reply.c.
  */
 #include "smtp_session.h"
+#include "smtp_log.h"
 #include "intake_anvil.h"
 #include "intake_hasher.h"
 #include "common/conn.h"
@@ -87,6 +88,7 @@ static void smtp_destroy(struct smtp_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	in->nsessions--;
+	smtp_log_session_end(s);
 	conn_free(s->c);
 	free(s);
 	intake_sessions_changed(in);
@@ -104,6 +106,7 @@ void smtp_session_free(struct smtp_session *s)
 static void smtp_reply(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
 {
 	smtp_reply_write(s->c, id, arg);
+	smtp_log_reject(s, id, arg);
 	if (smtp_reply_is_error(id) && ++s->errors >= SMTP_MAX_ERRORS &&
 	    s->input != SI_CLOSING) {
 		log_info("too many errors from [%s]", s->ip);
@@ -225,6 +228,7 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, err, NULL);
 		return;
 	}
+	s->cmd_addr = m.path.addr;
 	if (m.has_size && m.size > cfg->max_message_size) {
 		smtp_reject(s, SR_TOO_BIG);
 		return;
@@ -236,8 +240,6 @@ static void smtp_mail(struct smtp_session *s, const char *args)
 	 */
 	if (cfg->auth_senders_file != NULL && s->auth_user[0] != '\0' && m.path.addr[0] != '\0' &&
 	    !addr_owners_allow(&cfg->auth_senders, s->auth_user, m.path.addr)) {
-		log_info("sender not owned from [%s]: user=%s from=<%s>", s->ip, s->auth_user,
-			 m.path.addr);
 		s->in->stats.rejected++;
 		smtp_reply(s, SR_SENDER_NOT_OWNED, s->auth_user);
 		return;
@@ -290,12 +292,12 @@ static void smtp_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, err, NULL);
 		return;
 	}
+	s->cmd_addr = p.addr;
 	if (tx->nrcpts >= cfg->max_recipients) {
 		smtp_reply(s, SR_TOO_MANY_RCPTS, NULL);
 		return;
 	}
 	if (!smtp_rcpt_allowed(s, &p)) {
-		log_info("relay denied from [%s]: <%s>", s->ip, p.addr);
 		smtp_reject(s, SR_RELAY_DENIED);
 		return;
 	}
@@ -380,6 +382,7 @@ static void smtp_tls_done(struct conn *c, void *arg)
 	conn_tls_desc(c, desc, sizeof(desc));
 	log_info("TLS established with [%s]: %s", s->ip, desc);
 	s->tls = 1;
+	s->in->stats.tls++;
 	smtp_tx_reset(s);
 	s->state = SS_INIT;
 	s->esmtp = 0;
@@ -437,7 +440,7 @@ static void smtp_auth_failed(struct smtp_session *s, const char *user)
 	const struct config *cfg = smtp_cfg(s);
 	struct intake *in = s->in;
 
-	log_warnx("authentication failed for %s from [%s]", user, s->ip);
+	smtp_log_auth_failed(s, s->auth_mech ? s->auth_mech : "?", user);
 	if (cfg->auth_fail_limit > 0 && in->anvil == NULL)
 		in->anvil = intake_anvil_new(INTAKE_ANVIL_MAX);
 	if (in->anvil != NULL &&
@@ -568,9 +571,11 @@ static void smtp_auth(struct smtp_session *s, const char *args)
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		step = SA_PLAIN;
 		challenge = SR_AUTH_GO;
+		s->auth_mech = "PLAIN";
 	} else if (strcasecmp(mech, "LOGIN") == 0) {
 		step = SA_LOGIN_USER;
 		challenge = SR_AUTH_USERNAME;
+		s->auth_mech = "LOGIN";
 	} else {
 		smtp_reply(s, SR_AUTH_MECH, NULL);
 		return;
@@ -620,6 +625,9 @@ static void smtp_command(struct smtp_session *s, const char *line)
 	for (size_t i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++)
 		if (strcmp(cmd.verb, smtp_verbs[i].name) == 0)
 			v = &smtp_verbs[i];
+	/* Postfix's word for a verb it does not know. */
+	s->cmd_verb = v ? v->name : "UNKNOWN";
+	s->cmd_addr = NULL;
 	if (v == NULL) {
 		smtp_reply(s, SR_UNKNOWN_VERB, NULL);
 		return;
@@ -637,6 +645,7 @@ static void smtp_command(struct smtp_session *s, const char *line)
 		return;
 	}
 	v->fn(s, cmd.args);
+	s->cmd_addr = NULL; /* it pointed into the handler's frame */
 }
 
 /* Content: through the DATA reader to the queue. */
@@ -664,9 +673,8 @@ static void smtp_data_input(struct smtp_session *s)
 	}
 	s->input = SI_CMD;
 	s->lines++;
+	s->cmd_verb = "END-OF-MESSAGE";
 	if (tx->data.err != SR_NONE) {
-		log_info("message from [%s] refused: %s", s->ip,
-			 smtp_reply_get(tx->data.err)->text);
 		smtp_reject(s, tx->data.err);
 		smtp_tx_reset(s);
 		return;
@@ -708,6 +716,9 @@ static void smtp_process(struct smtp_session *s)
 		buf_consume(&c->in, used);
 		s->lines++;
 		if (st == SMTP_LINE_ERR) {
+			/* A line too long or malformed to read a verb from. */
+			if (s->input != SI_AUTH)
+				s->cmd_verb = "UNKNOWN";
 			s->auth_step = SA_NONE;
 			if (s->input == SI_AUTH)
 				s->input = SI_CMD;

@@ -87,7 +87,14 @@ struct smtp_session {
 	char auth_try_user[SMTP_SASL_FIELD_MAX];
 	struct intake_hash_job *auth_job; /* the check in flight, or NULL */
 	unsigned auth_failures;
+	const char *auth_mech;        /* "PLAIN" or "LOGIN": the AUTH under way */
 	unsigned errors;
+	/* what smtp_log.c's reject lines name: the command being answered
+	 * ("CONNECT" before any, "END-OF-MESSAGE" after content) and the
+	 * address it gave, while its handler runs */
+	const char *cmd_verb;
+	const char *cmd_addr;
+	unsigned rejects_logged, rejects_unlogged;
 	uid_t uid;                    /* LISTEN_LOCAL: who submits (SO_PEERCRED, file owner) */
 	struct ev_timer timer;
 	struct smtp_tx *tx;

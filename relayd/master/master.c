@@ -165,6 +165,8 @@ static int master_msg_ctl_rep(void *arg, struct ipc_rd *rd)
 	struct ipc_msg_ctl_rep m;
 	if (ipc_msg_ctl_rep_decode(rd, &m) < 0)
 		log_warnx("malformed control reply from a worker");
+	else if ((m.reqid & ~0xffu) == MASTER_METRICS_REQID)
+		master_metrics_reply(mw, &m);
 	else
 		master_control_reply(mw->m, &m);
 	return 0;
@@ -176,6 +178,8 @@ static int master_msg_ctl_part(void *arg, struct ipc_rd *rd)
 	struct ipc_msg_ctl_part m;
 	if (ipc_msg_ctl_part_decode(rd, &m) < 0)
 		log_warnx("malformed control reply part from a worker");
+	else if ((m.reqid & ~0xffu) == MASTER_METRICS_REQID)
+		master_metrics_part(mw, &m);
 	else
 		master_control_part(mw->m, &m);
 	return 0;
@@ -271,6 +275,7 @@ static void master_reaped(struct master *m, struct master_worker *mw, int status
 	mw->chan = NULL;
 	master_control_worker_gone(m, mw);
 	master_reload_worker_gone(mw);
+	master_metrics_worker_gone(mw, !m->stopping);
 	if (m->stopping) {
 		log_info("%s worker %s", mw->role, how);
 		return;
@@ -453,7 +458,7 @@ int master_run(struct config *cfg, int foreground, int verbose, const char *role
 		goto out;
 	}
 	master_unix_hand_over(cfg, path, (gid_t)-1, 0700);
-	if (master_control_open(&m) < 0)
+	if (master_control_open(&m) < 0 || master_metrics_open(&m) < 0)
 		goto out;
 
 	proctitle_set("relayd: master");
@@ -469,6 +474,7 @@ out:
 	if (master_running(&m) > 0)
 		ev_run(m.loop);
 	master_control_close(&m);
+	master_metrics_close(&m);
 	if (m.queue_fd >= 0) {
 		close(m.queue_fd);
 		unlink(path);

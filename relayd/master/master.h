@@ -17,6 +17,7 @@ struct ipc_msg_ctl_part;
 struct ipc_msg_ctl_rep;
 struct master_req;
 struct master_reload;
+struct master_metrics;
 
 struct master;
 
@@ -55,6 +56,7 @@ struct master {
 	char exe[4096];               /* this program, exec'd for each worker */
 	int verbose;
 	int ready_told;               /* READY=1 went to the service manager */
+	struct master_metrics *metrics; /* metrics-listen, or NULL */
 };
 
 /* roles: NULL for all, or "intake,queue". Returns the exit status. */
@@ -88,6 +90,18 @@ void master_control_worker_gone(struct master *m, struct master_worker *mw);
 /* The master's own answer to a request it kept waiting (reload). */
 void master_control_done(struct master *m, uint32_t id, int status, const char *text);
 
+/* master_metrics.c: the Prometheus endpoint (metrics-listen). */
+/* Its polls of the workers use this control request id (and the target
+ * bit); relayctl's requests never do: theirs start at 1 << 8. */
+#define MASTER_METRICS_REQID 0u
+int master_metrics_open(struct master *m);
+void master_metrics_close(struct master *m);
+/* A worker's answer to a poll, and the parts of a long one. */
+void master_metrics_reply(struct master_worker *mw, const struct ipc_msg_ctl_rep *rep);
+void master_metrics_part(struct master_worker *mw, const struct ipc_msg_ctl_part *part);
+/* A worker died (restarting: the master starts it again). */
+void master_metrics_worker_gone(struct master_worker *mw, int restarting);
+
 /* master_notify.c: readiness, reload and stop told to systemd (sd_notify). */
 /* A worker just started: probe it; its answer shows it runs its loop. */
 void master_notify_started(struct master_worker *mw);
@@ -109,6 +123,8 @@ int master_listen_open(struct master *m);
 /* Removes submit.sock (at exit). */
 void master_listen_close(struct master *m);
 int master_unix_listen(const char *path, mode_t mode);
+/* A listening TCP socket (non-blocking, close-on-exec); -1 + errno. */
+int master_tcp_listen(const struct cfg_listen *l);
 /* chown to the workers' uid and gid (-1: keep the group's), then chmod. */
 void master_unix_hand_over(const struct config *cfg, const char *path, gid_t gid, mode_t mode);
 

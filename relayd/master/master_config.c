@@ -223,6 +223,8 @@ static const char *master_reload_unchangeable(const struct config *old, const st
 		       old->listens[i].proxy == new->listens[i].proxy;
 	if (!same)
 		return "listen lines changed (restart relayd for that)";
+	if (strcmp(old->metrics_listen.text, new->metrics_listen.text) != 0)
+		return "metrics-listen changed (restart relayd for that)";
 	return NULL;
 }
 

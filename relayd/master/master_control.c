@@ -353,6 +353,8 @@ static int ctl_msg_req(void *arg, struct ipc_rd *rd)
 	struct master_req *rq = xcalloc(1, sizeof(*rq));
 	rq->m = m;
 	rq->id = (++m->next_reqid) << 8;
+	if (rq->id == MASTER_METRICS_REQID) /* wrapped: that id is the metrics poll's */
+		rq->id = (++m->next_reqid) << 8;
 	rq->client = cl;
 	rq->client_reqid = reqid;
 	rq->cmd = cmd;

@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int master_tcp_listen(const struct cfg_listen *l)
+int master_tcp_listen(const struct cfg_listen *l)
 {
 	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)

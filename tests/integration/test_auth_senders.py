@@ -89,8 +89,8 @@ class AuthSenders(ReplyAsserts, unittest.TestCase):
                        "alice@lan.test.evil.example"):
             with self.subTest(sender=sender):
                 self.refused(c, "alice", sender)
-        self.r.wait_log(r"sender not owned from \[127\.0\.0\.1\]: user=alice "
-                        r"from=<alice@example\.org>")
+        self.r.wait_log(r"reject: MAIL from unknown\[127\.0\.0\.1\]: 553 5\.7\.1 Sender address "
+                        r"not owned by user alice; from=<alice@example\.org>")
 
     def test_unlisted_user_may_use_none(self):
         c = self.session("bob")

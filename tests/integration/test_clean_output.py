@@ -71,8 +71,9 @@ class ClientBytes(SharedRelayd, ReplyAsserts, LogAsserts, unittest.TestCase):
         self.assertReply(c.cmd("AUTH PLAIN " + plain_ir(evil, "pw")), 535, "5.7.8")
         self.assertReply(c.cmd("AUTH LOGIN " + b64(evil)), 334)
         self.assertReply(c.cmd(b64("pw")), 535, "5.7.8")
-        m = self.r.wait_log(r"authentication failed for evil\?relayd\[1\]: intake: forged line"
-                            r"\?\[2J from \[127\.0\.0\.1\]")
+        m = self.r.wait_log(r"warning: unknown\[127\.0\.0\.1\]: SASL LOGIN authentication failed: "
+                            r"authentication failure, sasl_username=evil\?relayd\[1\]: "
+                            r"intake: forged line\?\[2J")
         self.assertTrue(m)
         self.assertNoForgedLine()
         self.assertCleanLog()

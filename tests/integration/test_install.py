@@ -34,8 +34,12 @@ EXPECTED = {
     # With PREFIX=/usr the unit is the file of the tree as it is.
     "usr/lib/systemd/system/relayd.service": (0o644, os.path.join(TOP, "etc", "relayd.service")),
 }
+# sendmail.8 goes in as relayd-sendmail.8, the program's name: the system
+# MTA's sendmail(8) stays (relayd-mta links it, as it links the program).
+_AS = {"sendmail.8": "relayd-sendmail.8"}
 for _page in glob.glob(os.path.join(TOP, "man", "*.[58]")):
-    EXPECTED["usr/share/man/man%s/%s" % (_page[-1], os.path.basename(_page))] = (0o644, _page)
+    _name = os.path.basename(_page)
+    EXPECTED["usr/share/man/man%s/%s" % (_page[-1], _AS.get(_name, _name))] = (0o644, _page)
 
 
 def make_install(dest, prefix):
@@ -69,8 +73,10 @@ class Install(unittest.TestCase):
     def test_man_pages_and_state_dir(self):
         pages = [rel for rel in EXPECTED if rel.startswith("usr/share/man/")]
         self.assertGreaterEqual(len(pages), 3, pages)
-        for name, sec in (("relayd", "8"), ("relayd.conf", "5"), ("relayctl", "8")):
+        for name, sec in (("relayd", "8"), ("relayd.conf", "5"), ("relayctl", "8"),
+                          ("relayd-sendmail", "8")):
             self.assertIn("usr/share/man/man%s/%s.%s" % (sec, name, sec), pages)
+        self.assertFalse(os.path.exists(os.path.join(self.dest, "usr/share/man/man8/sendmail.8")))
         spool = os.path.join(self.dest, "var/spool/relayd")
         st = os.lstat(spool)
         self.assertTrue(stat.S_ISDIR(st.st_mode))
@@ -79,7 +85,8 @@ class Install(unittest.TestCase):
     @unittest.skipUnless(shutil.which("man"), "man(1) is not installed")
     def test_man_finds_the_pages(self):
         env = dict(os.environ, MANPATH=os.path.join(self.dest, "usr/share/man"))
-        for name, sec in (("relayd", "8"), ("relayd.conf", "5"), ("relayctl", "8")):
+        for name, sec in (("relayd", "8"), ("relayd.conf", "5"), ("relayctl", "8"),
+                          ("relayd-sendmail", "8")):
             with self.subTest(page=name):
                 p = subprocess.run(["man", "-w", sec, name], capture_output=True, text=True,
                                    timeout=30, env=env)

@@ -51,7 +51,7 @@ class IPv6Listen(unittest.TestCase):
             self.assertEqual(s.mail("s@lan.test")[0], 250)
             code, text = s.rcpt("a@far.test")
             self.assertEqual((code, text[:5]), (554, b"5.7.1"))
-        r.wait_log(r"relay denied from \[::1\]: <a@far\.test>")
+        r.wait_log(r"reject: RCPT from unknown\[::1\]: 554 5\.7\.1 .*to=<a@far\.test>")
         # The IPv4 loopback is still in mynetworks.
         with smtplib.SMTP("127.0.0.1", r.port, timeout=10) as s:
             s.ehlo("client.test")

@@ -87,7 +87,8 @@ class ThroughHAProxy(ReplyAsserts, unittest.TestCase):
                 self.assertEqual(s.mail("s@lan.test")[0], 250)
                 code, text = s.rcpt("a@far.test")
                 self.assertEqual((code, text[:5]), (554, b"5.7.1"))
-        self.r.wait_log(r"relay denied from \[127\.0\.0\.6\]: <a@far\.test>")
+        self.r.wait_log(r"reject: RCPT from unknown\[127\.0\.0\.6\]: 554 5\.7\.1 "
+                        r".*to=<a@far\.test>")
 
     def test_health_check_with_local_header_gets_a_greeting(self):
         start = len(self.r.log())

@@ -46,7 +46,8 @@ class ReloadCase(ReplyAsserts):
         self.change(dead + "mynetworks 10.0.0.0/8\n")
         _, r = self.rcpt("a@far.test")
         self.assertReply(r, 554, "5.7.1", "127.0.0.1 no longer in mynetworks")
-        self.assertIn("relay denied from [127.0.0.1]: <a@far.test>", self.r.log())
+        self.assertRegex(self.r.log(), r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: "
+                         r"554 5\.7\.1 .*to=<a@far\.test>")
 
         self.change(dead + "mynetworks 10.0.0.0/8\nrelay-domains ok.test\n")
         c, r = self.rcpt("b@ok.test")

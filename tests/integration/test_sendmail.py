@@ -317,6 +317,31 @@ class SendmailTest(unittest.TestCase):
                            input=b"x\n", capture_output=True, timeout=RUN_TIMEOUT)
         self.assertEqual(p.returncode, 78)  # EX_CONFIG
 
+    def test_more_recipients_than_max_recipients(self):
+        """Refused by sendmail at once; a drop file over the limit is set aside, not retried."""
+        r = self.relayd("max-recipients 2\n")
+        warm_up(r, self.up)
+        p = sendmail(r, ["a@example.org", "b@example.org", "c@example.org"], b"Subject: s\n\nx\n")
+        self.assertEqual(p.returncode, 65, p.stderr)  # EX_DATAERR
+        self.assertIn(b"3 recipients; relayd takes at most 2 (max-recipients)", p.stderr)
+        self.assertEqual(dropped(r), [])
+        r.stop()
+        t = token()
+        with open(os.path.join(maildrop(r), "m.over"), "w") as f:
+            f.write("relayd-maildrop 1\nfrom root@relayd.test\nto a@example.org\nto b@example.org\n"
+                    "to c@example.org\n\nSubject: %s\r\n\r\nx\r\n" % t)
+        r.start()
+        r.wait_log(r"maildrop: m\.over from uid 0 refused: 3 recipients, max-recipients is 2; "
+                   r"kept as bad\.over", timeout=15)
+        self.assertEqual(dropped(r), [])
+        self.assertTrue(os.path.exists(os.path.join(maildrop(r), "bad.over")))
+        # Within the limit, the next one goes through: the pickup did not stop.
+        t2 = token()
+        self.assertEqual(sendmail(r, ["a@example.org", "b@example.org"],
+                                  b"Subject: %s\n\nx\n" % t2.encode()).returncode, 0)
+        self.up.wait_for(t2)
+        self.assertEqual(self.up.find(t), [])
+
     def test_bp_lists_and_q_flushes(self):
         self.up.stop()
         r = Relayd(conf_extra=dead_smarthost_conf())

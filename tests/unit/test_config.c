@@ -460,6 +460,42 @@ START_TEST(test_smarthost_route)
 	ck_assert_str_eq(cfg.routes[1].hop.auth_user, "relayuser");
 	ck_assert_str_eq(cfg.routes[2].hop.host, "::1");
 	ck_assert_int_eq(cfg.routes[2].hop.no_mx, 1);
+	ck_assert_uint_eq(cfg.routes[2].hop.rate.n, 0);
+	ck_assert_uint_eq(config_smarthost_rate(&cfg).n, 0);
+	ck_assert_uint_eq(cfg.destination_rate.n, 0);
+	free(errs);
+	config_free(&cfg);
+}
+END_TEST
+
+/* rate= on every kind of next hop, the smarthosts' shared one, destination-rate. */
+START_TEST(test_rates)
+{
+	struct config cfg;
+	char path[64], *errs;
+	ck_assert_int_eq(load("smarthost [relay.example.net]:587 tls=starttls\n"
+			      "smarthost backup.example.net rate=10/m tls=may\n"
+			      "smarthost third.example.net rate=10/m\n"
+			      "route example.com [10.0.0.5]:2525 rate=2/s tls=may auth=@AUTH@\n"
+			      "sender-route @sales.example.org [10.0.0.6]:25 rate=300/h\n"
+			      "destination-rate 1000/s\n",
+			      &cfg, path, &errs),
+			 0);
+	ck_assert_str_eq(errs, "");
+	ck_assert_uint_eq(cfg.smarthosts[0].rate.n, 0);
+	ck_assert_uint_eq(cfg.smarthosts[1].rate.n, 10);
+	ck_assert_uint_eq(cfg.smarthosts[1].rate.period, 60);
+	ck_assert_int_eq(cfg.smarthosts[1].tls, TLS_POLICY_MAY);
+	struct cfg_rate sh = config_smarthost_rate(&cfg);
+	ck_assert_uint_eq(sh.n, 10);
+	ck_assert_uint_eq(sh.period, 60);
+	ck_assert_uint_eq(cfg.routes[0].hop.rate.n, 2);
+	ck_assert_uint_eq(cfg.routes[0].hop.rate.period, 1);
+	ck_assert_str_eq(cfg.routes[0].hop.auth_user, "relayuser");
+	ck_assert_uint_eq(cfg.sender_routes[0].hop.rate.n, 300);
+	ck_assert_uint_eq(cfg.sender_routes[0].hop.rate.period, 3600);
+	ck_assert_uint_eq(cfg.destination_rate.n, 1000);
+	ck_assert_uint_eq(cfg.destination_rate.period, 1);
 	free(errs);
 	config_free(&cfg);
 }
@@ -544,8 +580,26 @@ static const struct bad_config {
 	{"dns-server 127.0.0.1:0\n", 1, "is not an IP address"},
 	{"delivery-port 0\n", 1, "delivery-port: \"0\" is not a number from 1 to 65535"},
 	{"delivery-port 70000\n", 1, "is not a number"},
-	{"smarthost\n", 1, "smarthost: expected 1 to 3 arguments"},
-	{"smarthost [a]:1 tls=may auth=@AUTH@ x\n", 1, "smarthost: expected 1 to 3 arguments"},
+	{"smarthost\n", 1, "smarthost: expected 1 to 4 arguments"},
+	{"smarthost [a]:1 tls=may auth=@AUTH@ rate=1/s x\n", 1,
+	 "smarthost: expected 1 to 4 arguments"},
+	{"smarthost relay rate=6/m rate=6/m\n", 1, "unexpected \"rate=6/m\""},
+	{"smarthost relay rate=\n", 1, "smarthost: \"\" is not a rate (N/s, N/m or N/h"},
+	{"smarthost relay rate=0/m\n", 1, "smarthost: \"0/m\" is not a rate"},
+	{"smarthost relay rate=1001/s\n", 1, "\"1001/s\" is not a rate"},
+	{"smarthost relay rate=6/d\n", 1, "\"6/d\" is not a rate"},
+	{"smarthost relay rate=6m\n", 1, "\"6m\" is not a rate"},
+	{"smarthost a rate=6/m\nsmarthost b\nsmarthost c rate=10/m\n", 3,
+	 "smarthost: rate=10/m differs from the rate=6/m of an earlier smarthost line"},
+	{"route example.org [a]:25 rate=-1/s\n", 1, "route: \"-1/s\" is not a rate"},
+	{"sender-route @x.test [a]:25 tls=may auth=@AUTH@ rate=1/s x\n", 1,
+	 "sender-route: expected 2 to 5 arguments"},
+	{"destination-rate\n", 1, "destination-rate: expected 1 argument"},
+	{"destination-rate 6/m 7/m\n", 1, "destination-rate: expected 1 argument"},
+	{"destination-rate 6 /m\n", 1, "destination-rate: expected 1 argument"},
+	{"destination-rate 6\n", 1, "destination-rate: \"6\" is not a rate"},
+	{"destination-rate 6/M\n", 1, "\"6/M\" is not a rate"},
+	{"destination-rate 1234567890/h\n", 1, "is not a rate"},
 	{"smarthost [relay:25\n", 1, "is not a next hop"},
 	{"smarthost ::1\n", 1, "is not a next hop"},
 	{"smarthost relay..example:25\n", 1, "is not a next hop"},
@@ -559,7 +613,7 @@ static const struct bad_config {
 	{"smarthost relay auth=@AUTHBAD@\n", 1, "expected one line \"username password\""},
 	{"smarthost relay auth=@AUTHTWO@\n", 1, "expected one line \"username password\""},
 	{"\n\nsmarthost relay auth=@AUTHEMPTY@\n", 3, "expected one line \"username password\""},
-	{"route example.org\n", 1, "route: expected 2 to 4 arguments"},
+	{"route example.org\n", 1, "route: expected 2 to 5 arguments"},
 	{"route ex*ample.org [a]:25\n", 1, "is not a domain or *.domain"},
 	{"route example.org [a:25\n", 1, "route: \"[a:25\" is not a next hop"},
 	{"route example.org [a]:25 tls=bogus\n", 1, "route: unknown tls=bogus"},
@@ -705,6 +759,39 @@ static const struct {
 	{"3.5M", 0, 0}, {"-1", 0, 0}, {"18446744073709551616", 0, 0},
 	{"17179869184G", 0, 0}, {"1T", 0, 0},
 };
+
+static const struct {
+	const char *s;
+	int ok;
+	unsigned n, period;
+	const char *text;
+} rates[] = {
+	{"1/s", 1, 1, 1, "1/s"}, {"1000/s", 1, 1000, 1, "1000/s"}, {"6/m", 1, 6, 60, "6/m"},
+	{"60000/m", 1, 60000, 60, "60000/m"}, {"30/h", 1, 30, 3600, "30/h"},
+	{"007/h", 1, 7, 3600, "7/h"},
+	{"", 0, 0, 0, NULL}, {"/s", 0, 0, 0, NULL}, {"6", 0, 0, 0, NULL}, {"6/", 0, 0, 0, NULL},
+	{"0/s", 0, 0, 0, NULL}, {"1001/s", 0, 0, 0, NULL}, {"60001/m", 0, 0, 0, NULL},
+	{"6/d", 0, 0, 0, NULL}, {"6/S", 0, 0, 0, NULL}, {"6/ms", 0, 0, 0, NULL},
+	{"6/m/s", 0, 0, 0, NULL}, {"-6/m", 0, 0, 0, NULL}, {"+6/m", 0, 0, 0, NULL},
+	{"6.5/m", 0, 0, 0, NULL}, {"6 /m", 0, 0, 0, NULL}, {"1234567890/h", 0, 0, 0, NULL},
+};
+
+START_TEST(test_parse_rate)
+{
+	struct cfg_rate r = {12345, 6789};
+	char text[32];
+	int rc = config_parse_rate(rates[_i].s, &r);
+	ck_assert_msg(rc == (rates[_i].ok ? 0 : -1), "\"%s\"", rates[_i].s);
+	if (!rates[_i].ok) {
+		ck_assert_uint_eq(r.n, 12345);
+		return;
+	}
+	ck_assert_uint_eq(r.n, rates[_i].n);
+	ck_assert_uint_eq(r.period, rates[_i].period);
+	config_rate_text(&r, text, sizeof(text));
+	ck_assert_str_eq(text, rates[_i].text);
+}
+END_TEST
 
 START_TEST(test_parse_size)
 {
@@ -949,6 +1036,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_listen);
 	tcase_add_test(tc, test_lists);
 	tcase_add_test(tc, test_smarthost_route);
+	tcase_add_test(tc, test_rates);
 	tcase_add_loop_test(tc, test_bad_config, 0, N(bad_configs));
 	tcase_add_test(tc, test_nul_byte);
 	tcase_add_test(tc, test_all_errors_reported);
@@ -959,6 +1047,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("values");
 	tcase_add_loop_test(tc, test_parse_duration, 0, N(durations));
 	tcase_add_loop_test(tc, test_parse_size, 0, N(sizes));
+	tcase_add_loop_test(tc, test_parse_rate, 0, N(rates));
 	tcase_add_loop_test(tc, test_parse_cidr, 0, N(cidrs));
 	tcase_add_loop_test(tc, test_parse_nexthop, 0, N(nexthops));
 	suite_add_tcase(s, tc);

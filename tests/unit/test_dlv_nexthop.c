@@ -178,6 +178,41 @@ START_TEST(test_hop_is_copy)
 }
 END_TEST
 
+/* The rate each kind of hop carries: its own, the smarthosts' shared one, destination-rate. */
+static const struct rate_case {
+	int with;
+	const char *domain;
+	const char *sender;
+	size_t index;
+	unsigned n;
+	const char *desc;
+} rate_cases[] = {
+	{1, "example.org", NULL, 0, 2, "rate=2/s for route example.org"},
+	{1, "a.example.com", NULL, 0, 0, "rate=none for route *.example.com"},
+	{0, "Example.ORG.", NULL, 0, 30, "destination-rate 30/h for example.org"},
+	/* Written on the second smarthost line, it limits the first as well. */
+	{2, "x.test", NULL, 0, 10, "rate=10/m for smarthost"},
+	{2, "x.test", NULL, 1, 10, "rate=10/m for smarthost"},
+	{6, "x.test", "a@sales.example.org", 0, 300, "rate=300/h for sender-route @sales.example.org"},
+	{6, "x.test", "root@a.lan.test", 0, 0, "rate=none for sender-route root@.lan.test"},
+};
+
+START_TEST(test_hop_rate)
+{
+	const struct rate_case *t = &rate_cases[_i];
+	struct dlv_hop hop;
+
+	setup_cfg(t->with);
+	routes[0].hop.rate = (struct cfg_rate){2, 1};
+	smarthosts[1].rate = (struct cfg_rate){10, 60};
+	sroutes[0].hop.rate = (struct cfg_rate){300, 3600};
+	cfg.destination_rate = (struct cfg_rate){30, 3600};
+	ck_assert_int_eq(dlv_hop_select(&cfg, t->domain, t->sender, t->index, &hop), 0);
+	ck_assert_uint_eq(hop.rate.n, t->n);
+	ck_assert_str_eq(hop.rate_desc, t->desc);
+}
+END_TEST
+
 START_TEST(test_tls_names)
 {
 	ck_assert_str_eq(dlv_tls_policy_name(TLS_POLICY_NONE), "none");
@@ -195,6 +230,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_hop_table, 0, sizeof(hop_cases) / sizeof(hop_cases[0]));
 	tcase_add_test(tc, test_hop_is_copy);
 	tcase_add_test(tc, test_tls_names);
+	tcase_add_loop_test(tc, test_hop_rate, 0, sizeof(rate_cases) / sizeof(rate_cases[0]));
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

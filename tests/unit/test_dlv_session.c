@@ -364,8 +364,9 @@ struct result {
 	char enh[16], text[2048], relay[400];
 };
 
-static struct result results[64];
-static int nresults;
+#define NRESULTS 64
+static struct result results[NRESULTS];
+static int nresults; /* may pass NRESULTS: the ones past it are counted, not kept */
 
 /* MSG_D_SUSPENDED frames: jobs deferred without a connection. */
 struct suspension {
@@ -407,7 +408,8 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 			ipc_write_frame_blocking(qfd, MSG_D_CHUNK, buf_head(&w.b), buf_avail(&w.b));
 			ipc_wr_free(&w);
 		} else if (type == MSG_D_RESULT) {
-			struct result *r = &results[nresults++];
+			struct result scratch, *r = nresults < NRESULTS ? &results[nresults] : &scratch;
+			nresults++;
 			r->jobid = ipc_get_u64(&rd);
 			r->rcptid = ipc_get_u64(&rd);
 			r->cls = ipc_get_u32(&rd);
@@ -434,7 +436,7 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 
 static const struct result *result_for(uint64_t rcptid)
 {
-	for (int i = 0; i < nresults; i++)
+	for (int i = 0; i < nresults && i < NRESULTS; i++)
 		if (results[i].rcptid == rcptid)
 			return &results[i];
 	ck_abort_msg("no result for recipient %llu:\n%s", (unsigned long long)rcptid,
@@ -708,6 +710,63 @@ START_TEST(test_refused_then_hold)
 }
 END_TEST
 
+/*
+ * Rate memory is bounded: with DLV_RATE_MAX_DESTS destinations remembered
+ * (rate=1/h on each route: none may be forgotten within the hour), a job
+ * for one more waits in the queue, without an attempt, rather than leave
+ * unlimited; a job for one already remembered is not turned away by the
+ * bound.
+ */
+START_TEST(test_rate_memory_bounded)
+{
+	enum { N = DLV_RATE_MAX_DESTS, BATCH = 256 };
+	uint16_t port = dead_port();
+	static const char *const rcpts[] = {"a@example.org", NULL};
+	const char *contents[100] = {0};
+	char domain[32];
+	struct buf conf, frames;
+
+	buf_init(&conf);
+	for (int i = 0; i <= N; i++)
+		buf_appendf(&conf, "route d%d.test [127.0.0.1]:%u tls=none rate=1/h\n", i, port);
+	buf_append(&conf, "", 1);
+	start_delivery((const char *)buf_head(&conf));
+	buf_free(&conf);
+	expect_hello();
+	for (int i = 0; i < N; i += BATCH) {
+		buf_init(&frames);
+		for (int j = i; j < i + BATCH; j++) {
+			snprintf(domain, sizeof(domain), "d%d.test", j);
+			job_frame(&frames, (uint64_t)j + 1, "QIDN", "s@relayd.test", domain, 6, 0, rcpts);
+		}
+		send_frames(&frames);
+		serve_queue(BATCH, contents, 100);
+	}
+	/* One attempt each (nothing listens): every destination's rate now runs for an hour. */
+	ck_assert_int_eq(nresults, N);
+	ck_assert_int_eq(nsuspended, 0);
+	int64_t before = ev_wallclock();
+	snprintf(domain, sizeof(domain), "d%d.test", N);
+	send_job(N + 1, "QIDCAP", "s@relayd.test", domain, 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nresults, N);
+	ck_assert_int_eq(nsuspended, 1);
+	ck_assert_str_eq(suspended[0].enh, "4.4.5");
+	char want[200];
+	snprintf(want, sizeof(want), "delivery rate-limited: rate=1/h for route d%d.test (%d "
+		 "destinations are rate-limited already); next try in ", N, N);
+	ck_assert_msg(strncmp(suspended[0].text, want, strlen(want)) == 0, "%s",
+		      suspended[0].text);
+	/* Until the first of them may be forgotten: an hour after its message. */
+	ck_assert_int_ge(suspended[0].until, before + 3600 - 60);
+	ck_assert_int_le(suspended[0].until, before + 3600 + 1);
+	send_job(N + 2, "QIDOLD", "s@relayd.test", "d0.test", 6, 0, rcpts);
+	serve_queue(1, contents, 100);
+	ck_assert_int_eq(nsuspended, 2);
+	ck_assert_ptr_null(strstr(suspended[1].text, "destinations are rate-limited already"));
+}
+END_TEST
+
 /* Sends MSG_D_FLUSH for domain ("" : every next hop). */
 static void send_flush(const char *domain)
 {
@@ -942,6 +1001,7 @@ int main(void)
 	tcase_add_test(tc, test_starttls_required_not_offered);
 	tcase_add_test(tc, test_content_in_pieces);
 	tcase_add_test(tc, test_greeting_timeout_then_next_hop);
+	tcase_add_test(tc, test_rate_memory_bounded);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

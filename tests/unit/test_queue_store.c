@@ -2,7 +2,8 @@
  * test_queue_store.c - the SQLite store: commit and reopen, partial
  * streams discarded by recovery, rollback, duplicate ids, recipient states
  * (in flight, hold/release, flush), due order and grouping, the schema
- * version.
+ * version, the queue's shape (age bucket edges, top domains and the rest)
+ * and its gauges.
  */
 #include "queue/queue_store.h"
 #include "common/log.h"
@@ -328,6 +329,102 @@ START_TEST(addr_domain)
 }
 END_TEST
 
+struct shape_cell {
+	char domain[32]; /* "" for the folded rest */
+	unsigned bucket;
+	int64_t n, rank;
+};
+
+struct shape {
+	struct shape_cell c[64];
+	int n;
+};
+
+static void shape_cb(const char *domain, unsigned bucket, int64_t n, int64_t rank, void *arg)
+{
+	struct shape *sh = arg;
+	ck_assert_int_lt(sh->n, 64);
+	struct shape_cell *c = &sh->c[sh->n++];
+	snprintf(c->domain, sizeof(c->domain), "%s", domain ? domain : "");
+	c->bucket = bucket;
+	c->n = n;
+	c->rank = rank;
+}
+
+/* Bucket k holds ages under 300 * 2^k seconds; the last one the rest. */
+START_TEST(shape_buckets_and_fold)
+{
+	static const struct {
+		int64_t age;
+		unsigned bucket;
+	} edges[] = {
+		{0, 0}, {299, 0}, {300, 1}, {599, 1}, {600, 2}, {1199, 2}, {1200, 3}, {2400, 4},
+		{4800, 5}, {9600, 6}, {19200, 7}, {38400, 8}, {76799, 8}, {76800, 9}, {86400 * 9, 9},
+	};
+	const int64_t now = 1000000;
+	struct queue_store *st = queue_store_open(path);
+	char qid[32], rcpt[64];
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		const char *rc[] = {rcpt, NULL};
+		snprintf(qid, sizeof(qid), "E%015zu", i);
+		snprintf(rcpt, sizeof(rcpt), "e%zu@edge.example", i);
+		add_msg(st, qid, "s@example.com", rc, body2, 1, now - edges[i].age);
+	}
+	/* Two busier domains by name order, a third that folds, and an
+	 * incomplete message that is not counted. */
+	const char *const two[] = {"a@b.example", "b@b.example", NULL};
+	const char *const one[] = {"x@c.example", NULL};
+	add_msg(st, "B000000000000001", "s@example.com", two, body2, 1, now);
+	add_msg(st, "C000000000000001", "s@example.com", one, body2, 1, now - 700);
+	add_msg(st, "D000000000000001", "s@example.com", one, body2, 0, now);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+
+	struct shape sh = {.n = 0};
+	ck_assert_int_eq(queue_store_shape(st, now, 10, shape_cb, &sh), 0);
+	/* edge.example first (15), then b.example (2), then c.example (1). */
+	unsigned want[QUEUE_SHAPE_NBUCKETS] = {0};
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		want[edges[i].bucket]++;
+	int k = 0;
+	for (unsigned b = 0; b < QUEUE_SHAPE_NBUCKETS; b++) {
+		ck_assert_str_eq(sh.c[k].domain, "edge.example");
+		ck_assert_uint_eq(sh.c[k].bucket, b);
+		ck_assert_int_eq(sh.c[k].n, want[b]);
+		ck_assert_int_eq(sh.c[k].rank, 1);
+		k++;
+	}
+	ck_assert_str_eq(sh.c[k].domain, "b.example");
+	ck_assert_int_eq(sh.c[k].n, 2);
+	ck_assert_int_eq(sh.c[k++].rank, 2);
+	ck_assert_str_eq(sh.c[k].domain, "c.example");
+	ck_assert_uint_eq(sh.c[k].bucket, 2);
+	ck_assert_int_eq(sh.c[k++].rank, 3);
+	ck_assert_int_eq(sh.n, k);
+
+	/* The top one only: the others fold into NULL rows, by bucket. */
+	sh.n = 0;
+	ck_assert_int_eq(queue_store_shape(st, now, 1, shape_cb, &sh), 0);
+	ck_assert_int_eq(sh.n, QUEUE_SHAPE_NBUCKETS + 2);
+	ck_assert_str_eq(sh.c[10].domain, "");
+	ck_assert_uint_eq(sh.c[10].bucket, 0);
+	ck_assert_int_eq(sh.c[10].n, 2);
+	ck_assert_str_eq(sh.c[11].domain, "");
+	ck_assert_uint_eq(sh.c[11].bucket, 2);
+	ck_assert_int_eq(sh.c[11].n, 1);
+	ck_assert_int_eq(sh.c[11].rank, 3);
+
+	/* Gauges: 18 recipients queued (the incomplete one is RS_NEW), the
+	 * oldest arrival is the 9-day-old message. */
+	int64_t states[RS_NSTATES], oldest;
+	ck_assert_int_eq(queue_store_gauges(st, states, &oldest), 0);
+	ck_assert_int_eq(states[RS_QUEUED], 18);
+	ck_assert_int_eq(states[RS_NEW], 0);
+	ck_assert_int_eq(oldest, now - 86400 * 9);
+	queue_store_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test", 1, 0);
@@ -342,6 +439,7 @@ int main(void)
 	tcase_add_test(tc, due_group_by_message_and_domain);
 	tcase_add_test(tc, schema_versioned);
 	tcase_add_test(tc, addr_domain);
+	tcase_add_test(tc, shape_buckets_and_fold);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
