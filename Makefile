@@ -34,6 +34,7 @@ DEB_BUILD += libidn2-dev
 DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-dkim python3-nacl openssl procps iproute2 bsd-mailx
 DEB_TEST  += mandoc groff-base haproxy postfix
 DEB_TEST  += python3-prometheus-client
+DEB_TEST  += opendkim-tools
 # To build the Debian package and test it in a chroot (`make deb`, `make
 # deb-test`); the package's own Build-Depends come from debian/control.
 DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2

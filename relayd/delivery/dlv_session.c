@@ -91,6 +91,9 @@ static void smtpc_free(struct dlv_session *s)
 	mx_plan_free(s->plan);
 	dlv_dkim_stream_free(s->dk);
 	buf_free(&s->tmp);
+	buf_free(&s->brk);
+	buf_free(&s->conv);
+	dlv_lines_free(&s->lines);
 	free(s->pend);
 	free(s);
 }
@@ -147,6 +150,7 @@ static void smtpc_drop_conn(struct dlv_session *s)
 		conn_write(c, "QUIT\r\n", 6);
 		conn_close_after_flush(c);
 	}
+	smtpc_conv_reset(s);
 	s->handshake = 0;
 	s->tls_active = 0;
 	s->in_content = 0;
@@ -707,6 +711,9 @@ void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_jo
 	job->sess = s;
 	ev_timer_init(&s->timer, smtpc_on_timer, s);
 	buf_init(&s->tmp);
+	buf_init(&s->brk);
+	buf_init(&s->conv);
+	dlv_lines_init(&s->lines);
 	smtpc_reply_init(&s->reply);
 	dest->nsessions++;
 	ctx->nsessions++;

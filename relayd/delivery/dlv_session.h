@@ -13,6 +13,7 @@
 #define RELAYD_DLV_SESSION_H
 
 #include "relayd/delivery/dlv.h"
+#include "relayd/delivery/dlv_lines.h"
 #include "relayd/delivery/smtpc_reply.h"
 #include "relayd/delivery/smtpc_stuff.h"
 #include "common/buf.h"
@@ -69,6 +70,10 @@ struct dlv_session {
 	struct smtpc_stuff stuff;
 	struct dlv_dkim_stream *dk;   /* the signing pass, before the content goes */
 	struct buf tmp;
+	struct dlv_lines lines;       /* long lines broken, in the pass under way */
+	struct buf brk;               /* a piece of content with its long lines broken */
+	struct buf conv;              /* the message downgraded for this server, whole */
+	size_t conv_off;              /* how much of conv has gone */
 	struct smtpc_pend *pend;
 	size_t pend_head, pend_tail, pend_cap;
 	char peer[340];       /* "host[ip]" */
@@ -87,6 +92,8 @@ struct dlv_session {
 	unsigned in_content : 1;
 	unsigned want_chunk : 1;
 	unsigned broken : 1;  /* the connection cannot carry another command */
+	unsigned loading : 1; /* reading the content into conv, before MAIL */
+	unsigned conv_ready : 1; /* conv is sent instead of the queue's content */
 	size_t naccepted;
 };
 
@@ -124,5 +131,7 @@ void smtpc_outcome_local(struct dlv_session *s, struct dlv_outcome *o, enum dlv_
 void smtpc_outcome_reply(struct dlv_session *s, struct dlv_outcome *o, enum smtpc_cmd cmd);
 /* The connection's output drained: the next piece of content may be asked for. */
 void smtpc_on_drain(struct conn *c, void *arg);
+/* Forgets the downgraded message (it was made for one job on one server). */
+void smtpc_conv_reset(struct dlv_session *s);
 
 #endif

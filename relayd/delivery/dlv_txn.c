@@ -8,8 +8,14 @@
  *
  * Pipelined or one by one, the commands go out through smtpc_send() and
  * their replies come back to the handlers here in order.
+ *
+ * A server without 8BITMIME or SMTPUTF8 gets the message downgraded
+ * (dlv_mime.c) instead of a bounce; every message has its long lines
+ * broken (dlv_lines.c). Both happen before DKIM signing, so the signature
+ * covers the bytes the server receives.
  */
 #include "relayd/delivery/dlv_session.h"
+#include "relayd/delivery/dlv_mime.h"
 #include "common/conn.h"
 #include "common/idn.h"
 #include "common/log.h"
@@ -18,6 +24,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+static void smtpc_content_next(struct dlv_session *s);
+static int smtpc_sign_end(struct dlv_session *s);
 
 /* ---- outcomes ---- */
 
@@ -86,6 +95,7 @@ void smtpc_job_end(struct dlv_session *s, int need_rset)
 
 	dlv_job_finish(s->ctx, s->job);
 	s->job = NULL;
+	smtpc_conv_reset(s);
 	s->in_txn = 0;
 	s->mail_ok = 0;
 	s->naccepted = 0;
@@ -111,39 +121,83 @@ void smtpc_txn_fail(struct dlv_session *s, const struct dlv_outcome *o)
 	smtpc_job_end(s, 0);
 }
 
-/* ---- MAIL, RCPT, DATA ---- */
+/* ---- what the server takes ---- */
 
-/* Requirements of the message the server must meet before MAIL is sent. */
+/* What this server takes of what the message uses (DLV_MIME_*). */
+static unsigned smtpc_allow(const struct dlv_session *s)
+{
+	unsigned a = 0;
+
+	if ((s->job->body & BODY_8BITMIME) && (s->caps.ext & SMTPC_EXT_8BITMIME))
+		a |= DLV_MIME_8BIT;
+	if ((s->job->body & BODY_SMTPUTF8) && (s->caps.ext & SMTPC_EXT_SMTPUTF8))
+		a |= DLV_MIME_UTF8;
+	return a;
+}
+
+static int smtpc_needs_downgrade(const struct dlv_session *s)
+{
+	return ((s->job->body & BODY_8BITMIME) && !(s->caps.ext & SMTPC_EXT_8BITMIME)) ||
+	       ((s->job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8));
+}
+
+/*
+ * An address that only SMTPUTF8 can carry: a UTF-8 local part, or a
+ * domain with no A-label form. A U-label domain alone goes as A-labels.
+ */
+static int smtpc_addr_utf8(const char *addr)
+{
+	char a[600];
+
+	return idn_addr_to_ascii(addr, a, sizeof(a)) < 0 || !idn_is_ascii(a);
+}
+
+static size_t smtpc_next_rcpt(const struct dlv_job *job, size_t from)
+{
+	while (from < job->nrcpts && job->rcpts[from].done)
+		from++;
+	return from;
+}
+
+/*
+ * Requirements of the message the server must meet before MAIL is sent.
+ * Without SMTPUTF8, only the addresses that need it bounce (5.6.7); the
+ * rest goes plain, its headers downgraded.
+ */
 static int smtpc_check_server(struct dlv_session *s)
 {
 	struct dlv_job *job = s->job;
 	struct dlv_outcome o;
 
-	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
-	    job->size > s->caps.size_max)
+	/* Converted, the message may have grown (base64: a third). */
+	uint64_t size = s->conv_ready ? buf_avail(&s->conv) : job->size;
+
+	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 && size > s->caps.size_max)
 		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.3.4",
 				    "message size %llu exceeds size limit %llu of server %s",
-				    (unsigned long long)job->size,
-				    (unsigned long long)s->caps.size_max, s->peer);
-	else if ((job->body & BODY_8BITMIME) && !(s->caps.ext & SMTPC_EXT_8BITMIME))
-		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.3",
-				    "host %s does not support 8BITMIME and the message has "
-				    "8-bit content", s->peer);
-	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8))
-		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
-				    "host %s does not support SMTPUTF8, needed by this message",
+				    (unsigned long long)size, (unsigned long long)s->caps.size_max,
 				    s->peer);
-	else
-		return 0;
+	else if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8) &&
+		 smtpc_addr_utf8(job->sender))
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
+				    "host %s does not support SMTPUTF8, needed by the UTF-8 sender "
+				    "address", s->peer);
+	else {
+		if ((job->body & BODY_SMTPUTF8) && !(s->caps.ext & SMTPC_EXT_SMTPUTF8))
+			for (size_t i = 0; i < job->nrcpts; i++) {
+				if (job->rcpts[i].done || !smtpc_addr_utf8(job->rcpts[i].addr))
+					continue;
+				smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.7",
+						    "host %s does not support SMTPUTF8, needed by "
+						    "the UTF-8 recipient address", s->peer);
+				log_msg(LOG_INFO, job->qid, "<%s>: %s", job->rcpts[i].addr, o.text);
+				dlv_rcpt_outcome(s->ctx, job, i, &o);
+			}
+		return smtpc_next_rcpt(job, 0) < job->nrcpts ? 0 : -1;
+	}
 	log_msg(LOG_INFO, job->qid, "%s", o.text);
 	dlv_job_outcome_all(s->ctx, job, &o);
 	return -1;
-}
-
-/* The transaction goes with the SMTPUTF8 parameter. */
-static int smtpc_txn_utf8(const struct dlv_session *s)
-{
-	return (s->job->body & BODY_SMTPUTF8) && (s->caps.ext & SMTPC_EXT_SMTPUTF8);
 }
 
 /*
@@ -154,11 +208,105 @@ static int smtpc_txn_utf8(const struct dlv_session *s)
 static const char *smtpc_addr(const struct dlv_session *s, const char *addr, char *buf,
 			      size_t bufsz)
 {
-	if (smtpc_txn_utf8(s))
+	if (smtpc_allow(s) & DLV_MIME_UTF8)
 		return addr;
 	idn_addr_to_ascii(addr, buf, bufsz);
 	return buf;
 }
+
+/* ---- the downgrade, before MAIL ---- */
+
+/*
+ * The message is read whole into memory and converted there, not
+ * streamed: whether a part must be re-encoded (does its body hold 8-bit
+ * octets?) has to be known before its headers are written, and a failure
+ * (an 8-bit address in From:) must be known before MAIL so that it
+ * bounces cleanly instead of breaking off a DATA. A streaming converter
+ * would need a first pass to find that out anyway. This costs memory for
+ * the rare message that goes 8-bit to an old server, bounded here (above
+ * the default max-message-size); ordinary mail never comes here.
+ */
+#define SMTPC_CONV_MAX (64ull * 1024 * 1024)
+/* The converted message goes out in pieces of this size, as the queue's do. */
+#define SMTPC_CONV_PIECE (64 * 1024)
+
+void smtpc_conv_reset(struct dlv_session *s)
+{
+	s->loading = 0;
+	s->conv_ready = 0;
+	s->conv_off = 0;
+	buf_free(&s->conv);
+}
+
+static void smtpc_load_start(struct dlv_session *s)
+{
+	struct dlv_outcome o;
+
+	if (s->job->size > SMTPC_CONV_MAX) {
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, "5.6.3",
+				    "host %s does not support 8BITMIME or SMTPUTF8 and the message "
+				    "is too large to convert (%llu octets, at most %llu)", s->peer,
+				    (unsigned long long)s->job->size, SMTPC_CONV_MAX);
+		log_msg(LOG_INFO, s->job->qid, "%s", o.text);
+		dlv_job_outcome_all(s->ctx, s->job, &o);
+		smtpc_job_end(s, 0);
+		return;
+	}
+	buf_reset(&s->conv);
+	s->loading = 1;
+	s->job->chunk_seq = 0;
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	dlv_job_request_chunk(s->ctx, s->job);
+}
+
+/* The whole message is in conv: downgrade it, break its long lines, then MAIL. */
+static void smtpc_load_done(struct dlv_session *s)
+{
+	struct dlv_job *job = s->job;
+	struct buf out;
+	struct dlv_lines lines;
+	struct dlv_outcome o;
+	char why[300];
+	size_t n;
+
+	s->loading = 0;
+	buf_init(&out);
+	enum dlv_mime_result r = dlv_mime_convert(buf_head(&s->conv), buf_avail(&s->conv),
+						  smtpc_allow(s), &out, why, sizeof(why));
+	if (r == DLV_MIME_BAD_BODY || r == DLV_MIME_BAD_HEADER) {
+		int utf8 = r == DLV_MIME_BAD_HEADER && (job->body & BODY_SMTPUTF8);
+		smtpc_outcome_local(s, &o, DLV_BOUNCED, utf8 ? "5.6.7" : "5.6.3",
+				    "host %s does not support %s and the message cannot be "
+				    "converted: %s", s->peer, utf8 ? "SMTPUTF8" : "8BITMIME", why);
+		log_msg(LOG_INFO, job->qid, "%s", o.text);
+		buf_free(&out);
+		dlv_job_outcome_all(s->ctx, job, &o);
+		smtpc_job_end(s, 0);
+		return;
+	}
+	if (r == DLV_MIME_CONVERTED) {
+		unsigned allow = smtpc_allow(s);
+		log_msg(LOG_INFO, job->qid, "converted for %s (%s)", s->peer,
+			(allow & DLV_MIME_8BIT) ? "ASCII headers"
+			: (allow & DLV_MIME_UTF8) ? "7-bit body" : "7-bit body, ASCII headers");
+		buf_free(&s->conv);
+		s->conv = out;
+		buf_init(&out);
+	}
+	dlv_lines_init(&lines);
+	const uint8_t *p = dlv_lines_break(&lines, buf_head(&s->conv), buf_avail(&s->conv), 1,
+					   &out, &n);
+	if (p != buf_head(&s->conv)) {
+		buf_free(&s->conv);
+		s->conv = out;
+	} else
+		buf_free(&out);
+	dlv_lines_free(&lines);
+	s->conv_ready = 1;
+	smtpc_start_txn(s);
+}
+
+/* ---- MAIL, RCPT, DATA ---- */
 
 /* NOTIFY= and ORCPT= for a next hop with DSN (RFC 3461 4.1, 4.2). */
 static void smtpc_rcpt_dsn(const struct dlv_rcpt *r, char *params, size_t size)
@@ -201,6 +349,7 @@ static void smtpc_send_rcpt(struct dlv_session *s, size_t i)
 void smtpc_start_txn(struct dlv_session *s)
 {
 	struct dlv_job *job = s->job;
+	unsigned allow;
 	char params[400] = "";
 	size_t n = 0;
 
@@ -208,12 +357,18 @@ void smtpc_start_txn(struct dlv_session *s)
 		smtpc_job_end(s, 0);
 		return;
 	}
+	if (!s->conv_ready && smtpc_needs_downgrade(s)) {
+		smtpc_load_start(s);
+		return;
+	}
+	allow = smtpc_allow(s);
 	if (s->caps.ext & SMTPC_EXT_SIZE)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
-				      (unsigned long long)job->size);
-	if (job->body & BODY_8BITMIME)
+				      (unsigned long long)(s->conv_ready ? buf_avail(&s->conv)
+									 : job->size));
+	if (allow & DLV_MIME_8BIT)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
-	if (smtpc_txn_utf8(s))
+	if (allow & DLV_MIME_UTF8)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
 	/* RET= and ENVID= go on to a next hop that offers DSN (RFC 3461 4.3, 4.4). */
 	if ((s->caps.ext & SMTPC_EXT_DSN) && job->dsn_ret != 0)
@@ -231,7 +386,7 @@ void smtpc_start_txn(struct dlv_session *s)
 								     sizeof(sender)), params);
 	if (!(s->caps.ext & SMTPC_EXT_PIPELINING))
 		return;
-	for (size_t i = 0; i < job->nrcpts; i++)
+	for (size_t i = smtpc_next_rcpt(job, 0); i < job->nrcpts; i = smtpc_next_rcpt(job, i + 1))
 		smtpc_send_rcpt(s, i);
 	smtpc_send(s, SC_DATA, 0, "DATA");
 }
@@ -255,7 +410,7 @@ void smtpc_h_mail(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 	if (s->reply.code / 100 == 2) {
 		s->mail_ok = 1;
 		if (!pipelining)
-			smtpc_send_rcpt(s, 0);
+			smtpc_send_rcpt(s, smtpc_next_rcpt(s->job, 0));
 		return;
 	}
 	smtpc_outcome_reply(s, &o, SC_MAIL);
@@ -282,8 +437,8 @@ void smtpc_h_rcpt(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t i)
 	}
 	if (s->caps.ext & SMTPC_EXT_PIPELINING)
 		return;
-	if (i + 1 < s->job->nrcpts)
-		smtpc_send_rcpt(s, i + 1);
+	if (smtpc_next_rcpt(s->job, i + 1) < s->job->nrcpts)
+		smtpc_send_rcpt(s, smtpc_next_rcpt(s->job, i + 1));
 	else
 		smtpc_after_rcpts(s);
 }
@@ -305,13 +460,20 @@ void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 		s->in_content = 1;
 		s->want_chunk = 0;
 		smtpc_stuff_init(&s->stuff);
+		dlv_lines_restart(&s->lines);
 		s->job->chunk_seq = 0;
+		s->conv_off = 0;
 		/* With keys, a first pass over the content makes the signature,
 		 * which goes ahead of the message: dlv_session_chunk. */
 		dlv_dkim_stream_free(s->dk);
 		s->dk = dlv_dkim_stream_new(s->ctx->dkim);
-		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-		dlv_job_request_chunk(s->ctx, s->job);
+		if (s->dk != NULL && s->conv_ready) {
+			/* The downgraded message is at hand: one pass over it. */
+			dlv_dkim_stream_update(s->dk, buf_head(&s->conv), buf_avail(&s->conv));
+			if (smtpc_sign_end(s) < 0)
+				return;
+		}
+		smtpc_content_next(s);
 		return;
 	}
 	if (wanted) {
@@ -352,6 +514,21 @@ void smtpc_h_rset(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 
 /* ---- the content ---- */
 
+/* The next piece of content: from conv when the message was downgraded, else from the queue. */
+static void smtpc_content_next(struct dlv_session *s)
+{
+	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+	if (!s->conv_ready) {
+		dlv_job_request_chunk(s->ctx, s->job);
+		return;
+	}
+	size_t left = buf_avail(&s->conv) - s->conv_off;
+	size_t n = left < SMTPC_CONV_PIECE ? left : SMTPC_CONV_PIECE;
+	const uint8_t *p = buf_head(&s->conv) + s->conv_off;
+	s->conv_off += n;
+	dlv_session_chunk(s, p, n, s->conv_off == buf_avail(&s->conv));
+}
+
 void smtpc_on_drain(struct conn *c, void *arg)
 {
 	struct dlv_session *s = arg;
@@ -360,25 +537,18 @@ void smtpc_on_drain(struct conn *c, void *arg)
 	if (!s->in_content || !s->want_chunk || s->job->chunk_pending)
 		return;
 	s->want_chunk = 0;
-	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-	dlv_job_request_chunk(s->ctx, s->job);
+	smtpc_content_next(s);
 }
 
 /*
- * The signing pass: the content is read once for the DKIM signature (the
- * pieces are not kept), the signature is written, and the content is read
- * again from its first piece to be sent. Signed here, at the last moment,
- * so the signature covers the bytes the next hop receives.
+ * The signature is made: it goes out ahead of the message, and the
+ * content is read again from its first piece. -1: signing failed, the
+ * job is over (deferred).
  */
-static void smtpc_sign_piece(struct dlv_session *s, const uint8_t *p, size_t n, int last)
+static int smtpc_sign_end(struct dlv_session *s)
 {
 	char err[128];
 
-	if (dlv_dkim_stream_update(s->dk, p, n) == 0 && !last) {
-		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-		dlv_job_request_chunk(s->ctx, s->job);
-		return;
-	}
 	buf_reset(&s->tmp);
 	int rc = dlv_dkim_stream_finish(s->dk, ev_wallclock(), &s->tmp, err, sizeof(err));
 	dlv_dkim_stream_free(s->dk);
@@ -386,18 +556,47 @@ static void smtpc_sign_piece(struct dlv_session *s, const uint8_t *p, size_t n, 
 	if (rc < 0) {
 		log_msg(LOG_WARNING, s->job->qid, "%s", err);
 		dlv_job_content_failed(s->ctx, s->job, err);
-		return;
+		return -1;
 	}
 	/* Header lines, CRLF-terminated: nothing to stuff, and the stuffing
 	 * state stays at the start of a line. */
 	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
 	s->job->chunk_seq = 0;
-	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
-	dlv_job_request_chunk(s->ctx, s->job);
+	dlv_lines_restart(&s->lines);
+	return 0;
+}
+
+/*
+ * The signing pass: the content is read once for the DKIM signature (the
+ * pieces are not kept), the signature is written, and the content is read
+ * again from its first piece to be sent. Signed here, at the last moment,
+ * after long lines are broken, so the signature covers the bytes the next
+ * hop receives.
+ */
+static void smtpc_sign_piece(struct dlv_session *s, const uint8_t *p, size_t n, int last)
+{
+	p = dlv_lines_break(&s->lines, p, n, last, &s->brk, &n);
+	if (dlv_dkim_stream_update(s->dk, p, n) == 0 && !last) {
+		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));
+		dlv_job_request_chunk(s->ctx, s->job);
+		return;
+	}
+	if (smtpc_sign_end(s) == 0)
+		smtpc_content_next(s);
 }
 
 void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int last)
 {
+	if (s->loading && s->c != NULL) {
+		smtpc_enter(s);
+		buf_append(&s->conv, p, n);
+		if (last)
+			smtpc_load_done(s);
+		else
+			smtpc_content_next(s);
+		smtpc_leave(s);
+		return;
+	}
 	if (!s->in_content || s->c == NULL)
 		return;
 	if (s->dk != NULL) {
@@ -407,6 +606,7 @@ void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int la
 		return;
 	}
 	smtpc_enter(s);
+	p = dlv_lines_break(&s->lines, p, n, last, &s->brk, &n);
 	buf_reset(&s->tmp);
 	smtpc_stuff(&s->stuff, p, n, &s->tmp);
 	if (last)
@@ -416,6 +616,9 @@ void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int la
 	if (last) {
 		s->in_content = 0;
 		smtpc_push(s, SC_DOT, 0);
+	} else if (buf_avail(&s->tmp) == 0) {
+		/* All of it held back (a header line not yet whole): no drain will come. */
+		smtpc_content_next(s);
 	} else {
 		s->want_chunk = 1;
 		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_BLOCK_TIMEOUT));

@@ -2,8 +2,8 @@
  * smtp_data.h - the DATA reader: an incremental state machine fed the
  * client's bytes in chunks of any size. It removes dot-stuffing, ends the
  * message only at <CRLF>.<CRLF>, and refuses a bare CR, a bare LF or a NUL
- * anywhere (SMTP smuggling), content lines over 1000 octets, messages over
- * the size limit and mail loops (more than 100 Received: headers).
+ * anywhere (SMTP smuggling), content lines over 64 KiB, messages over the
+ * size limit and mail loops (more than 100 Received: headers).
  *
  * After the first violation the reader keeps going without output until a
  * proper <CRLF>.<CRLF>, so a bad message ends in one reply and nothing the
@@ -18,8 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* RFC 5321 4.5.3.1.6: 1000 octets with the CRLF. */
-#define SMTP_DATA_LINE_MAX 998
+/*
+ * RFC 5321 4.5.3.1.6 says 1000 octets with the CRLF, but clients send
+ * longer lines and Postfix takes them (line_length_limit breaks them
+ * into pieces); delivery breaks them at 998 when it sends them on
+ * (dlv_lines.c). The bound stays, so that a line cannot grow forever.
+ */
+#define SMTP_DATA_LINE_MAX (64 * 1024)
 /* More Received: headers than this is a loop (RFC 5321 6.3). */
 #define SMTP_MAX_HOPS 100
 

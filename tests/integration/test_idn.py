@@ -58,6 +58,27 @@ class IdnDelivery(DeliveryCase, ReplyAsserts):
                          r"^from client\.example \(.*\[127\.0\.0\.1\]\) by relayd\.test "
                          r"with UTF8SMTP id %s for <user@%s>;" % (qid, ULABEL))
 
+    def test_ulabel_recipient_to_a_server_without_smtputf8_goes_as_alabels(self):
+        # Only the domain is UTF-8: it has an ASCII form, so the message
+        # goes without SMTPUTF8, the RCPT in A-labels, instead of bouncing.
+        dns = self.dns(mx=[(ALABEL, "mx1." + ALABEL, 10)], hosts={"mx1." + ALABEL: "127.0.0.2"})
+        mx = self.mx("127.0.0.2", smtputf8=False)
+        r = self.relayd(dns)
+        qid = self.utf8_send(r, "user@" + ULABEL)
+        self.wait_status(r, qid, "user@" + ULABEL, "sent")
+        mx.wait_messages(1)
+        self.assertEqual(mx.messages[0].rcpt_tos, ["user@" + ALABEL])
+        self.assertEqual(mx.messages[0].mail_from, "s@snd.test")
+        self.assertNotIn("SMTPUTF8", [o.upper() for o in mx.mail_options[0]])
+        # The headers went 7-bit too: To: in A-labels, our Received: without its UTF-8 "for".
+        data = mx.messages[0].data
+        self.assertTrue(all(b < 128 for b in data), data)
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        self.assertEqual(str(msg["To"]), "user@" + ALABEL)
+        self.assertRegex(" ".join(str(msg["Received"]).split()),
+                         r"^from client\.example \(.*\[127\.0\.0\.1\]\) by relayd\.test "
+                         r"with UTF8SMTP id %s;" % qid)
+
     def test_smtputf8_over_starttls_is_utf8smtps(self):
         d = tempfile.mkdtemp(prefix="idn-cert-")
         self.addCleanup(shutil.rmtree, d, True)

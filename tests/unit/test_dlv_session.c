@@ -573,31 +573,65 @@ START_TEST(test_no_pipelining_mail_rejected)
 }
 END_TEST
 
-START_TEST(test_size_and_8bit_checked_before_mail)
+/*
+ * Before MAIL: a message over the server's SIZE bounces; an 8-bit SMTPUTF8
+ * message for a server with neither extension is converted (read whole
+ * first), its UTF-8 recipient alone bounces 5.6.7 and gets no RCPT, even
+ * pipelined; one that grows past SIZE when converted bounces then.
+ */
+START_TEST(test_size_checked_and_8bit_converted_before_mail)
 {
-	struct script sc = {.ehlo = "250-fake\r\n250 SIZE 10\r\n", .conns = 2};
+	struct script sc = {.ehlo = "250-fake\r\n250-PIPELINING\r\n250 SIZE 200\r\n", .conns = 3};
 	char slog[300];
 	uint16_t port = smtp_server(&sc, slog, sizeof(slog));
 	static const char *const r1[] = {"a@example.org", NULL};
-	static const char *const r2[] = {"b@example.org", NULL};
-	const char *contents[100] = {[3] = "0123456789abcdef\r\n", [4] = "\xc3\xa9\r\n"};
+	static const char *const r2[] = {"b@example.org", "j\xc3\xb6rg@example.org", "c@example.org",
+					 NULL};
+	static char big[300], grows[100];
+	memset(big, 'x', 250);
+	memcpy(big + 250, "\r\n", 3);
+	for (int i = 0; i < 30; i++)
+		memcpy(grows + 2 * i, "\xc3\xa9", 2);
+	memcpy(grows + 60, "\r\n", 3);
+	const char *contents[100] = {[3] = big,
+				     [4] = "Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n",
+				     [5] = grows};
 
 	start_with_route(port, "concurrency-per-destination 1\n");
-	/* Both jobs in one write, so that the second waits when the first is done. */
+	/* The jobs in one write, so that each waits while the one before it goes. */
 	struct buf frames;
 	buf_init(&frames);
-	job_frame(&frames, 3, "QID3", "s@relayd.test", "example.org", 18, 0, r1);
-	job_frame(&frames, 4, "QID4", "s@relayd.test", "example.org", 4, BODY_8BITMIME, r2);
+	job_frame(&frames, 3, "QID3", "s@relayd.test", "example.org", strlen(big), 0, r1);
+	job_frame(&frames, 4, "QID4", "s@relayd.test", "example.org", 21,
+		  BODY_8BITMIME | BODY_SMTPUTF8, r2);
+	job_frame(&frames, 5, "QID5", "s@relayd.test", "example.org", strlen(grows), BODY_8BITMIME,
+		  r1);
 	send_frames(&frames);
-	serve_queue(2, contents, 100);
+	serve_queue(3, contents, 7);
 	ck_assert_uint_eq(result_for(300)->cls, DLV_BOUNCED);
 	ck_assert_str_eq(result_for(300)->enh, "5.3.4");
-	ck_assert_ptr_nonnull(strstr(result_for(300)->text, "exceeds size limit 10"));
-	ck_assert_uint_eq(result_for(400)->cls, DLV_BOUNCED);
-	ck_assert_str_eq(result_for(400)->enh, "5.6.3");
+	ck_assert_ptr_nonnull(strstr(result_for(300)->text, "message size 252 exceeds size limit 200"));
+	ck_assert_uint_eq(result_for(400)->cls, DLV_SENT);
+	ck_assert_uint_eq(result_for(402)->cls, DLV_SENT);
+	ck_assert_uint_eq(result_for(401)->cls, DLV_BOUNCED);
+	ck_assert_str_eq(result_for(401)->enh, "5.6.7");
+	ck_assert_ptr_nonnull(strstr(result_for(401)->text, "does not support SMTPUTF8, needed by "
+							    "the UTF-8 recipient address"));
+	ck_assert_uint_eq(result_for(500)->cls, DLV_BOUNCED);
+	ck_assert_str_eq(result_for(500)->enh, "5.3.4");
+	ck_assert_ptr_nonnull(strstr(result_for(500)->text, "exceeds size limit 200"));
 	char *t = slurp(slog);
-	ck_assert_ptr_null(strstr(t, "MAIL"));
-	/* Both jobs went over the one connection. */
+	/* One MAIL, the converted size, no BODY= nor SMTPUTF8. */
+	ck_assert_int_eq(count(t, "MAIL"), 1);
+	ck_assert_ptr_nonnull(strstr(t, "MAIL FROM:<s@relayd.test> SIZE=147\r\n"));
+	ck_assert_ptr_nonnull(strstr(t, "RCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\n"));
+	ck_assert_ptr_null(strstr(t, "j\xc3\xb6rg"));
+	ck_assert_ptr_nonnull(strstr(t, "<DATA>\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+					"Content-Transfer-Encoding: quoted-printable\r\n"
+					"MIME-Version: 1.0\r\n"
+					"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+					"=C3=A9\r\n.\r\n</DATA>"));
+	/* All three jobs went over the one connection. */
 	ck_assert_int_eq(count(t, "CONNECT"), 1);
 	free(t);
 }
@@ -1006,7 +1040,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_pipelined_mixed_outcomes);
 	tcase_add_test(tc, test_no_pipelining_mail_rejected);
-	tcase_add_test(tc, test_size_and_8bit_checked_before_mail);
+	tcase_add_test(tc, test_size_checked_and_8bit_converted_before_mail);
 	tcase_add_test(tc, test_helo_fallback);
 	tcase_add_test(tc, test_idn_addresses);
 	tcase_add_test(tc, test_connection_reuse);

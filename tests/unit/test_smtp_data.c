@@ -191,28 +191,30 @@ END_TEST
 
 START_TEST(test_limits)
 {
-	char in[2100];
+	size_t max = SMTP_DATA_LINE_MAX;
+	char *in = malloc(max + 16);
 	struct data_run r;
 
-	/* 998 octets and CRLF: fine; stuffed, still fine; 999: refused. */
-	memset(in, 'x', 998);
-	memcpy(in + 998, "\r\n.\r\n", 6);
-	data_run(in, strlen(in), 100, 1 << 20, &r);
+	/* SMTP_DATA_LINE_MAX octets and CRLF: fine; stuffed, still fine; one more: refused. */
+	memset(in, 'x', max);
+	memcpy(in + max, "\r\n.\r\n", 6);
+	data_run(in, strlen(in), 1000, 1 << 20, &r);
 	ck_assert_int_eq(r.d.err, SR_NONE);
 	buf_free(&r.out);
 	in[0] = '.';
-	memset(in + 1, 'x', 998);
-	memcpy(in + 999, "\r\n.\r\n", 6);
-	data_run(in, strlen(in), 100, 1 << 20, &r);
+	memset(in + 1, 'x', max);
+	memcpy(in + max + 1, "\r\n.\r\n", 6);
+	data_run(in, strlen(in), 1000, 1 << 20, &r);
 	ck_assert_int_eq(r.d.err, SR_NONE);
-	ck_assert_uint_eq(r.d.size, 1000);
+	ck_assert_uint_eq(r.d.size, max + 2);
 	buf_free(&r.out);
-	memset(in, 'x', 999);
-	memcpy(in + 999, "\r\n.\r\n", 6);
-	data_run(in, strlen(in), 100, 1 << 20, &r);
+	memset(in, 'x', max + 1);
+	memcpy(in + max + 1, "\r\n.\r\n", 6);
+	data_run(in, strlen(in), 1000, 1 << 20, &r);
 	ck_assert_int_eq(r.d.err, SR_DATA_LONG_LINE);
 	ck_assert_int_eq(r.ends, 1);
 	buf_free(&r.out);
+	free(in);
 
 	/* Size: 12 octets of content against limits of 12 and 11. */
 	data_run("0123456789\r\n.\r\n", 15, 4, 12, &r);

@@ -23,7 +23,9 @@ FakeMX(host, port, rcpt=None, data=None, mail=None, tls_cert=None,
     smtps  TLS from the first byte (with tls_cert) instead of STARTTLS
     auth_exclude  mechanisms not offered, e.g. ["PLAIN"] to force LOGIN
     data_size_limit  the largest message accepted (aiosmtpd's default: 32 MiB)
-    smtputf8  SMTPUTF8 is offered (aiosmtpd offers it only when asked)
+    smtputf8  SMTPUTF8 offered and taken (default, as aiosmtpd's Controller does); False: refused
+    ehlo_drop  EHLO keywords not offered, e.g. ["8BITMIME"] for an old server
+    .mail_options  the parameters of every MAIL FROM
     .sessions   how many SMTP sessions sent MAIL (connection reuse)
     .attempts   every (mail_from, rcpt list, reply) end-of-DATA attempt
 Greeter421(host, port): accepts and says "421 4.3.2 ..." then closes.
@@ -104,11 +106,22 @@ class _Handler:
         return reply
 
 
+class _DropHandler(_Handler):
+    """A handler whose EHLO reply leaves out fake.ehlo_drop."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        drop = [k.upper() for k in self.fake.ehlo_drop]
+        kept = [r for r in responses if r[4:].split(" ")[0].upper() not in drop]
+        return [r[:3] + "-" + r[4:] for r in kept[:-1]] + [kept[-1][:3] + " " + kept[-1][4:]]
+
+
 class FakeMX:
     def __init__(self, host, port, rcpt=None, data=None, mail=None, tls_cert=None,
                  auth=None, first_data_delay=0.0, data_delay=0.0, tls_broken=False,
                  smtps=False,
-                 auth_exclude=None, data_size_limit=None, smtputf8=False, start=True):
+                 auth_exclude=None, data_size_limit=None, smtputf8=True, start=True,
+                 ehlo_drop=None):
         self.host = host
         self.port = port
         self.rcpt = dict(rcpt or {})
@@ -127,8 +140,7 @@ class FakeMX:
         kwargs = {}
         if data_size_limit:
             kwargs["data_size_limit"] = data_size_limit
-        if smtputf8:
-            kwargs["enable_SMTPUTF8"] = True
+        kwargs["enable_SMTPUTF8"] = bool(smtputf8)
         if tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls_cert)
@@ -155,7 +167,9 @@ class FakeMX:
             kwargs["auth_require_tls"] = not smtps
             if auth_exclude:
                 kwargs["auth_exclude_mechanism"] = list(auth_exclude)
-        self.controller = Controller(_Handler(self), hostname=host, port=port,
+        self.ehlo_drop = list(ehlo_drop or [])
+        handler = _DropHandler(self) if self.ehlo_drop else _Handler(self)
+        self.controller = Controller(handler, hostname=host, port=port,
                                      ready_timeout=10, **kwargs)
         if start:
             self.start()
