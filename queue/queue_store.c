@@ -35,6 +35,15 @@ static const char queue_schema_v1[] =
 	"CREATE INDEX recipients_inflight ON recipients (state) WHERE state = " RS_SQL(RS_INFLIGHT) ";"
 	"PRAGMA user_version = 1;";
 
+/* The transcripts of delivery attempts (relayctl trace), one row per
+ * destination domain of a message, the latest attempt's. Added to any
+ * schema version-1 file when missing: older relayd ignore the table, and
+ * start-up recovery removes rows whose message is gone. */
+static const char queue_schema_traces[] =
+	"CREATE TABLE IF NOT EXISTS traces ("
+	" qid TEXT NOT NULL, domain TEXT NOT NULL, time INTEGER NOT NULL, text TEXT NOT NULL,"
+	" UNIQUE (qid, domain));";
+
 #define RCPT_COLS "id, qid, address, domain, state, attempts, next_attempt, last_error," \
 		  " last_enh, relay, warned"
 #define MSG_COLS "qid, sender, arrival, size, client, helo, auth_user, body_flags, nchunks," \
@@ -50,6 +59,7 @@ enum queue_stmt {
 	Q_MSG_HOLD, Q_RCPT_HOLD, Q_RCPT_RELEASE, Q_FLUSH_ONE, Q_FLUSH_ALL, Q_COUNT,
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
+	Q_TRACE_PUT, Q_TRACE_TRIM, Q_TRACES_OF, Q_TRACE_DEL_MSG, Q_ALL_TRACES, Q_INCOMPLETE_TRACES,
 	Q_NSTMT
 };
 
@@ -106,6 +116,19 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_ALL_CHUNKS] = "DELETE FROM chunks",
 	[Q_ALL_RCPTS] = "DELETE FROM recipients",
 	[Q_ALL_MSGS] = "DELETE FROM messages",
+	[Q_TRACE_PUT] = "INSERT INTO traces (qid, domain, time, text) VALUES (?1, ?2, ?3, ?4)"
+			" ON CONFLICT (qid, domain) DO UPDATE SET time = ?3, text = ?4",
+	/* The newest transcripts of a message while they fit in ?3 bytes; the
+	 * one just written (domain ?2) always stays. */
+	[Q_TRACE_TRIM] = "DELETE FROM traces WHERE qid = ?1 AND domain != ?2 AND rowid IN"
+			 " (SELECT rowid FROM (SELECT rowid, sum(length(text)) OVER"
+			 " (ORDER BY time DESC, rowid DESC) AS total FROM traces WHERE qid = ?1)"
+			 " WHERE total > ?3)",
+	[Q_TRACES_OF] = "SELECT domain, time, text FROM traces WHERE qid = ?1 ORDER BY time, rowid",
+	[Q_TRACE_DEL_MSG] = "DELETE FROM traces WHERE qid = ?1",
+	[Q_ALL_TRACES] = "DELETE FROM traces",
+	[Q_INCOMPLETE_TRACES] = "DELETE FROM traces WHERE qid NOT IN"
+				" (SELECT qid FROM messages WHERE complete = 1)",
 };
 
 struct queue_store {
@@ -300,7 +323,8 @@ struct queue_store *queue_store_open(const char *path)
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto fail;
-	if (queue_pragmas(st->db) < 0 || queue_schema(st->db) < 0)
+	if (queue_pragmas(st->db) < 0 || queue_schema(st->db) < 0 ||
+	    sqlite3_exec(st->db, queue_schema_traces, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	for (int i = 0; i < Q_NSTMT; i++)
 		if (sqlite3_prepare_v3(st->db, queue_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -376,6 +400,7 @@ int queue_store_recover(struct queue_store *st, int64_t now, long *incomplete, l
 	if (queue_store_begin(st) < 0)
 		return -1;
 	if (queue_exec(st, queue_stmt(st, Q_INCOMPLETE_CHUNKS), NULL) < 0 ||
+	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_TRACES), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_RCPTS), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_MSGS), incomplete) < 0 ||
 	    queue_store_requeue_inflight(st, now, inflight) < 0 ||
@@ -448,7 +473,8 @@ int queue_store_msg_complete(struct queue_store *st, const char *qid, uint64_t s
 
 int queue_store_msg_delete(struct queue_store *st, const char *qid)
 {
-	static const enum queue_stmt order[] = {Q_CHUNK_DEL, Q_RCPT_DEL_MSG, Q_MSG_DEL};
+	static const enum queue_stmt order[] = {Q_CHUNK_DEL, Q_TRACE_DEL_MSG, Q_RCPT_DEL_MSG,
+						Q_MSG_DEL};
 	long changed = 0;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		sqlite3_stmt *s = queue_stmt(st, order[i]);
@@ -464,6 +490,7 @@ int queue_store_delete_all(struct queue_store *st, long *n)
 	int64_t count = 0;
 	if (queue_int(st, queue_stmt(st, Q_COUNT), &count) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_CHUNKS), NULL) < 0 ||
+	    queue_exec(st, queue_stmt(st, Q_ALL_TRACES), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_RCPTS), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_MSGS), NULL) < 0)
 		return -1;
@@ -685,5 +712,39 @@ int queue_store_count(struct queue_store *st, long *messages)
 	if (queue_int(st, queue_stmt(st, Q_COUNT), &v) < 0)
 		return -1;
 	*messages = (long)v;
+	return 0;
+}
+
+int queue_store_trace_put(struct queue_store *st, const char *qid, const char *domain,
+			  int64_t now, const char *text)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_TRACE_PUT);
+	bind_text(s, 1, qid);
+	bind_text(s, 2, domain);
+	sqlite3_bind_int64(s, 3, now);
+	bind_text(s, 4, text);
+	if (queue_exec(st, s, NULL) < 0)
+		return -1;
+	s = queue_stmt(st, Q_TRACE_TRIM);
+	bind_text(s, 1, qid);
+	bind_text(s, 2, domain);
+	sqlite3_bind_int64(s, 3, QUEUE_TRACE_MAX);
+	return queue_exec(st, s, NULL);
+}
+
+int queue_store_traces_of(struct queue_store *st, const char *qid, queue_trace_fn cb, void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_TRACES_OF);
+	int rc;
+	bind_text(s, 1, qid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(s, 0), *t = sqlite3_column_text(s, 2);
+		if (cb(d ? (const char *)d : "", sqlite3_column_int64(s, 1),
+		       t ? (const char *)t : "", arg) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
 	return 0;
 }

@@ -148,6 +148,19 @@ int queue_store_flush(struct queue_store *st, const char *qid, int64_t now, long
 /* Complete messages in the queue. */
 int queue_store_count(struct queue_store *st, long *messages);
 
+/*
+ * Transcripts of delivery attempts (relayctl trace): one per destination
+ * domain of a message, replaced by each attempt's; the newest are kept
+ * while they fit in QUEUE_TRACE_MAX bytes per message. They go with the
+ * message.
+ */
+#define QUEUE_TRACE_MAX 8192
+int queue_store_trace_put(struct queue_store *st, const char *qid, const char *domain,
+			  int64_t now, const char *text);
+typedef int (*queue_trace_fn)(const char *domain, int64_t time, const char *text, void *arg);
+/* Oldest first; cb returning non-zero stops. */
+int queue_store_traces_of(struct queue_store *st, const char *qid, queue_trace_fn cb, void *arg);
+
 /* The domain part of an address, lower-cased ("" when there is none). */
 void queue_addr_domain(const char *address, char *dst, size_t dstsz);
 

@@ -19,6 +19,7 @@
 #include "common/worker.h"
 #include "relayd/delivery/dlv_dkim.h"
 #include "relayd/delivery/dlv_nexthop.h"
+#include "relayd/delivery/dlv_trace.h"
 
 #include <openssl/ssl.h>
 #include <stddef.h>
@@ -55,6 +56,7 @@ struct dlv_job {
 	struct dlv_session *sess; /* NULL while it waits */
 	uint32_t chunk_seq;       /* the next piece of content to ask for */
 	int chunk_pending;        /* a request is out */
+	struct dlv_trace trace;   /* relayctl trace: the dialogue of its attempts */
 	TAILQ_ENTRY(dlv_job) wait_entry;
 };
 
