@@ -127,6 +127,7 @@ class Lab:
         self.dir, self.port, self.quiet = d, port, quiet
         self.extra_conf = extra_conf
         self.procs = {}      # name -> Popen
+        self.pgids = []      # their process groups, kept after they end
         self.mail = []       # LabMailServer
         self.silent = None
         self.started = False
@@ -216,6 +217,7 @@ class Lab:
         finally:
             log.close()
         self.procs[name] = p
+        self.pgids.append(p.pid)  # its own session: pgid == pid
         return p
 
     def _start_dns(self):
@@ -291,23 +293,37 @@ class Lab:
     # ---- stopping ----------------------------------------------------------------
 
     def lab_pids(self):
-        """Every process whose working directory is inside the lab folder
-        (each relayd's master and workers run in LAB/NAME)."""
+        """Every process of the lab: those whose working directory is inside
+        the lab folder (each relayd's master and workers run in LAB/NAME),
+        and those in the process group of one the lab started (dnsmasq's
+        children for TCP queries run in "/")."""
+        groups = set(self.pgids)
         out = []
         for p in os.listdir("/proc"):
             if not p.isdigit() or int(p) == os.getpid():
                 continue
             try:
                 cwd = os.readlink("/proc/%s/cwd" % p)
-            except OSError:
+                with open("/proc/%s/stat" % p) as f:
+                    pgid = int(f.read().rsplit(")", 1)[1].split()[2])
+            except (OSError, ValueError, IndexError):
                 continue
-            if cwd == self.dir or cwd.startswith(self.dir + "/"):
+            if cwd == self.dir or cwd.startswith(self.dir + "/") or pgid in groups:
                 out.append(int(p))
         return out
 
     def stop(self, keep_files=False):
-        """SIGTERM to every process (relayd stops its workers within 5 s),
-        SIGKILL to what is left after 10 s, then the folder goes."""
+        """SIGTERM to every process first (relayd stops its workers within
+        5 s), then the lab's own servers; SIGKILL to whatever is left after
+        10 s; then the folder goes."""
+        for name, p in self.procs.items():
+            if p.poll() is None:
+                # dnsmasq's whole group (its TCP children); relayd's master only:
+                # it stops its workers in order.
+                if name == "dnsmasq":
+                    _killpg(p.pid, signal.SIGTERM)
+                else:
+                    p.send_signal(signal.SIGTERM)
         for m in self.mail:
             try:
                 m.stop()
@@ -317,9 +333,6 @@ class Lab:
         if self.silent:
             self.silent.close()
             self.silent = None
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
         end = time.monotonic() + 10
         for name, p in self.procs.items():
             try:
@@ -387,6 +400,13 @@ class Lab:
 
 
 # ---- small helpers ------------------------------------------------------------------
+
+def _killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
 
 def _user_name():
     import pwd

@@ -52,7 +52,7 @@ class _Handler:
         self.s = server
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.s.rcpt_reply(session.peer[0], envelope.mail_from or "", address)
+        reply = self.s.rcpt_reply(session.peer[0], _bare(envelope.mail_from), address)
         self.s.log("RCPT TO:<%s> from %s: %s" % (address, session.peer[0], reply))
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
@@ -66,7 +66,7 @@ class _Handler:
                         " id %s\n\tfor <%s>; %s\n" % (helo, helo, session.peer[0],
                                                     self.s.hostname, qid, rcpt,
                                                     formatdate(localtime=False)))
-            path = maildir_deliver(self.s.maildir, rcpt, envelope.mail_from or "",
+            path = maildir_deliver(self.s.maildir, rcpt, _bare(envelope.mail_from),
                                    envelope.original_content or envelope.content, received)
             self.s.log("%s: from=<%s> to=<%s> delivered to %s" % (
                 qid, envelope.mail_from, rcpt, os.path.relpath(path, self.s.maildir)))
@@ -110,3 +110,8 @@ class LabMailServer:
             self.ctl.stop()
         finally:
             self._log.close()
+
+
+def _bare(addr):
+    """aiosmtpd gives the null sender as "<>": the address itself is ""."""
+    return (addr or "").strip("<>")
