@@ -180,8 +180,12 @@ class Lab:
         for ip in ["127.0.0.10", MAILBOX_IP, DNS_IP] + [r[2] for r in RELAYS]:
             fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
             with socket.socket(fam, socket.SOCK_STREAM) as s:
+                # As the servers do: connections of a lab that just ended
+                # (TIME_WAIT) do not count, a listener does.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind((ip, self.port))
+                    s.listen(1)
                 except OSError as e:
                     raise RuntimeError("%s port %d is taken (%s): is a lab running already? "
                                        "LAB_PORT=N chooses another port" % (ip, self.port, e))
