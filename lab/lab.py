@@ -469,6 +469,9 @@ def main():
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
+    # Also SIGINT: a shell starts background jobs with it ignored, and
+    # Python then leaves it so.
+    signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     t0 = time.monotonic()
