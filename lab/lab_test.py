@@ -1,7 +1,8 @@
 """lab_test.py - `make lab-test`: the steps of docs/lab.md, run against a
 fresh lab, each expectation checked, so that the tutorial cannot rot.
 
-One line per step ("ok 3 - ..." or "FAIL 3 - ...: why"), then
+One line per step, named by its section of docs/lab.md ("ok   §5 ..." or
+"FAIL §5 ...: why"), then
 "N passed, N failed"; the exit status is 1 when a step failed. The lab runs
 in its own temporary folder on a free port (LAB_PORT to choose one) and is
 stopped, and its folder removed, whatever happens. About two minutes: the
@@ -146,14 +147,14 @@ class Steps:
     # ---- the steps, in the tutorial's order --------------------------------------------
 
     def s_greeting(self):
-        """1. Connect: the server speaks first, 220 and its name"""
+        """§1 Connect: the server speaks first, 220 and its name"""
         t = Talk(self.P)
         code, lines = t.reply()
         t.close()
         self.expect((code, lines[0].split()[1]), (220, "smtp.lan.lab"), "greeting")
 
     def s_ehlo(self):
-        """2. EHLO: 250 and the extensions (STARTTLS, no AUTH before TLS)"""
+        """§2 EHLO: 250 and the extensions (STARTTLS, no AUTH before TLS)"""
         t = Talk(self.P)
         t.reply()
         code, lines = t.say("EHLO student.lan.lab")
@@ -165,7 +166,7 @@ class Steps:
         self.check("AUTH" not in ext, "AUTH offered before TLS: %s" % sorted(ext))
 
     def s_small_commands(self):
-        """3. HELP 214, NOOP 250, VRFY 252, RSET 250"""
+        """§3 HELP 214, NOOP 250, VRFY 252, RSET 250"""
         t = Talk(self.P)
         t.reply()
         t.say("EHLO student.lan.lab")
@@ -175,7 +176,7 @@ class Steps:
         self.expect(got, [214, 250, 252, 250], "HELP, NOOP, VRFY, RSET")
 
     def s_reply_classes(self):
-        """4. Reply classes: 503 bad sequence, 500 unknown command, 501 bad address"""
+        """§4 Reply classes: 503 bad sequence, 500 unknown command, 501 bad address"""
         t = Talk(self.P)
         t.reply()
         t.say("EHLO student.lan.lab")
@@ -189,7 +190,7 @@ class Steps:
         self.expect(got, [(503, "5.5.1"), (500, "5.5.1"), (501, "5.1.3")], "replies")
 
     def s_by_hand(self):
-        """5. A message typed by hand: MAIL, RCPT, DATA, 354, the dot, 250 queued as, QUIT 221"""
+        """§5 A message typed by hand: MAIL, RCPT, DATA, 354, the dot, 250 queued as, QUIT 221"""
         t = Talk(self.P)
         t.reply()
         t.say("EHLO student.lan.lab")
@@ -208,7 +209,7 @@ class Steps:
         self.hand_msg = self.wait_mail("bob@example.lab", r"Subject: typed by hand")
 
     def s_relay_denied(self):
-        """6. From outside (nc -s 127.0.0.99): 554 5.7.1 Relay access denied"""
+        """§6 From outside (nc -s 127.0.0.99): 554 5.7.1 Relay access denied"""
         t = Talk(self.P, src="127.0.0.99")
         t.reply()
         t.say("EHLO outside.example")
@@ -218,7 +219,7 @@ class Steps:
         self.expect((code, lines[0][4:9]), (554, "5.7.1"), "RCPT from outside")
 
     def s_auth_needs_tls(self):
-        """7. AUTH before STARTTLS: 538 5.7.11"""
+        """§7 AUTH before STARTTLS: 538 5.7.11"""
         t = Talk(self.P, src="127.0.0.99")
         t.reply()
         t.say("EHLO outside.example")
@@ -227,7 +228,7 @@ class Steps:
         self.expect((code, lines[0][4:10]), (538, "5.7.11"), "AUTH without TLS")
 
     def s_starttls_auth_login(self):
-        """8. STARTTLS (lab CA), then AUTH LOGIN with base64 by hand: 334, 334, 235; relaying allowed"""
+        """§8 STARTTLS (lab CA), then AUTH LOGIN with base64 by hand: 334, 334, 235; relaying allowed"""
         t = Talk(self.P, src="127.0.0.99")
         t.reply()
         t.say("EHLO outside.example")
@@ -250,20 +251,20 @@ class Steps:
         self.expect(code, 250, "RCPT after AUTH, from outside")
 
     def s_dig_mx(self):
-        """9. dig MX example.lab: two MX records, preferences 10 and 20"""
+        """§9 dig MX example.lab: two MX records, preferences 10 and 20"""
         code, out = self.dig("+short", "MX", "example.lab")
         self.expect(sorted(out.split("\n")[:2]), ["10 mx1.example.lab.", "20 mx2.example.lab."],
                     "dig +short MX example.lab")
 
     def s_route(self):
-        """10. relayctl route bob@example.lab: mx1 (10) is tried before mx2 (20)"""
+        """§9 relayctl route bob@example.lab: mx1 (10) is tried before mx2 (20)"""
         code, out = self.ctl("route", "bob@example.lab")
         self.expect(code, 0, "relayctl route")
         self.check(re.search(r"1\. mx1\.example\.lab \(MX 10\): 127\.0\.0\.11:%d\n"
                              r"\s+2\. mx2\.example\.lab \(MX 20\)" % self.P, out), out)
 
     def s_fallback(self):
-        """11. fallback.lab: mx1 refuses the connection, mx2 takes the mail"""
+        """§10 fallback.lab: mx1 refuses the connection, mx2 takes the mail"""
         qid = self.swaks("carol@fallback.lab")
         m = self.status_line(qid, "carol@fallback.lab", "sent")
         self.expect(m.group(1), "mx2.fallback.lab[127.0.0.12]:%d" % self.P, "relay")
@@ -273,7 +274,7 @@ class Steps:
         self.wait_mail("carol@fallback.lab", qid)
 
     def s_implicit(self):
-        """12. implicit.lab: no MX, its A record is the mail server"""
+        """§11 implicit.lab: no MX, its A record is the mail server"""
         _, mx = self.dig("+short", "MX", "implicit.lab")
         _, a = self.dig("+short", "A", "implicit.lab")
         self.expect((mx.strip(), a.strip()), ("", "127.0.0.14"), "MX and A of implicit.lab")
@@ -282,7 +283,7 @@ class Steps:
         self.expect(m.group(1), "implicit.lab[127.0.0.14]:%d" % self.P, "relay")
 
     def s_null_mx(self):
-        """13. nullmx.lab: MX 0 . -> bounced 5.1.10 at once, the bounce in alice's Maildir"""
+        """§12 nullmx.lab: MX 0 . -> bounced 5.1.10 at once, the bounce in alice's Maildir"""
         _, mx = self.dig("+short", "MX", "nullmx.lab")
         self.expect(mx.strip(), "0 .", "MX of nullmx.lab")
         qid = self.swaks("x@nullmx.lab")
@@ -291,7 +292,7 @@ class Steps:
         self.wait_mail("alice@lan.lab", r"X-Relayd-Queue-ID: %s.*Status: 5\.1\.10" % qid)
 
     def s_nxdomain(self):
-        """14. nosuch.lab: NXDOMAIN -> bounced 5.1.2, no retry"""
+        """§13 nosuch.lab: NXDOMAIN -> bounced 5.1.2, no retry"""
         _, out = self.dig("MX", "nosuch.lab")
         self.check("status: NXDOMAIN" in out, out)
         qid = self.swaks("y@nosuch.lab")
@@ -299,7 +300,7 @@ class Steps:
         self.expect(m.group(2), "5.1.2", "dsn")
 
     def s_dns_timeout(self):
-        """15. slow.lab: the DNS times out -> deferred 4.4.3, still in the queue"""
+        """§13 slow.lab: the DNS times out -> deferred 4.4.3, still in the queue"""
         code, out = self.dig("MX", "slow.lab")
         self.check(code == 9 and "timed out" in out, "dig: %d %s" % (code, out))
         self.slow_qid = self.swaks("sam@slow.lab")
@@ -311,7 +312,7 @@ class Steps:
                              out), out)
 
     def s_greylist(self):
-        """16. grey.lab: 451 4.7.1 first (relayctl trace shows it), delivered at a retry"""
+        """§14 grey.lab: 451 4.7.1 first (relayctl trace shows it), delivered at a retry"""
         qid = self.swaks("zoe@grey.lab")
         m = self.status_line(qid, "zoe@grey.lab", "deferred")
         self.expect(m.group(2), "4.7.1", "dsn")
@@ -322,7 +323,7 @@ class Steps:
         self.wait_mail("zoe@grey.lab", qid)
 
     def s_bounce(self):
-        """17. strict.lab: 550 5.1.1 -> a bounce with Diagnostic-Code and the transcript"""
+        """§15 strict.lab: 550 5.1.1 -> a bounce with Diagnostic-Code and the transcript"""
         qid = self.swaks("nobody@strict.lab", subject="to a user who is not there")
         self.status_line(qid, "nobody@strict.lab", "bounced")
         t = self.wait_mail("alice@lan.lab", r"X-Relayd-Queue-ID: %s" % qid)
@@ -337,14 +338,14 @@ class Steps:
             self.check(re.search(rx, t), "the bounce has no /%s/:\n%s" % (rx, t[:3000]))
 
     def s_received_chain(self):
-        """18. The Received: chain of step 5's message: mailbox.lab, mx1.example.lab, smtp.lan.lab"""
+        """§16 The Received: chain of §5's message: mailbox.lab, mx1.example.lab, smtp.lan.lab"""
         hdr = self.hand_msg.split("\n\n", 1)[0]
         by = re.findall(r"^Received: .*?\bby (\S+)", hdr, re.M | re.S)
         self.expect(by, ["mailbox.lab", "mx1.example.lab", "smtp.lan.lab"], "Received: by, top first")
         self.check("id %s" % self.hand_qid in hdr, "smtp.lan.lab's queue id not in Received:")
 
     def s_tls_trace(self):
-        """19. secure.lab over verified TLS, slow.lab waiting: relayctl trace shows both"""
+        """§17 secure.lab over verified TLS, slow.lab waiting: relayctl trace shows both"""
         qid = self.swaks("eve@secure.lab,tom@slow.lab")
         self.status_line(qid, "eve@secure.lab", "sent")
         self.status_line(qid, "tom@slow.lab", "deferred", timeout=40)
@@ -361,7 +362,7 @@ class Steps:
             self.check(re.search(rx, out), "trace has no /%s/:\n%s" % (rx, out))
 
     def s_ipv6(self):
-        """20. v6.lab: the MX has only an AAAA record, mail goes over ::1"""
+        """§18 v6.lab: the MX has only an AAAA record, mail goes over ::1"""
         _, out = self.dig("+short", "AAAA", "mx.v6.lab")
         self.expect(out.strip(), "::1", "AAAA of mx.v6.lab")
         qid = self.swaks("vic@v6.lab")
@@ -369,7 +370,7 @@ class Steps:
         self.expect(m.group(1), "mx.v6.lab[::1]:%d" % self.P, "relay")
 
     def s_delay_notice(self):
-        """21. After delay-warning (1m) the sender of step 15 gets a delay notice"""
+        """§19 After delay-warning (1m) the sender of §13's slow.lab message gets a delay notice"""
         t = self.wait_mail("alice@lan.lab", r"Subject: Delayed Mail.*X-Relayd-Queue-ID: %s"
                            % self.slow_qid, timeout=150)
         self.check(re.search(r"Action: delayed\nStatus: 4\.4\.3", t), t[:2000])

@@ -118,7 +118,13 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 	struct ipc_wr wr;
 
 	dlv_rcpt_log(ctx, job, i, o);
-	dlv_trace_send(ctx, job);
+	/* The job's last result may end the message's pass and make its bounce:
+	 * the transcript goes first. Earlier results cannot, so one frame per job. */
+	size_t undecided = 0;
+	for (size_t k = 0; k < job->nrcpts; k++)
+		undecided += !job->rcpts[k].done;
+	if (undecided == 0)
+		dlv_trace_send(ctx, job);
 	/* The queue keeps bounded copies: cut here rather than have the frame refused. */
 	snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, o->text);
 	snprintf(relay, sizeof(relay), "%.*s", (int)sizeof(relay) - 1, o->relay ? o->relay : "");

@@ -7,7 +7,7 @@
  * Bounded: the first DLV_TRACE_HEAD bytes of lines stay (where the attempt
  * began), then the most recent ones up to DLV_TRACE_MAX in all (where it
  * ended); the lines in between are counted, not kept. The queue gets the
- * text before each result of the job, so a bounce can quote it.
+ * text before the job's last result, so a bounce can quote it.
  */
 #ifndef RELAYD_DLV_TRACE_H
 #define RELAYD_DLV_TRACE_H
