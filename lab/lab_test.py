@@ -17,6 +17,7 @@ import glob
 import os
 import random
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -397,6 +398,48 @@ class Steps:
                 print("FAIL %s: %s" % (title, why.strip().replace("\n", "\n     ")), flush=True)
 
 
+def lab_start_stop():
+    """§0 make lab: lab.py comes up, prints its map, and on Ctrl-C (SIGINT)
+    leaves no process and no file. A lab of its own, on another port."""
+    d = tempfile.mkdtemp(prefix="relayd-lab-0-")
+    os.rmdir(d)  # lab.py makes it
+    env = dict(os.environ, LAB_DIR=d, LAB_PORT=str(random.randrange(40000, 50000)))
+    p = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "lab.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    out = []
+    try:
+        for line in p.stdout:
+            out.append(line)
+            if line.startswith("lab: up in") or line.startswith("lab: stopped"):
+                break
+        up = any(x.startswith("lab: up in") for x in out)
+        pids = []
+        if up:
+            # What runs: every process with its working directory in the lab folder.
+            for q in os.listdir("/proc"):
+                try:
+                    if q.isdigit() and os.readlink("/proc/%s/cwd" % q).startswith(d + "/"):
+                        pids.append(int(q))
+                except OSError:
+                    pass
+            p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=60)
+        out.append(rest)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = "".join(out)
+    alive = [x for x in pids if os.path.exists("/proc/%d" % x)]
+    ok = (up and p.returncode == 0 and "DNS: dnsmasq at 127.0.0.5" in text and
+          "LAN smarthost smtp.lan.lab" in text and len(pids) >= 20 and not alive and
+          "lab: stopped; 0 process(es) left, folder removed" in text and not os.path.exists(d))
+    why = "exit %s, %d processes seen, still alive %s, folder %s:\n%s" % (
+        p.returncode, len(pids), alive, "left" if os.path.exists(d) else "removed", text[-1500:])
+    return ok, why
+
+
 def start_lab(d):
     """A lab on LAB_PORT, or on a free port (another test or lab may hold one)."""
     ports = [int(os.environ["LAB_PORT"])] if "LAB_PORT" in os.environ else \
@@ -412,8 +455,11 @@ def start_lab(d):
 
 
 def main():
-    d = tempfile.mkdtemp(prefix="relayd-lab-test-")
     t0 = time.monotonic()
+    ok0, why0 = lab_start_stop()
+    print("%s §0 make lab: up, the map printed, Ctrl-C leaves no process and no file%s"
+          % ("ok  " if ok0 else "FAIL", "" if ok0 else ": " + why0), flush=True)
+    d = tempfile.mkdtemp(prefix="relayd-lab-test-")
     lab = None
     steps = None
     try:
@@ -430,6 +476,12 @@ def main():
             import shutil
             shutil.rmtree(d, ignore_errors=True)
     passed, failed = (steps.passed, steps.failed) if steps else (0, 1)
+    passed, failed = passed + ok0, failed + (not ok0)
+    left = lab.lab_pids() if lab is not None else []
+    if left or os.path.exists(d):
+        failed += 1
+        print("FAIL the lab of the steps did not clean up: processes %s, folder %s" % (
+            left, d if os.path.exists(d) else "removed"))
     print("%d passed, %d failed (%.0f s)" % (passed, failed, time.monotonic() - t0))
     sys.exit(1 if failed or steps is None else 0)
 
