@@ -113,7 +113,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 	buf_init(&text);
 	buf_init(&transcript);
 	queue_msg_headers(st, orig, &hdrs);
-	queue_trace_brief(st, orig->qid, &transcript);
+	queue_trace_brief(st, orig->qid, rcpts, n, &transcript);
 	for (size_t i = 0; i < n; i++) {
 		dr[i].address = rcpts[i].address;
 		dr[i].status = rcpts[i].last_enh;

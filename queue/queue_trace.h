@@ -16,11 +16,13 @@
 /* relayctl trace: every destination's latest attempt; 0, or -1 on a store error. */
 int queue_trace_show(struct queue_store *st, const char *qid, struct buf *out);
 /*
- * The shortened transcript for a notification about qid, NUL-terminated,
- * into out ("" when none): per destination the last attempt's dialogue,
- * without the DNS lines, its end kept when it is too long.
+ * The shortened transcript for a notification about rcpts of qid,
+ * NUL-terminated, into out ("" when none): for each of their domains the
+ * last attempt's dialogue, without the DNS lines and the other recipients'
+ * RCPT, its end kept when it is too long.
  */
-void queue_trace_brief(struct queue_store *st, const char *qid, struct buf *out);
+void queue_trace_brief(struct queue_store *st, const char *qid, const struct queue_rcpt *rcpts,
+		       size_t nrcpts, struct buf *out);
 /* The notification's paragraph quoting it (nothing when transcript is empty). */
 void queue_trace_dsn(struct buf *out, const char *transcript);
 

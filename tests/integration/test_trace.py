@@ -9,8 +9,9 @@ fake MX servers (aiosmtpd) on 127.0.0.x:
   is the new attempt's, alone;
 - deferred through a smarthost with STARTTLS and AUTH: the TLS event with
   protocol, certificate subject and verification, the AUTH secrets masked;
-- bounced: the bounce quotes the dialogue up to the 550, and the message
-  (gone from the queue) has no trace any more.
+- bounced: the bounce quotes the dialogue up to the 550, without the RCPT
+  of the recipient it is not about, and the message (gone from the queue)
+  has no trace any more.
 
 Run: cd tests/integration && BIN=bin /usr/bin/python3 -m unittest -v test_trace
 """
@@ -123,8 +124,9 @@ class Trace(DeliveryCase):
         self.mx("127.0.0.2", rcpt={"gone": "550 5.1.1 No such user here"})
         snd = self.mx("127.0.0.4")
         r = self.relayd(dns)
-        qid = self.send(r, "s@snd.test", ["gone@ok.test"])
+        qid = self.send(r, "s@snd.test", ["gone@ok.test", "fine@ok.test"])
         self.wait_status(r, qid, "gone@ok.test", "bounced")
+        self.wait_status(r, qid, "fine@ok.test", "sent")
         wait_until(lambda: delivery_reports(snd), 15, "the bounce at the sender's MX")
         body = snd.messages[0].data.decode()
         human = body.split("Content-Type: message/delivery-status")[0]
@@ -133,6 +135,10 @@ class Trace(DeliveryCase):
         self.assertRegex(human, LINE + r" > RCPT TO:<gone@ok\.test>\r\n" + LINE
                          + r" < 550 5\.1\.1 No such user here\r\n")
         self.assertNotIn("* DNS:", human)  # shortened: the dialogue, not the lookups
+        # The report is about gone@: fine@'s RCPT and its reply are left out.
+        self.assertNotIn("fine@ok.test", human)
+        self.assertIn("(2 line(s) about other recipients left out)", human)
+        self.assertRegex(human, r"> DATA\r\n\S+ < 354 .*\r\n\S+ > \(message content")
         # The message left the queue with its report: so did its trace.
         r.wait_log(r"%s: removed" % re.escape(qid))
         p = r.ctl("trace", qid)
