@@ -134,8 +134,11 @@ class Drill:
         return n
 
     def maildir_counts(self):
-        """token -> copies found in the Maildirs; and the bounces alice got."""
+        """token -> copies found in the Maildirs; and the bounces alice got.
+        self.org_ids: token -> the queue ids the organisation's relayd gave
+        its copies (the second Received: from the top)."""
         counts, bounces = Counter(), 0
+        self.org_ids = {}
         for path in glob.glob(self.lab.path("mail", "*", "*", "new", "*")):
             with open(path, errors="replace") as f:
                 head = f.read(4096)
@@ -145,7 +148,22 @@ class Drill:
             m = re.search(r"^Subject: (chaos-\d+)", head, re.M)
             if m:
                 counts[m.group(1)] += 1
+                ids = re.findall(r"^Received: from \S+ .*? by (\S+) with ESMTP id (\w+)", head,
+                                 re.M)
+                self.org_ids.setdefault(m.group(1), []).append(ids[0] if ids else None)
         return counts, bounces
+
+    def dup_hops(self, counts):
+        """Where each extra copy was made: copies with one queue id at the
+        organisation's relayd were made on its hop to the mailbox (it sent
+        one message twice); different ids, on the smarthost's hop to it."""
+        hops = Counter()
+        for t, c in counts.items():
+            if c > 1:
+                ids = self.org_ids.get(t, [])
+                hops["smarthost -> organisation"] += len(set(ids)) - 1
+                hops["organisation -> mailbox"] += c - len(set(ids))
+        return dict(hops)
 
     def run(self):
         t0 = time.monotonic()
@@ -184,6 +202,8 @@ class Drill:
                                           time.monotonic() - t1))
         print("accepted %d, delivered %d, lost %d, duplicated %d" % (
             len(self.accepted), delivered, len(lost), dup))
+        if dup:
+            print("duplicated copies made on the hop %s" % self.dup_hops(counts))
         print("also: %d delivered that were not accepted (the 250 was lost with the "
               "connection), %d notices to the sender" % (len(unknown), bounces))
         if lost:
