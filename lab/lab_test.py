@@ -375,6 +375,9 @@ class Steps:
         t = self.wait_mail("alice@lan.lab", r"Subject: Delayed Mail.*X-Relayd-Queue-ID: %s"
                            % self.slow_qid, timeout=150)
         self.check(re.search(r"Action: delayed\nStatus: 4\.4\.3", t), t[:2000])
+        self.check(re.search(r"Transcript of the latest delivery attempt.*<recipients at slow\.lab>"
+                             r".*\* slow\.lab: temporary failure looking up the MX", t, re.S),
+                   "no transcript in the delay notice:\n" + t[:3000])
         self.check(time.monotonic() - self.slow_t0 >= 55, "the notice came before 1m")
 
     STEPS = ["s_greeting", "s_ehlo", "s_small_commands", "s_reply_classes", "s_by_hand",

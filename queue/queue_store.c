@@ -116,7 +116,9 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_ALL_CHUNKS] = "DELETE FROM chunks",
 	[Q_ALL_RCPTS] = "DELETE FROM recipients",
 	[Q_ALL_MSGS] = "DELETE FROM messages",
-	[Q_TRACE_PUT] = "INSERT INTO traces (qid, domain, time, text) VALUES (?1, ?2, ?3, ?4)"
+	/* Only for a message still there (relayctl delete may have come first). */
+	[Q_TRACE_PUT] = "INSERT INTO traces (qid, domain, time, text) SELECT ?1, ?2, ?3, ?4"
+			" WHERE EXISTS (SELECT 1 FROM messages WHERE qid = ?1)"
 			" ON CONFLICT (qid, domain) DO UPDATE SET time = ?3, text = ?4",
 	/* The newest transcripts of a message while they fit in ?3 bytes; the
 	 * one just written (domain ?2) always stays. */

@@ -372,13 +372,23 @@ START_TEST(traces_bounded_and_removed)
 	ck_assert_int_eq(t.n, 2);
 	ck_assert_str_eq(t.domains[0], "c.example");
 	ck_assert_str_eq(t.domains[1], "d.example");
-	/* A transcript of a message that is not complete goes at recovery. */
+	/* No transcript for a message that is not there (deleted meanwhile). */
 	ck_assert_int_eq(queue_store_trace_put(st, "GONE", "a.example", 106, "orphan"), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "GONE", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 0);
+	/* A transcript whose message is incomplete (a relayd without this
+	 * table's cleanup left it) goes at recovery. */
+	add_msg(st, "HALF", "s@x.example", rcpts, body, 0, 100);
+	ck_assert_int_eq(queue_store_trace_put(st, "HALF", "a.example", 106, "half"), 0);
 	ck_assert_int_eq(queue_store_commit(st), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "HALF", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 1);
 	long inc = 0, infl = 0, msgs = 0;
 	ck_assert_int_eq(queue_store_recover(st, 107, &inc, &infl, &msgs), 0);
 	memset(&t, 0, sizeof(t));
-	ck_assert_int_eq(queue_store_traces_of(st, "GONE", collect_trace, &t), 0);
+	ck_assert_int_eq(queue_store_traces_of(st, "HALF", collect_trace, &t), 0);
 	ck_assert_int_eq(t.n, 0);
 	ck_assert_int_eq(queue_store_begin(st), 0);
 	ck_assert_int_eq(queue_store_msg_delete(st, "Q1"), 1);

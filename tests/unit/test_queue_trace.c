@@ -52,6 +52,12 @@ START_TEST(notification_quotes_its_own_recipients)
 	ck_assert_ptr_nonnull(st);
 	buf_init(&out);
 	ck_assert_int_eq(queue_store_begin(st), 0);
+	struct queue_msg m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.qid, sizeof(m.qid), "Q1");
+	ck_assert_int_eq(queue_store_msg_add(st, &m), 0);
+	ck_assert_int_eq(queue_store_rcpt_add(st, "Q1", "a@ex.example"), 0);
+	ck_assert_int_eq(queue_store_msg_complete(st, "Q1", 0, 0, 100), 0);
 	/* An older attempt first: only the last one is quoted. */
 	char text[4096];
 	snprintf(text, sizeof(text), "2026-01-01 09:00:00 UTC attempt (old)\n"
