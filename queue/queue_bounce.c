@@ -3,6 +3,7 @@
  * What differs between "failed" and "delayed" lives in one table.
  */
 #include "queue/queue_bounce.h"
+#include "queue/queue_trace.h"
 #include "common/qid.h"
 
 #include <stdio.h>
@@ -111,6 +112,7 @@ void queue_dsn_build(const struct queue_dsn *d, struct buf *out)
 		buf_appendf(out, "\r\n");
 	}
 	buf_appendf(out, "\r\n");
+	queue_trace_dsn(out, d->transcript);
 
 	/* 2: for programs (RFC 3464 section 2). */
 	buf_appendf(out, "--%s\r\nContent-Description: Delivery report\r\n"

@@ -32,6 +32,7 @@ struct queue_dsn {
 	int64_t now;
 	const struct queue_dsn_rcpt *rcpts;
 	size_t nrcpts;
+	const char *transcript;    /* queue_trace_brief(): the dialogue, or NULL */
 	const char *headers;       /* the original message's header section */
 	size_t headers_len;
 };

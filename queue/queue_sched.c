@@ -4,6 +4,7 @@
  */
 #include "queue/queue_sched.h"
 #include "queue/queue_bounce.h"
+#include "queue/queue_trace.h"
 #include "common/ipc.h"
 #include "common/ipc_types.h"
 #include "common/qid.h"
@@ -103,14 +104,16 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		      const struct queue_msg *orig, int action, const struct queue_rcpt *rcpts,
 		      size_t n, int64_t now, char newqid[QUEUE_QID_MAX])
 {
-	struct buf hdrs, text;
+	struct buf hdrs, text, transcript;
 	struct queue_dsn_rcpt *dr = xcalloc(n ? n : 1, sizeof(*dr));
 	struct queue_msg m;
 	int ret = -1;
 
 	buf_init(&hdrs);
 	buf_init(&text);
+	buf_init(&transcript);
 	queue_msg_headers(st, orig, &hdrs);
+	queue_trace_brief(st, orig->qid, rcpts, n, &transcript);
 	for (size_t i = 0; i < n; i++) {
 		dr[i].address = rcpts[i].address;
 		dr[i].status = rcpts[i].last_enh;
@@ -122,6 +125,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		.action = (enum queue_dsn_action)action, .hostname = pol->hostname, .qid = newqid,
 		.orig_qid = orig->qid, .orig_sender = orig->sender, .arrival = orig->arrival,
 		.now = now, .rcpts = dr, .nrcpts = n,
+		.transcript = (const char *)buf_head(&transcript),
 		.headers = (const char *)buf_head(&hdrs), .headers_len = buf_avail(&hdrs),
 	};
 	queue_dsn_build(&d, &text);
@@ -149,6 +153,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 fail:
 	buf_free(&hdrs);
 	buf_free(&text);
+	buf_free(&transcript);
 	free(dr);
 	return ret;
 }
