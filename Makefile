@@ -35,6 +35,8 @@ DEB_TEST  := swaks dnsmasq-base python3 python3-aiosmtpd python3-dnslib python3-
 DEB_TEST  += mandoc groff-base haproxy postfix
 DEB_TEST  += python3-prometheus-client
 DEB_TEST  += opendkim-tools
+# The lab's tutorial: nc and dig.
+DEB_TEST  += netcat-openbsd bind9-dnsutils
 # To build the Debian package and test it in a chroot (`make deb`, `make
 # deb-test`); the package's own Build-Depends come from debian/control.
 DEB_PKG   := dpkg-dev debhelper fakeroot lintian debootstrap git util-linux iproute2
@@ -125,6 +127,21 @@ run: deps
 	@mkdir -p var
 	$(BIN)/relayd -d -f etc/relayd.conf
 
+# The lab (docs/lab.md): a little internet on loopback until Ctrl-C; its
+# tutorial checked step by step; a fault drill under load. Not part of
+# `make test` (each takes longer than a minute or runs until stopped).
+lab: deps
+	$(MAKE) all
+	/usr/bin/python3 lab/lab.py
+
+lab-test: deps
+	$(MAKE) all
+	/usr/bin/python3 lab/lab_test.py
+
+lab-chaos: deps
+	$(MAKE) all
+	/usr/bin/python3 lab/lab_chaos.py
+
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 30
 # libFuzzer comes with clang's runtime.
@@ -170,7 +187,7 @@ install: all
 clean:
 	rm -rf build bin var
 
-.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins deb deb-test
+.PHONY: all test selftest mutate sanitize run deps install clean fuzz unit-bins deb deb-test lab lab-test lab-chaos
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BUILD)/relayd/relayd.d $(BUILD)/relayd/relayctl.d \
 	$(BUILD)/relayd/sendmail.d

@@ -12,6 +12,7 @@ static const struct ctl_command ctl_commands[] = {
 	{"reload", 0, 0, CTL_MASTER, 1, "reload"},
 	{"queue", 0, 2, CTL_QUEUE, 0, "queue [--summary] [--json]"},
 	{"show", 1, 1, CTL_QUEUE, 0, "show QID"},
+	{"trace", 1, 1, CTL_QUEUE, 0, "trace QID"},
 	{"flush", 0, 1, CTL_QUEUE, 1, "flush [QID]"},
 	{"hold", 1, 1, CTL_QUEUE, 1, "hold QID"},
 	{"release", 1, 1, CTL_QUEUE, 1, "release QID"},

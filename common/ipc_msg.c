@@ -384,3 +384,16 @@ int ipc_msg_d_suspended_decode(struct ipc_rd *r, struct ipc_msg_d_suspended *m)
 	m->text = ipc_get_strv(r);
 	return ipc_rd_done(r);
 }
+
+void ipc_msg_d_trace_encode(struct ipc_wr *w, const struct ipc_msg_d_trace *m)
+{
+	ipc_put_u64(w, m->jobid);
+	ipc_put_strv(w, m->text);
+}
+
+int ipc_msg_d_trace_decode(struct ipc_rd *r, struct ipc_msg_d_trace *m)
+{
+	m->jobid = ipc_get_u64(r);
+	m->text = ipc_get_strv(r);
+	return ipc_rd_done(r);
+}

@@ -234,4 +234,12 @@ struct ipc_msg_d_suspended {
 void ipc_msg_d_suspended_encode(struct ipc_wr *w, const struct ipc_msg_d_suspended *m);
 int ipc_msg_d_suspended_decode(struct ipc_rd *r, struct ipc_msg_d_suspended *m);
 
+/* MSG_D_TRACE */
+struct ipc_msg_d_trace {
+	uint64_t jobid;
+	struct ipc_str text;
+};
+void ipc_msg_d_trace_encode(struct ipc_wr *w, const struct ipc_msg_d_trace *m);
+int ipc_msg_d_trace_decode(struct ipc_rd *r, struct ipc_msg_d_trace *m);
+
 #endif

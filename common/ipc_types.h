@@ -83,6 +83,9 @@ enum ipc_type {
 	/* relayctl flush: forget the failure of the domain's next hop, or of
 	 * every next hop when domain is "". Sent before the recipients are due. */
 	MSG_D_FLUSH,         /* q->d: str domain */
+	/* The transcript of the job's attempts (relayctl trace), sent before
+	 * the job's last RESULT, so a bounce can quote it. */
+	MSG_D_TRACE,         /* d->q: u64 jobid, str text */
 };
 
 enum ipc_role { ROLE_INTAKE = 1, ROLE_DELIVERY = 2 };

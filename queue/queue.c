@@ -43,6 +43,7 @@ static const struct ipc_handler queue_handlers[] = {
 	{MSG_D_RESULT, ROLE_DELIVERY, queue_dlv_result},
 	{MSG_D_DONE, ROLE_DELIVERY, queue_dlv_done},
 	{MSG_D_SUSPENDED, ROLE_DELIVERY, queue_dlv_suspended},
+	{MSG_D_TRACE, ROLE_DELIVERY, queue_dlv_trace},
 };
 
 static int64_t queue_wallclock(void)

@@ -40,6 +40,7 @@ struct queue_sess {
 struct queue_job {
 	uint64_t jobid;
 	char qid[QUEUE_QID_MAX];
+	char domain[256];         /* the recipients' domain: its transcript's key */
 	uint32_t nchunks;
 	size_t n;
 	int64_t rcptid[QUEUE_JOB_MAX_RCPTS];
@@ -106,6 +107,7 @@ int queue_dlv_result(void *peer, struct ipc_rd *rd);
 int queue_dlv_done(void *peer, struct ipc_rd *rd);
 /* Deferred without a connection: the job's recipients wait for the hop's memory to end. */
 int queue_dlv_suspended(void *peer, struct ipc_rd *rd);
+int queue_dlv_trace(void *peer, struct ipc_rd *rd);
 /* relayctl flush: delivery forgets the failed next hops of qid (all when NULL). */
 int queue_dlv_flush(struct queue *q, const char *qid);
 void queue_dlv_gone(struct queue *q);

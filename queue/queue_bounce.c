@@ -5,6 +5,7 @@
  * each part's headers can say whether it holds 8-bit octets.
  */
 #include "queue/queue_bounce.h"
+#include "queue/queue_trace.h"
 #include "common/qid.h"
 
 #include <stdio.h>
@@ -131,6 +132,7 @@ static void queue_dsn_human(const struct queue_dsn *d, const struct queue_dsn_ki
 		buf_appendf(b, "\r\n");
 	}
 	buf_appendf(b, "\r\n");
+	queue_trace_dsn(b, d->transcript);
 }
 
 /* Part 2, for programs (RFC 3464 section 2). */

@@ -41,6 +41,7 @@ struct queue_dsn {
 	int64_t now;
 	const struct queue_dsn_rcpt *rcpts;
 	size_t nrcpts;
+	const char *transcript;    /* queue_trace_brief(): the dialogue, or NULL */
 	const char *content;       /* the original message, or its header section */
 	size_t content_len;
 	int full;                  /* content is the whole message */

@@ -6,6 +6,7 @@
  * a terminal, and --json is valid UTF-8 whatever bytes were stored.
  */
 #include "queue/queue.h"
+#include "queue/queue_trace.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/printable.h"
@@ -289,6 +290,20 @@ static int queue_ctl_show(struct queue *q, int argc, char **argv, struct buf *ou
 	return 0;
 }
 
+/* The SMTP dialogue of the latest attempt per destination (queue_trace.c). */
+static int queue_ctl_trace(struct queue *q, int argc, char **argv, struct buf *out)
+{
+	struct queue_msg m;
+	(void)argc;
+	if (queue_ctl_msg(q, argv[1], &m, out) <= 0)
+		return 1;
+	if (queue_trace_show(q->st, m.qid, out) < 0) {
+		buf_appendf(out, "relayctl: queue error: %s\n", queue_store_errmsg(q->st));
+		return 1;
+	}
+	return 0;
+}
+
 static int queue_ctl_flush(struct queue *q, int argc, char **argv, struct buf *out)
 {
 	struct queue_msg m;
@@ -420,6 +435,7 @@ static const struct queue_ctl_cmd {
 } queue_ctl_cmds[] = {
 	{"queue", 1, queue_ctl_queue},
 	{"show", 2, queue_ctl_show},
+	{"trace", 2, queue_ctl_trace},
 	{"flush", 1, queue_ctl_flush},
 	{"hold", 2, queue_ctl_hold},
 	{"release", 2, queue_ctl_release},

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ static void queue_job_send(struct queue *q, const struct queue_pick *pk)
 
 	j->jobid = ++q->next_jobid;
 	memcpy(j->qid, pk->msg.qid, sizeof(j->qid));
+	snprintf(j->domain, sizeof(j->domain), "%s", pk->domain);
 	j->nchunks = pk->msg.nchunks;
 	j->n = pk->n;
 	for (size_t i = 0; i < pk->n; i++)
@@ -214,6 +216,27 @@ int queue_dlv_suspended(void *peer, struct ipc_rd *rd)
 		j->resolved[i] = 1;
 		queue_dlv_apply(q, &res);
 	}
+	return 0;
+}
+
+/* A job's transcript replaces the one of its domain's previous attempt. */
+int queue_dlv_trace(void *peer, struct ipc_rd *rd)
+{
+	struct queue_peer *p = peer;
+	struct queue *q = p->q;
+	struct ipc_msg_d_trace m;
+	if (ipc_msg_d_trace_decode(rd, &m) < 0 || m.text.n > QUEUE_TRACE_MAX + 1024)
+		return -1;
+	struct queue_job *j = queue_job_find(q, m.jobid);
+	if (j == NULL)
+		return 0;
+	char *text = ipc_str_dup(m.text);
+	if (queue_txn(q) < 0 ||
+	    queue_store_trace_put(q->st, j->qid, j->domain, q->now(), text) < 0)
+		queue_txn_abort(q);
+	else
+		q->want_commit = 1;
+	free(text);
 	return 0;
 }
 

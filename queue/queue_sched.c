@@ -4,6 +4,7 @@
  */
 #include "queue/queue_sched.h"
 #include "queue/queue_bounce.h"
+#include "queue/queue_trace.h"
 #include "common/ipc.h"
 #include "common/ipc_types.h"
 #include "common/qid.h"
@@ -122,7 +123,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		      const struct queue_msg *orig, int action, const struct queue_rcpt *rcpts,
 		      size_t n, const char *to, int64_t now, char newqid[QUEUE_QID_MAX])
 {
-	struct buf content, text;
+	struct buf content, text, transcript;
 	struct queue_dsn_rcpt *dr = xcalloc(n ? n : 1, sizeof(*dr));
 	struct queue_msg m;
 	int postmaster_copy = strcmp(to, orig->sender) != 0;
@@ -130,6 +131,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 
 	buf_init(&content);
 	buf_init(&text);
+	buf_init(&transcript);
 	/* The whole message with a failure report, as Postfix, unless it is
 	 * big or the sender asked for headers only (RET=HDRS). */
 	int full = action == DSN_FAILED && orig->size <= pol->bounce_size_limit &&
@@ -140,6 +142,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 	}
 	if (!full)
 		queue_msg_headers(st, orig, &content);
+	queue_trace_brief(st, orig->qid, rcpts, n, &transcript);
 	for (size_t i = 0; i < n; i++) {
 		dr[i].address = rcpts[i].address;
 		dr[i].orcpt = rcpts[i].orcpt;
@@ -153,9 +156,9 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 		.action = (enum queue_dsn_action)action, .postmaster_copy = postmaster_copy,
 		.hostname = pol->hostname, .qid = newqid, .orig_qid = orig->qid, .to = to,
 		.envid = orig->envid, .arrival = orig->arrival, .now = now, .rcpts = dr,
-		.nrcpts = n, .content = (const char *)buf_head(&content),
-		.content_len = buf_avail(&content), .full = full,
-		.utf8 = (orig->body_flags & BODY_SMTPUTF8) != 0,
+		.nrcpts = n, .transcript = (const char *)buf_head(&transcript),
+		.content = (const char *)buf_head(&content), .content_len = buf_avail(&content),
+		.full = full, .utf8 = (orig->body_flags & BODY_SMTPUTF8) != 0,
 	};
 	queue_dsn_build(&d, &text);
 
@@ -191,6 +194,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 fail:
 	buf_free(&content);
 	buf_free(&text);
+	buf_free(&transcript);
 	free(dr);
 	return ret;
 }

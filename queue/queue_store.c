@@ -44,7 +44,13 @@ static const char *const queue_upgrades[] = {
 	/* 2: the microseconds of arrival, so that delay= is exact */
 	"ALTER TABLE messages ADD COLUMN arrival_usec INTEGER NOT NULL DEFAULT 0;"
 	"PRAGMA user_version = 2;",
-	/* 3: DSN (RFC 3461) per message and recipient, the remote reply apart
+	/* 3: the transcripts of delivery attempts (relayctl trace), one row per
+	 * destination domain of a message, the latest attempt's */
+	"CREATE TABLE traces ("
+	" qid TEXT NOT NULL, domain TEXT NOT NULL, time INTEGER NOT NULL, text TEXT NOT NULL,"
+	" UNIQUE (qid, domain));"
+	"PRAGMA user_version = 3;",
+	/* 4: DSN (RFC 3461) per message and recipient, the remote reply apart
 	 * from its explanation, and what kind of message a report is */
 	"ALTER TABLE messages ADD COLUMN dsn_ret INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE messages ADD COLUMN envid TEXT NOT NULL DEFAULT '';"
@@ -52,7 +58,7 @@ static const char *const queue_upgrades[] = {
 	"ALTER TABLE recipients ADD COLUMN notify INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE recipients ADD COLUMN orcpt TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE recipients ADD COLUMN reply TEXT NOT NULL DEFAULT '';"
-	"PRAGMA user_version = 3;",
+	"PRAGMA user_version = 4;",
 };
 _Static_assert(sizeof(queue_upgrades) / sizeof(queue_upgrades[0]) == QUEUE_SCHEMA_VERSION - 1,
 	       "one upgrade per schema version after 1");
@@ -73,6 +79,7 @@ enum queue_stmt {
 	Q_REQUEUE, Q_INCOMPLETE_CHUNKS, Q_INCOMPLETE_RCPTS, Q_INCOMPLETE_MSGS,
 	Q_ALL_CHUNKS, Q_ALL_RCPTS, Q_ALL_MSGS,
 	Q_SHAPE, Q_RCPT_STATES, Q_OLDEST,
+	Q_TRACE_PUT, Q_TRACE_TRIM, Q_TRACES_OF, Q_TRACE_DEL_MSG, Q_ALL_TRACES, Q_INCOMPLETE_TRACES,
 	Q_NSTMT
 };
 
@@ -152,6 +159,21 @@ static const char *const queue_sql[Q_NSTMT] = {
 	[Q_RCPT_STATES] = "SELECT state, count(*) FROM recipients WHERE state <> " RS_SQL(RS_NEW)
 			  " GROUP BY state",
 	[Q_OLDEST] = "SELECT min(arrival) FROM messages WHERE complete = 1",
+	/* Only for a message still there (relayctl delete may have come first). */
+	[Q_TRACE_PUT] = "INSERT INTO traces (qid, domain, time, text) SELECT ?1, ?2, ?3, ?4"
+			" WHERE EXISTS (SELECT 1 FROM messages WHERE qid = ?1)"
+			" ON CONFLICT (qid, domain) DO UPDATE SET time = ?3, text = ?4",
+	/* The newest transcripts of a message while they fit in ?3 bytes; the
+	 * one just written (domain ?2) always stays. */
+	[Q_TRACE_TRIM] = "DELETE FROM traces WHERE qid = ?1 AND domain != ?2 AND rowid IN"
+			 " (SELECT rowid FROM (SELECT rowid, sum(length(text)) OVER"
+			 " (ORDER BY time DESC, rowid DESC) AS total FROM traces WHERE qid = ?1)"
+			 " WHERE total > ?3)",
+	[Q_TRACES_OF] = "SELECT domain, time, text FROM traces WHERE qid = ?1 ORDER BY time, rowid",
+	[Q_TRACE_DEL_MSG] = "DELETE FROM traces WHERE qid = ?1",
+	[Q_ALL_TRACES] = "DELETE FROM traces",
+	[Q_INCOMPLETE_TRACES] = "DELETE FROM traces WHERE qid NOT IN"
+				" (SELECT qid FROM messages WHERE complete = 1)",
 };
 
 struct queue_store {
@@ -438,6 +460,7 @@ int queue_store_recover(struct queue_store *st, int64_t now, long *incomplete, l
 	if (queue_store_begin(st) < 0)
 		return -1;
 	if (queue_exec(st, queue_stmt(st, Q_INCOMPLETE_CHUNKS), NULL) < 0 ||
+	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_TRACES), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_RCPTS), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_INCOMPLETE_MSGS), incomplete) < 0 ||
 	    queue_store_requeue_inflight(st, now, inflight) < 0 ||
@@ -517,7 +540,8 @@ int queue_store_msg_complete(struct queue_store *st, const char *qid, uint64_t s
 
 int queue_store_msg_delete(struct queue_store *st, const char *qid)
 {
-	static const enum queue_stmt order[] = {Q_CHUNK_DEL, Q_RCPT_DEL_MSG, Q_MSG_DEL};
+	static const enum queue_stmt order[] = {Q_CHUNK_DEL, Q_TRACE_DEL_MSG, Q_RCPT_DEL_MSG,
+						Q_MSG_DEL};
 	long changed = 0;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		sqlite3_stmt *s = queue_stmt(st, order[i]);
@@ -533,6 +557,7 @@ int queue_store_delete_all(struct queue_store *st, long *n)
 	int64_t count = 0;
 	if (queue_int(st, queue_stmt(st, Q_COUNT), &count) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_CHUNKS), NULL) < 0 ||
+	    queue_exec(st, queue_stmt(st, Q_ALL_TRACES), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_RCPTS), NULL) < 0 ||
 	    queue_exec(st, queue_stmt(st, Q_ALL_MSGS), NULL) < 0)
 		return -1;
@@ -771,6 +796,40 @@ int queue_store_shape(struct queue_store *st, int64_t now, unsigned top, queue_s
 		   sqlite3_column_int64(s, 3), arg);
 	}
 	if (rc != SQLITE_DONE)
+		return queue_fail(st, s, rc);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int queue_store_trace_put(struct queue_store *st, const char *qid, const char *domain,
+			  int64_t now, const char *text)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_TRACE_PUT);
+	bind_text(s, 1, qid);
+	bind_text(s, 2, domain);
+	sqlite3_bind_int64(s, 3, now);
+	bind_text(s, 4, text);
+	if (queue_exec(st, s, NULL) < 0)
+		return -1;
+	s = queue_stmt(st, Q_TRACE_TRIM);
+	bind_text(s, 1, qid);
+	bind_text(s, 2, domain);
+	sqlite3_bind_int64(s, 3, QUEUE_TRACE_MAX);
+	return queue_exec(st, s, NULL);
+}
+
+int queue_store_traces_of(struct queue_store *st, const char *qid, queue_trace_fn cb, void *arg)
+{
+	sqlite3_stmt *s = queue_stmt(st, Q_TRACES_OF);
+	int rc;
+	bind_text(s, 1, qid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(s, 0), *t = sqlite3_column_text(s, 2);
+		if (cb(d ? (const char *)d : "", sqlite3_column_int64(s, 1),
+		       t ? (const char *)t : "", arg) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return queue_fail(st, s, rc);
 	sqlite3_reset(s);
 	return 0;

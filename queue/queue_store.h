@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUEUE_SCHEMA_VERSION 3
+#define QUEUE_SCHEMA_VERSION 4
 #define QUEUE_QID_MAX 33
 #define QUEUE_ADDR_MAX 512
 
@@ -178,6 +178,18 @@ int queue_store_shape(struct queue_store *st, int64_t now, unsigned top, queue_s
 /* Recipients per state (RS_NEW not counted) and the oldest complete
  * message's arrival (0: the queue is empty). */
 int queue_store_gauges(struct queue_store *st, int64_t counts[RS_NSTATES], int64_t *oldest);
+/*
+ * Transcripts of delivery attempts (relayctl trace): one per destination
+ * domain of a message, replaced by each attempt's; the newest are kept
+ * while they fit in QUEUE_TRACE_MAX bytes per message. They go with the
+ * message.
+ */
+#define QUEUE_TRACE_MAX 8192
+int queue_store_trace_put(struct queue_store *st, const char *qid, const char *domain,
+			  int64_t now, const char *text);
+typedef int (*queue_trace_fn)(const char *domain, int64_t time, const char *text, void *arg);
+/* Oldest first; cb returning non-zero stops. */
+int queue_store_traces_of(struct queue_store *st, const char *qid, queue_trace_fn cb, void *arg);
 
 /* The domain part of an address, lower-cased ("" when there is none). */
 void queue_addr_domain(const char *address, char *dst, size_t dstsz);

@@ -20,6 +20,7 @@
 #include "relayd/delivery/dlv_dkim.h"
 #include "relayd/delivery/dlv_nexthop.h"
 #include "relayd/delivery/dlv_rate.h"
+#include "relayd/delivery/dlv_trace.h"
 
 #include <openssl/ssl.h>
 #include <stddef.h>
@@ -68,6 +69,7 @@ struct dlv_job {
 	uint32_t chunk_seq;       /* the next piece of content to ask for */
 	int chunk_pending;        /* a request is out */
 	uint64_t rate_slot;       /* ev_now() when its rate let it start; 0: no rate */
+	struct dlv_trace trace;   /* relayctl trace: the dialogue of its attempts */
 	TAILQ_ENTRY(dlv_job) wait_entry;
 };
 

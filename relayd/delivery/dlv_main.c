@@ -57,7 +57,27 @@ static void dlv_job_free(struct dlv_ctx *ctx, struct dlv_job *job)
 	free(job->rcpts);
 	free(job->sender);
 	free(job->envid);
+	dlv_trace_free(&job->trace);
 	free(job);
+}
+
+/* The job's transcript to the queue, when it changed since it last went. */
+static void dlv_trace_send(struct dlv_ctx *ctx, struct dlv_job *job)
+{
+	struct buf text;
+	struct ipc_wr wr;
+
+	if (!job->trace.dirty)
+		return;
+	job->trace.dirty = 0;
+	buf_init(&text);
+	dlv_trace_text(&job->trace, &text);
+	struct ipc_msg_d_trace m = {job->id, ipc_str((const char *)buf_head(&text))};
+	ipc_wr_init(&wr);
+	ipc_msg_d_trace_encode(&wr, &m);
+	ipc_send_wr(ctx->queue.ch, MSG_D_TRACE, &wr);
+	ipc_wr_free(&wr);
+	buf_free(&text);
 }
 
 static void dlv_send_ready(struct dlv_ctx *ctx, unsigned n)
@@ -104,6 +124,13 @@ void dlv_rcpt_outcome(struct dlv_ctx *ctx, struct dlv_job *job, size_t i,
 	struct ipc_wr wr;
 
 	dlv_rcpt_log(ctx, job, i, o);
+	/* The job's last result may end the message's pass and make its bounce:
+	 * the transcript goes first. Earlier results cannot, so one frame per job. */
+	size_t undecided = 0;
+	for (size_t k = 0; k < job->nrcpts; k++)
+		undecided += !job->rcpts[k].done;
+	if (undecided == 0)
+		dlv_trace_send(ctx, job);
 	/* The queue keeps bounded copies: cut here rather than have the frame refused. */
 	snprintf(text, sizeof(text), "%.*s", (int)sizeof(text) - 1, o->text);
 	snprintf(relay, sizeof(relay), "%.*s", (int)sizeof(relay) - 1, o->relay ? o->relay : "");
@@ -133,6 +160,7 @@ void dlv_job_finish(struct dlv_ctx *ctx, struct dlv_job *job)
 	for (size_t i = 0; i < job->nrcpts; i++)
 		if (!job->rcpts[i].done)
 			fatal("%s: job ends with <%s> undecided", job->qid, job->rcpts[i].addr);
+	dlv_trace_send(ctx, job);
 	struct ipc_msg_id m = {job->id};
 	ipc_wr_init(&wr);
 	ipc_msg_id_encode(&wr, &m);
@@ -482,6 +510,7 @@ static int dlv_msg_job(void *arg, struct ipc_rd *rd)
 	job->arrival_usec = m.arrival_usec;
 	job->dsn_ret = m.dsn_ret;
 	job->envid = m.envid.n > 0 ? ipc_str_dup(m.envid) : NULL;
+	dlv_trace_init(&job->trace);
 	job->rcpts = xcalloc(m.nrcpt, sizeof(*job->rcpts));
 	for (; job->nrcpts < m.nrcpt; job->nrcpts++) {
 		struct dlv_rcpt *r = &job->rcpts[job->nrcpts];

@@ -189,10 +189,45 @@ void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const c
 	if (log_verbose() && cmd != SC_AUTH_USER && cmd != SC_AUTH_PASS &&
 	    !(cmd == SC_AUTH && arg == SMTPC_MECH_PLAIN))
 		log_debug("%s: > %s: %s", s->job ? s->job->qid : "-", s->peer, line);
+	if (cmd == SC_AUTH && arg == SMTPC_MECH_PLAIN)
+		smtpc_trace(s, '>', "AUTH PLAIN ******** (user name and password, masked)");
+	else if (cmd == SC_AUTH_USER)
+		smtpc_trace(s, '>', "******** (user name, base64, masked)");
+	else if (cmd == SC_AUTH_PASS)
+		smtpc_trace(s, '>', "******** (password, base64, masked)");
+	else
+		smtpc_trace(s, '>', "%s", line);
 	conn_write(s->c, line, (size_t)n);
 	conn_write(s->c, "\r\n", 2);
 	free(line);
 	smtpc_push(s, cmd, arg);
+}
+
+void smtpc_trace(struct dlv_session *s, char mark, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (s->job == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	dlv_trace_add(&s->job->trace, mark, "%s", line);
+}
+
+/* Every line of the reply just read, as the server wrote it (code and all). */
+static void smtpc_trace_reply(struct dlv_session *s)
+{
+	const char *p = s->reply.text, *end = p + s->reply.textlen;
+
+	for (unsigned i = 0; i < s->reply.nlines; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		smtpc_trace(s, '<', "%d%s%.*s", s->reply.code, i + 1 < s->reply.nlines ? "-" :
+			    len ? " " : "", (int)len, p);
+		p = nl ? nl + 1 : end;
+	}
 }
 
 const char *smtpc_cmd_name(enum smtpc_cmd cmd)
@@ -233,6 +268,7 @@ static void smtpc_exhausted(struct dlv_session *s)
 	o.cls = DLV_DEFERRED;
 	o.enh[0] = '4';
 	o.relay = NULL;
+	smtpc_trace(s, '*', "nothing left to try: deferred (%s)", o.text);
 	dlv_dest_failed(s->ctx, s->dest, &o);
 	dlv_job_outcome_all(s->ctx, s->job, &o);
 	smtpc_job_end(s, 0);
@@ -249,6 +285,7 @@ static int smtpc_next_hop(struct dlv_session *s)
 	s->hop_idx++;
 	s->hop = hop;
 	log_msg(LOG_INFO, s->job->qid, "trying the next hop: %s", hop.desc);
+	smtpc_trace(s, '*', "trying the next hop: %s", hop.desc);
 	smtpc_resolve(s);
 	return 0;
 }
@@ -274,6 +311,7 @@ static void smtpc_host_fail(struct dlv_session *s, enum smtpc_fail kind, const c
 	if (s->reply.code)
 		s->last.code = s->reply.code;
 	log_msg(LOG_INFO, s->job->qid, "%s", s->last.text);
+	smtpc_trace(s, '*', "%s", s->last.text);
 	if (kind == SF_CONNECT)
 		s->ctx->stats.connect_failures++;
 	smtpc_drop_conn(s);
@@ -301,6 +339,26 @@ static void smtpc_host_fail_reply(struct dlv_session *s, enum smtpc_cmd cmd, con
 
 /* ---- TLS ---- */
 
+/* What a student wants to see of a handshake: protocol, cipher, who the
+ * certificate names and whether its chain checked out. */
+static void smtpc_trace_tls(struct dlv_session *s, const char *desc)
+{
+	char subject[256] = "(none)", issuer[256] = "(none)";
+	X509 *cert = SSL_get1_peer_certificate(s->c->ssl);
+	long vr = SSL_get_verify_result(s->c->ssl);
+
+	if (cert != NULL) {
+		X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+		X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+		X509_free(cert);
+	}
+	smtpc_trace(s, '*', "TLS established: %s; certificate subject %s, issuer %s; %s%s%s", desc,
+		    subject, issuer, vr == X509_V_OK ? "chain verified" : "chain not verified: ",
+		    vr == X509_V_OK ? "" : X509_verify_cert_error_string(vr),
+		    s->hop.tls == TLS_POLICY_VERIFY ? " (tls=verify: required)" :
+		    " (not required by the policy)");
+}
+
 static void smtpc_on_tls(struct conn *c, void *arg)
 {
 	struct dlv_session *s = arg;
@@ -318,6 +376,7 @@ static void smtpc_on_tls(struct conn *c, void *arg)
 	s->tls_active = 1;
 	s->ctx->stats.tls_out++;
 	conn_tls_desc(s->c, desc, sizeof(desc));
+	smtpc_trace_tls(s, desc);
 	log_msg(LOG_INFO, s->job->qid, "TLS with %s: %s%s", s->peer, desc,
 		s->hop.tls == TLS_POLICY_VERIFY ? ", verified" : "");
 	if (s->hop.tls == TLS_POLICY_SMTPS)
@@ -341,6 +400,7 @@ static void smtpc_start_tls(struct dlv_session *s)
 		return;
 	}
 	s->handshake = 1;
+	smtpc_trace(s, '*', "TLS handshake (SNI %s)", sni);
 	ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_TLS_TIMEOUT));
 	struct conn *c = s->c;
 	conn_hold(c);
@@ -493,6 +553,7 @@ static void smtpc_on_reply(struct dlv_session *s)
 		smtpc_reply_oneline(&s->reply, line, sizeof(line));
 		log_debug("%s: < %s: %s", s->job ? s->job->qid : "-", s->peer, line);
 	}
+	smtpc_trace_reply(s);
 	if (s->reply.code == 421) {
 		/* The server is closing the connection: nothing more goes on it. */
 		if (!row->txn && p.cmd != SC_RSET) {
@@ -543,6 +604,7 @@ static void smtpc_conn_lost(struct dlv_session *s, const char *why, int timeout)
 	}
 	smtpc_outcome_local(s, &o, DLV_DEFERRED, "4.4.2", "%s with %s while %s",
 			    timeout ? "conversation timed out" : "lost connection", s->peer, doing);
+	smtpc_trace(s, '*', "%s", o.text);
 	smtpc_txn_fail(s, &o);
 }
 
@@ -599,6 +661,7 @@ static void smtpc_on_connected(struct conn *c, void *arg)
 	s->ctx->stats.connections_out++;
 	s->conn_use = 1;
 	log_debug("%s: connected to %s", s->job->qid, s->relay);
+	smtpc_trace(s, '*', "connected to %s", s->relay);
 	if (s->hop.tls == TLS_POLICY_SMTPS)
 		smtpc_start_tls(s);
 	else
@@ -650,6 +713,7 @@ static void smtpc_try_connect(struct dlv_session *s)
 			return;
 		}
 		s->c->on_drain = smtpc_on_drain;
+		smtpc_trace(s, '*', "connecting to %s", s->relay);
 		memset(&s->caps, 0, sizeof(s->caps));
 		ev_timer_start(s->ctx->loop, &s->timer, smtpc_timeout_ms(SMTPC_CONNECT_TIMEOUT));
 		return;
@@ -657,6 +721,24 @@ static void smtpc_try_connect(struct dlv_session *s)
 	if (smtpc_next_hop(s) == 0)
 		return;
 	smtpc_exhausted(s);
+}
+
+/* The DNS answers the plan was made of, one line each. */
+static void smtpc_trace_plan(struct dlv_session *s, const struct mx_plan *plan)
+{
+	const char *p = plan->trace;
+
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		if (len > 0)
+			smtpc_trace(s, '*', "DNS: %.*s", (int)len, p);
+		p += len + (p[len] == '\n');
+	}
+	if (plan->status != MX_OK)
+		smtpc_trace(s, '*', "%s: %s", s->hop.name, plan->error);
+	else if (plan->implicit)
+		smtpc_trace(s, '*', "no MX records: the domain's own address is its mail server "
+			    "(implicit MX)");
 }
 
 static void smtpc_on_plan(struct mx_plan *plan, void *arg)
@@ -674,6 +756,7 @@ static void smtpc_on_plan(struct mx_plan *plan, void *arg)
 	s->plan = plan;
 	s->host_idx = s->addr_idx = 0;
 	s->plain_retry = 0;
+	smtpc_trace_plan(s, plan);
 	if (plan->status == MX_OK) {
 		smtpc_try_connect(s);
 		goto out;
@@ -719,6 +802,8 @@ void dlv_session_start(struct dlv_ctx *ctx, struct dlv_dest *dest, struct dlv_jo
 	ctx->nsessions++;
 	if (dlv_hop_select(ctx->w->cfg, job->domain, job->sender, 0, &s->hop) < 0)
 		fatal("no next hop for %s", job->domain);
+	dlv_trace_begin(&job->trace, "attempt for %zu recipient(s) at %s, next hop: %s",
+			job->nrcpts, job->domain, s->hop.desc);
 	smtpc_enter(s);
 	smtpc_resolve(s);
 	smtpc_leave(s);

@@ -95,6 +95,7 @@ struct dlv_session {
 	unsigned loading : 1; /* reading the content into conv, before MAIL */
 	unsigned conv_ready : 1; /* conv is sent instead of the queue's content */
 	size_t naccepted;
+	uint64_t content_bytes;  /* what went after DATA's 354, for the transcript */
 };
 
 /* dlv_session.c */
@@ -107,6 +108,9 @@ void smtpc_push(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg);
 /* Sends one command line (CRLF added) and expects its reply. */
 void smtpc_send(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* A line of the current job's transcript (dlv_trace.h); none without a job. */
+void smtpc_trace(struct dlv_session *s, char mark, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* "MAIL FROM", for "(in reply to ...)". */
 const char *smtpc_cmd_name(enum smtpc_cmd cmd);
 /* The session is over: its connection goes, its destination may start another. */

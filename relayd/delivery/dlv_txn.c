@@ -106,6 +106,9 @@ void smtpc_job_end(struct dlv_session *s, int need_rset)
 	s->job = next;
 	next->sess = s;
 	s->conn_use++;
+	dlv_trace_begin(&next->trace, "attempt for %zu recipient(s) at %s on the open "
+			"connection to %s (transaction %u on it)", next->nrcpts, next->domain,
+			s->relay, s->conn_use);
 	s->ctx->stats.conn_reuse++;
 	if (need_rset)
 		smtpc_send(s, SC_RSET, 0, "RSET");
@@ -196,6 +199,7 @@ static int smtpc_check_server(struct dlv_session *s)
 		return smtpc_next_rcpt(job, 0) < job->nrcpts ? 0 : -1;
 	}
 	log_msg(LOG_INFO, job->qid, "%s", o.text);
+	smtpc_trace(s, '*', "%s", o.text);
 	dlv_job_outcome_all(s->ctx, job, &o);
 	return -1;
 }
@@ -454,11 +458,13 @@ void smtpc_h_data(struct dlv_session *s, enum smtpc_cmd cmd, uint32_t arg)
 		if (!wanted) {
 			/* A server that says go ahead with nobody accepted gets an empty end. */
 			conn_write(s->c, ".\r\n", 3);
+			smtpc_trace(s, '>', ". (no recipient was accepted: an empty message)");
 			smtpc_push(s, SC_DOT, 1);
 			return;
 		}
 		s->in_content = 1;
 		s->want_chunk = 0;
+		s->content_bytes = 0;
 		smtpc_stuff_init(&s->stuff);
 		dlv_lines_restart(&s->lines);
 		s->job->chunk_seq = 0;
@@ -561,6 +567,7 @@ static int smtpc_sign_end(struct dlv_session *s)
 	/* Header lines, CRLF-terminated: nothing to stuff, and the stuffing
 	 * state stays at the start of a line. */
 	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
+	s->content_bytes += buf_avail(&s->tmp);
 	s->job->chunk_seq = 0;
 	dlv_lines_restart(&s->lines);
 	return 0;
@@ -612,9 +619,12 @@ void dlv_session_chunk(struct dlv_session *s, const uint8_t *p, size_t n, int la
 	if (last)
 		smtpc_stuff_end(&s->stuff, &s->tmp);
 	conn_write(s->c, buf_head(&s->tmp), buf_avail(&s->tmp));
+	s->content_bytes += buf_avail(&s->tmp);
 	/* Bounded memory: the next piece is asked for when this one has left. */
 	if (last) {
 		s->in_content = 0;
+		smtpc_trace(s, '>', "(message content, %llu bytes as sent, ending with \".\")",
+			    (unsigned long long)s->content_bytes);
 		smtpc_push(s, SC_DOT, 0);
 	} else if (buf_avail(&s->tmp) == 0) {
 		/* All of it held back (a header line not yet whole): no drain will come. */

@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/event.h"
 #include "common/ipc.h"
+#include "common/ipc_msg.h"
 #include "common/ipc_types.h"
 #include "common/log.h"
 #include "common/worker.h"
@@ -433,6 +434,12 @@ static void serve_queue(int njobs, const char *const *contents, size_t piece)
 			ipc_get_str(&rd, sp->enh, sizeof(sp->enh));
 			ipc_get_str(&rd, sp->text, sizeof(sp->text));
 			ck_assert_int_eq(ipc_rd_done(&rd), 0);
+		} else if (type == MSG_D_TRACE) {
+			/* Before the results it explains: a transcript of the attempt. */
+			struct ipc_msg_d_trace m;
+			ck_assert_int_eq(ipc_msg_d_trace_decode(&rd, &m), 0);
+			ck_assert_uint_gt(m.text.n, 0);
+			ck_assert(memmem(m.text.p, m.text.n, " attempt for ", 13) != NULL);
 		} else if (type == MSG_D_DONE) {
 			done++;
 		} else {

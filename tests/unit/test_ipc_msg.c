@@ -66,6 +66,9 @@ static const struct ipc_msg_d_result s_d_result = {
 static const struct ipc_msg_d_suspended s_d_suspended = {
 	6, 1767225661, STR("4.4.1"), STR("delivery temporarily suspended: connect refused"),
 };
+static const struct ipc_msg_d_trace s_d_trace = {
+	7, STR("01:02:03.004 > EHLO relay.example\n01:02:03.010 < 250 mx.example\n"),
+};
 
 /* The layouts of ipc_types.h, field by field. */
 static void gold_health(struct ipc_wr *w)
@@ -221,6 +224,12 @@ static void gold_d_suspended(struct ipc_wr *w)
 	ipc_put_str(w, "delivery temporarily suspended: connect refused");
 }
 
+static void gold_d_trace(struct ipc_wr *w)
+{
+	ipc_put_u64(w, 7);
+	ipc_put_str(w, "01:02:03.004 > EHLO relay.example\n01:02:03.010 < 250 mx.example\n");
+}
+
 /* Encoders of the samples, and decoders that compare with them: 0 equal,
  * 1 different, -1 refused. */
 #define MSG_ROW_FNS(name, sample, equal)                                          \
@@ -293,6 +302,7 @@ MSG_ROW_FNS(d_result, s_d_result,
 MSG_ROW_FNS(d_suspended, s_d_suspended,
 	    m.jobid == s->jobid && m.until == s->until && str_eq(m.enh, s->enh) &&
 		    str_eq(m.text, s->text))
+MSG_ROW_FNS(d_trace, s_d_trace, m.jobid == s->jobid && str_eq(m.text, s->text))
 
 static const struct msg_row {
 	const char *name;
@@ -305,7 +315,7 @@ static const struct msg_row {
 	ROW(ctl_rep), ROW(ctl_part),    ROW(q_hello),   ROW(q_hello_ok), ROW(q_begin),
 	ROW(q_rcpt),  ROW(q_content),   ROW(q_end),     ROW(id),       ROW(q_committed),
 	ROW(q_failed), ROW(d_ready),    ROW(d_job),     ROW(d_chunk_req), ROW(d_chunk),
-	ROW(d_result), ROW(d_suspended),
+	ROW(d_result), ROW(d_suspended), ROW(d_trace),
 #undef ROW
 };
 #define NROWS (sizeof(msg_rows) / sizeof(msg_rows[0]))

@@ -480,6 +480,77 @@ START_TEST(shape_buckets_and_fold)
 }
 END_TEST
 
+/* Transcripts: one per domain, replaced by a retry's, the newest kept within
+ * QUEUE_TRACE_MAX bytes, gone with their message and at recovery. */
+struct traces {
+	char domains[8][32];
+	size_t len[8];
+	int n;
+};
+
+static int collect_trace(const char *domain, int64_t when, const char *text, void *arg)
+{
+	struct traces *t = arg;
+	(void)when;
+	snprintf(t->domains[t->n], sizeof(t->domains[0]), "%s", domain);
+	t->len[t->n++] = strlen(text);
+	return 0;
+}
+
+START_TEST(traces_bounded_and_removed)
+{
+	static const char *const rcpts[] = {"a@a.example", NULL};
+	static const char *const body[] = {"x\r\n", NULL};
+	char big[4001];
+	struct traces t;
+	struct queue_store *st = queue_store_open(path);
+	ck_assert_ptr_nonnull(st);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	add_msg(st, "Q1", "s@x.example", rcpts, body, 1, 100);
+	ck_assert_int_eq(queue_store_trace_put(st, "Q1", "a.example", 101, "first"), 0);
+	ck_assert_int_eq(queue_store_trace_put(st, "Q1", "a.example", 102, "second try"), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "Q1", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 1);
+	ck_assert_uint_eq(t.len[0], strlen("second try"));
+	/* Three of 4000 bytes do not fit in 8192: the oldest goes. */
+	ck_assert_int_eq(queue_store_trace_put(st, "Q1", "b.example", 103, big), 0);
+	ck_assert_int_eq(queue_store_trace_put(st, "Q1", "c.example", 104, big), 0);
+	ck_assert_int_eq(queue_store_trace_put(st, "Q1", "d.example", 105, big), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "Q1", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 2);
+	ck_assert_str_eq(t.domains[0], "c.example");
+	ck_assert_str_eq(t.domains[1], "d.example");
+	/* No transcript for a message that is not there (deleted meanwhile). */
+	ck_assert_int_eq(queue_store_trace_put(st, "GONE", "a.example", 106, "orphan"), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "GONE", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 0);
+	/* A transcript whose message is incomplete (a relayd without this
+	 * table's cleanup left it) goes at recovery. */
+	add_msg(st, "HALF", "s@x.example", rcpts, body, 0, 100);
+	ck_assert_int_eq(queue_store_trace_put(st, "HALF", "a.example", 106, "half"), 0);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "HALF", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 1);
+	long inc = 0, infl = 0, msgs = 0;
+	ck_assert_int_eq(queue_store_recover(st, 107, &inc, &infl, &msgs), 0);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(queue_store_traces_of(st, "HALF", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 0);
+	ck_assert_int_eq(queue_store_begin(st), 0);
+	ck_assert_int_eq(queue_store_msg_delete(st, "Q1"), 1);
+	ck_assert_int_eq(queue_store_commit(st), 0);
+	ck_assert_int_eq(queue_store_traces_of(st, "Q1", collect_trace, &t), 0);
+	ck_assert_int_eq(t.n, 0);
+	queue_store_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	log_init("test", 1, 0);
@@ -496,6 +567,7 @@ int main(void)
 	tcase_add_test(tc, schema_v1_upgraded);
 	tcase_add_test(tc, addr_domain);
 	tcase_add_test(tc, shape_buckets_and_fold);
+	tcase_add_test(tc, traces_bounded_and_removed);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
