@@ -37,16 +37,35 @@ struct queue_rlist {
 	int state; /* only this state; -1 all */
 };
 
-static int queue_rlist_add(const struct queue_rcpt *r, void *arg)
+static void queue_rlist_push(struct queue_rlist *l, const struct queue_rcpt *r)
 {
-	struct queue_rlist *l = arg;
-	if (l->state >= 0 && r->state != l->state)
-		return 0;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 8;
 		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
 	}
 	l->v[l->n++] = *r;
+}
+
+static int queue_rlist_add(const struct queue_rcpt *r, void *arg)
+{
+	struct queue_rlist *l = arg;
+	if (l->state < 0 || r->state == l->state)
+		queue_rlist_push(l, r);
+	return 0;
+}
+
+/* The failed and the relayed recipients of a message, from one query. */
+struct queue_settled {
+	struct queue_rlist failed, relayed;
+};
+
+static int queue_settled_add(const struct queue_rcpt *r, void *arg)
+{
+	struct queue_settled *st = arg;
+	if (r->state == RS_FAILED)
+		queue_rlist_push(&st->failed, r);
+	else if (r->state == RS_RELAYED)
+		queue_rlist_push(&st->relayed, r);
 	return 0;
 }
 
@@ -249,7 +268,8 @@ static int queue_settle_failed(struct queue_store *st, const struct queue_policy
 int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, const char *qid,
 		     int64_t now)
 {
-	struct queue_rlist failed = {.state = RS_FAILED}, relayed = {.state = RS_RELAYED};
+	struct queue_settled done = {{.state = RS_FAILED}, {.state = RS_RELAYED}};
+	struct queue_rlist *failed = &done.failed, *relayed = &done.relayed;
 	struct queue_msg m;
 	char newqid[QUEUE_QID_MAX];
 	long inflight = 0, left = 0;
@@ -262,18 +282,18 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 	int rc = queue_store_msg_get(st, qid, &m);
 	if (rc <= 0)
 		return rc;
-	if (queue_store_rcpts_of(st, qid, queue_rlist_add, &failed) < 0 ||
-	    queue_store_rcpts_of(st, qid, queue_rlist_add, &relayed) < 0)
+	if (queue_store_rcpts_of(st, qid, queue_settled_add, &done) < 0)
 		goto fail;
-	if (queue_settle_failed(st, pol, &m, &failed, now) < 0)
+	size_t reported = failed->n + relayed->n;
+	if (queue_settle_failed(st, pol, &m, failed, now) < 0)
 		goto fail;
 	/* RS_RELAYED rows exist only for NOTIFY=SUCCESS: the sender is not <>. */
-	if (relayed.n > 0 && m.sender[0] != '\0' &&
-	    queue_dsn_enqueue(st, pol, &m, DSN_RELAYED, relayed.v, relayed.n, m.sender, now,
+	if (relayed->n > 0 && m.sender[0] != '\0' &&
+	    queue_dsn_enqueue(st, pol, &m, DSN_RELAYED, relayed->v, relayed->n, m.sender, now,
 			      newqid) < 0)
 		goto fail;
 	/* Reported once: the failed and relayed rows go with their reports. */
-	if (queue_store_failed_delete(st, qid) < 0)
+	if (reported > 0 && queue_store_failed_delete(st, qid) < 0)
 		goto fail;
 	if (queue_store_rcpt_count(st, qid, &left) < 0)
 		goto fail;
@@ -284,8 +304,8 @@ int queue_msg_settle(struct queue_store *st, const struct queue_policy *pol, con
 	}
 	ret = 0;
 fail:
-	free(failed.v);
-	free(relayed.v);
+	free(failed->v);
+	free(relayed->v);
 	return ret;
 }
 
