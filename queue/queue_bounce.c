@@ -222,9 +222,11 @@ void queue_dsn_build(const struct queue_dsn *d, struct buf *out)
 		utf8_addr |= queue_dsn_8bit_str(d->rcpts[i].address) |
 			     queue_dsn_8bit_str(d->rcpts[i].orcpt);
 	queue_dsn_lines(&content, d->content, d->content_len);
-	/* UTF-8 in the returned headers: message/global(-headers), RFC 6533 6.3. */
+	/* UTF-8 headers of an SMTPUTF8 message: message/global(-headers), RFC
+	 * 6533 6.3; raw 8-bit in a message without SMTPUTF8 is not UTF-8 mail
+	 * (RFC 6532) and keeps the classic types. */
 	size_t hlen = queue_dsn_header_len(d->content, d->content_len, d->content_len);
-	int utf8_hdrs = d->utf8 || queue_dsn_8bit(d->content, hlen);
+	int utf8_hdrs = d->utf8 && queue_dsn_8bit(d->content, hlen);
 
 	qid_date(d->now, now, sizeof(now));
 	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", d->qid, (long long)d->now, d->hostname);

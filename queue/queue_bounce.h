@@ -45,7 +45,8 @@ struct queue_dsn {
 	const char *content;       /* the original message, or its header section */
 	size_t content_len;
 	int full;                  /* content is the whole message */
-	int utf8;                  /* the original is SMTPUTF8: message/global(-headers) */
+	int utf8;                  /* the original is SMTPUTF8: message/global(-headers)
+				      when its headers are UTF-8 */
 };
 
 /* The whole report, header and body, CRLF line ends, into out. */

@@ -130,6 +130,22 @@ static int queue_msg_content(struct queue_store *st, const struct queue_msg *m, 
 	return 0;
 }
 
+/*
+ * Whether a message's header section holds 8-bit octets. Such a message
+ * comes back as its headers only: a report must reach old next hops too,
+ * and the downgrade can encode a header block, while a whole message with
+ * a UTF-8 address in From: cannot be made 7-bit.
+ */
+static int queue_headers_8bit(const struct buf *m)
+{
+	const char *p = (const char *)buf_head(m);
+	size_t n = queue_dsn_header_len(p, buf_avail(m), buf_avail(m));
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
 static int queue_ascii(const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -155,7 +171,7 @@ int queue_dsn_enqueue(struct queue_store *st, const struct queue_policy *pol,
 	 * big or the sender asked for headers only (RET=HDRS). */
 	int full = action == DSN_FAILED && orig->size <= pol->bounce_size_limit &&
 		   orig->dsn_ret != DSN_RET_HDRS;
-	if (full && queue_msg_content(st, orig, &content) < 0) {
+	if (full && (queue_msg_content(st, orig, &content) < 0 || queue_headers_8bit(&content))) {
 		buf_reset(&content);
 		full = 0;
 	}

@@ -42,6 +42,10 @@ static const struct {
 	/* Read as header blocks (RFC 3464, 8098): quoted-printable keeps them readable. */
 	{"message/delivery-status", MK_QP},
 	{"message/disposition-notification", MK_QP},
+	/* RFC 6533's forms of a report's parts: the status fields as above; a
+	 * returned header block converted like the headers of an embedded message. */
+	{"message/global-delivery-status", MK_QP},
+	{"message/global-headers", MK_EMBED},
 	{"text/", MK_QP},
 };
 

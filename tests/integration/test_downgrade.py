@@ -208,7 +208,10 @@ class Downgrade8bit(unittest.TestCase):
                          [(p.get_content_type(), []) for p in got.walk()])
         text = b"".join(p.get_payload(decode=True) or b"" for p in leaves(got)).decode()
         self.assertIn("nobody@remote.example", text)
-        self.assertIn("%s Grüße ☕" % t, text)  # the quoted Subject, decoded again
+        # The quoted headers (RFC 6533 message/global-headers), decoded again.
+        returned = got.get_payload()[2]
+        self.assertEqual(returned.get_content_type(), "message/global-headers")
+        self.assertEqual(returned.get_payload()[0]["Subject"], "%s Grüße ☕" % t)
 
 
 class Smtputf8OnlyWhereNeeded(unittest.TestCase):

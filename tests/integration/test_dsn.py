@@ -263,8 +263,10 @@ class Utf8(DsnCase):
         self.wait_status(r, qid, "j\u00f6rg@ex.test", "bounced")
         rep = self.reports(1)[0]
         self.assertEqual(rep.msg.get_param("report-type"), "global-delivery-status")
+        # UTF-8 headers come back as headers only (message/global-headers, RFC
+        # 6533), so that the report can still be made 7-bit for an old next hop.
         self.assertEqual(rep.types(), ["text/plain", "message/global-delivery-status",
-                                       "message/global"])
+                                       "message/global-headers"])
         for p in rep.parts:
             self.assertEqual(p["Content-Transfer-Encoding"], "8bit", p.get_content_type())
         blk = rep.rcpt("j\u00f6rg@ex.test")

@@ -158,7 +158,7 @@ START_TEST(utf8_report)
 	struct queue_dsn d = {
 		.action = DSN_FAILED, .hostname = "relay.test", .qid = "Q1", .orig_qid = "O1",
 		.to = "s@example.com", .rcpts = r, .nrcpts = 1, .content = content,
-		.content_len = strlen(content), .full = 1,
+		.content_len = strlen(content), .full = 1, .utf8 = 1,
 	};
 	struct buf b;
 	buf_init(&b);
