@@ -45,6 +45,8 @@ struct queue_job {
 	size_t n;
 	int64_t rcptid[QUEUE_JOB_MAX_RCPTS];
 	uint8_t resolved[QUEUE_JOB_MAX_RCPTS];
+	char *trace;              /* its transcript, until a result needs it stored */
+	int failed;               /* a result other than "sent" came */
 };
 
 struct queue_peer {

@@ -136,7 +136,8 @@ static const char *const queue_shape_cols[QUEUE_SHAPE_NBUCKETS] = {
 };
 
 struct queue_shape_row {
-	char domain[256];  /* "" for the folded rest */
+	char domain[256];
+	int other;         /* the folded rest (a domain may be "": an address without one) */
 	int64_t total, cell[QUEUE_SHAPE_NBUCKETS];
 };
 
@@ -151,13 +152,15 @@ static void queue_shape_cell(const char *domain, unsigned bucket, int64_t n, int
 {
 	struct queue_shape *sh = arg;
 	const char *name = domain ? domain : "";
+	struct queue_shape_row *last = sh->n > 0 ? &sh->rows[sh->n - 1] : NULL;
 	if (bucket >= QUEUE_SHAPE_NBUCKETS)
 		fatal("queue shape: bucket %u", bucket);
 	/* Rows come grouped, busiest first, the folded rest last. */
-	if (sh->n == 0 || strcmp(sh->rows[sh->n - 1].domain, name) != 0) {
+	if (last == NULL || last->other != (domain == NULL) || strcmp(last->domain, name) != 0) {
 		if (sh->n == QUEUE_SHAPE_TOP + 1)
 			fatal("queue shape: more rows than asked for");
-		snprintf(sh->rows[sh->n++].domain, sizeof(sh->rows[0].domain), "%s", name);
+		snprintf(sh->rows[sh->n].domain, sizeof(sh->rows[0].domain), "%s", name);
+		sh->rows[sh->n++].other = domain == NULL;
 	}
 	struct queue_shape_row *r = &sh->rows[sh->n - 1];
 	r->cell[bucket] += n;
@@ -194,7 +197,7 @@ static int queue_ctl_summary(struct queue *q, int json, struct buf *out)
 		free(sh);
 		return 1;
 	}
-	int folded = sh->n > 0 && sh->rows[sh->n - 1].domain[0] == '\0';
+	int folded = sh->n > 0 && sh->rows[sh->n - 1].other;
 	if (json) {
 		buf_appendf(out, "{\"total\":{");
 		queue_shape_json_row(out, &sh->all);
@@ -400,8 +403,11 @@ static int queue_ctl_metrics(struct queue *q, int argc, char **argv, struct buf 
 	uint64_t cum = 0;
 	(void)argc;
 	(void)argv;
-	if (queue_store_count(q->st, &queued) < 0 || queue_store_gauges(q->st, states, &oldest) < 0)
+	/* The master logs the text; the figures stay as last polled. */
+	if (queue_store_count(q->st, &queued) < 0 || queue_store_gauges(q->st, states, &oldest) < 0) {
+		buf_appendf(out, "queue error: %s\n", queue_store_errmsg(q->st));
 		return 1;
+	}
 	buf_appendf(out, "relayd_recipients_delivered_total %llu\n"
 		    "relayd_recipients_deferred_total %llu\n"
 		    "relayd_recipients_bounced_total %llu\n"

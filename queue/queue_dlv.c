@@ -26,6 +26,7 @@ static struct queue_job *queue_job_find(struct queue *q, uint64_t jobid)
 static void queue_job_free(struct queue *q, struct queue_job *j)
 {
 	idmap_del(&q->jobs, j->jobid);
+	free(j->trace);
 	free(j);
 }
 
@@ -142,9 +143,32 @@ int queue_dlv_chunk_req(void *peer, struct ipc_rd *rd)
 	return 0;
 }
 
-/* Applies one result; the transaction is committed at the end of this iteration. */
-static void queue_dlv_apply(struct queue *q, const struct queue_result *res)
+/*
+ * A job's transcript replaces the one of its domain's previous attempt. It
+ * is written once a result that is not "sent" has come (a notification may
+ * quote it), or at the job's end if the message is still queued: most
+ * jobs deliver everything, and their message leaves with its transcript,
+ * so the queue writes nothing for them.
+ */
+static void queue_job_trace_store(struct queue *q, struct queue_job *j)
 {
+	if (j->trace == NULL)
+		return;
+	if (queue_txn(q) < 0 || queue_store_trace_put(q->st, j->qid, j->domain, q->now(), j->trace) < 0)
+		queue_txn_abort(q);
+	else
+		q->want_commit = 1;
+	free(j->trace);
+	j->trace = NULL;
+}
+
+/* Applies one result; the transaction is committed at the end of this iteration. */
+static void queue_dlv_apply(struct queue *q, struct queue_job *j, const struct queue_result *res)
+{
+	if (res->dclass != DLV_SENT) {
+		j->failed = 1;
+		queue_job_trace_store(q, j);
+	}
 	if (queue_txn(q) < 0 ||
 	    queue_result_apply(q->st, &q->pol, res, q->now(), &q->cnt) < 0) {
 		queue_txn_abort(q);
@@ -192,7 +216,7 @@ int queue_dlv_result(void *peer, struct ipc_rd *rd)
 		return 0;
 	}
 	j->resolved[i] = 1;
-	queue_dlv_apply(q, &res);
+	queue_dlv_apply(q, j, &res);
 	return 0;
 }
 
@@ -214,12 +238,11 @@ int queue_dlv_suspended(void *peer, struct ipc_rd *rd)
 			.relay = "none", .suspended_until = m.until,
 		};
 		j->resolved[i] = 1;
-		queue_dlv_apply(q, &res);
+		queue_dlv_apply(q, j, &res);
 	}
 	return 0;
 }
 
-/* A job's transcript replaces the one of its domain's previous attempt. */
 int queue_dlv_trace(void *peer, struct ipc_rd *rd)
 {
 	struct queue_peer *p = peer;
@@ -230,13 +253,10 @@ int queue_dlv_trace(void *peer, struct ipc_rd *rd)
 	struct queue_job *j = queue_job_find(q, m.jobid);
 	if (j == NULL)
 		return 0;
-	char *text = ipc_str_dup(m.text);
-	if (queue_txn(q) < 0 ||
-	    queue_store_trace_put(q->st, j->qid, j->domain, q->now(), text) < 0)
-		queue_txn_abort(q);
-	else
-		q->want_commit = 1;
-	free(text);
+	free(j->trace);
+	j->trace = ipc_str_dup(m.text);
+	if (j->failed)
+		queue_job_trace_store(q, j);
 	return 0;
 }
 
@@ -282,8 +302,9 @@ int queue_dlv_done(void *peer, struct ipc_rd *rd)
 			.enh = "4.3.0", .text = "delivery reported no result", .relay = "none",
 		};
 		j->resolved[i] = 1;
-		queue_dlv_apply(q, &res);
+		queue_dlv_apply(q, j, &res);
 	}
+	queue_job_trace_store(q, j);
 	queue_job_free(q, j);
 	return 0;
 }

@@ -809,8 +809,11 @@ int queue_store_trace_put(struct queue_store *st, const char *qid, const char *d
 	bind_text(s, 2, domain);
 	sqlite3_bind_int64(s, 3, now);
 	bind_text(s, 4, text);
-	if (queue_exec(st, s, NULL) < 0)
+	long added = 0;
+	if (queue_exec(st, s, &added) < 0)
 		return -1;
+	if (added == 0)
+		return 0; /* the message is gone */
 	s = queue_stmt(st, Q_TRACE_TRIM);
 	bind_text(s, 1, qid);
 	bind_text(s, 2, domain);

@@ -227,9 +227,13 @@ static void dlv_dest_set_rate(struct dlv_ctx *ctx, struct dlv_dest *d, const str
 {
 	d->rate_interval = dlv_rate_interval(&hop->rate);
 	snprintf(d->rate_desc, sizeof(d->rate_desc), "%s", hop->rate_desc);
-	if (d->rate_interval > 0 && !d->rated) {
-		d->rated = 1;
-		ctx->nrated++;
+	/* Counted while it has a rate: one a reload took away makes room. */
+	if ((d->rate_interval > 0) != d->rated) {
+		d->rated = d->rate_interval > 0;
+		if (d->rated)
+			ctx->nrated++;
+		else
+			ctx->nrated--;
 	}
 }
 

@@ -37,6 +37,8 @@
 #define METRICS_HTTP_CONNECTIONS 16
 #define METRICS_HTTP_TIMEOUT_S 10
 #define METRICS_HTTP_MEMORY (16 * 1024) /* a request's headers must fit */
+/* A worker's answer, at most: its lines beyond it are left out. */
+#define METRICS_ANSWER_MAX (256 * 1024)
 
 enum metric_type { M_COUNTER, M_GAUGE, M_HISTOGRAM };
 
@@ -96,12 +98,18 @@ struct master_metrics {
 	size_t nseries;
 	int full_warned;
 	struct buf part[MASTER_NWORKERS]; /* a long answer's parts so far */
+	/* bit per worker: a poll is out, unanswered. A slow worker gets no
+	 * other, so polls never pile up in its channel. */
+	unsigned polled;
 };
 
 static int metrics_worker_index(const struct master *m, const struct master_worker *mw)
 {
 	return (int)(mw - m->workers);
 }
+
+/* The series a histogram family x has besides x itself: x_bucket{le=...}... */
+static const char *const metric_histogram_suffixes[] = {"_bucket", "_sum", "_count"};
 
 /* The family of a series name ("x_bucket{le=...}" is x's), or -1. */
 static int metrics_family_of(const char *key)
@@ -114,10 +122,13 @@ static int metrics_family_of(const char *key)
 			continue;
 		if (n == fl)
 			return (int)i;
-		if (f->type == M_HISTOGRAM && (strncmp(key + fl, "_bucket", n - fl) == 0 ||
-					       strncmp(key + fl, "_sum", n - fl) == 0 ||
-					       strncmp(key + fl, "_count", n - fl) == 0))
-			return (int)i;
+		if (f->type != M_HISTOGRAM)
+			continue;
+		for (size_t j = 0; j < sizeof(metric_histogram_suffixes) /
+					       sizeof(metric_histogram_suffixes[0]); j++)
+			if (strlen(metric_histogram_suffixes[j]) == n - fl &&
+			    strncmp(key + fl, metric_histogram_suffixes[j], n - fl) == 0)
+				return (int)i;
 	}
 	return -1;
 }
@@ -170,16 +181,34 @@ static void metrics_take(struct master_metrics *mm, int w, const char *text)
 	}
 }
 
+/* A piece of a worker's answer, kept up to METRICS_ANSWER_MAX. */
+static void metrics_part_add(struct master_metrics *mm, int w, const void *p, size_t n)
+{
+	size_t have = buf_avail(&mm->part[w]);
+	if (have >= METRICS_ANSWER_MAX)
+		return;
+	buf_append(&mm->part[w], p, n < METRICS_ANSWER_MAX - have ? n : METRICS_ANSWER_MAX - have);
+}
+
 void master_metrics_reply(struct master_worker *mw, const struct ipc_msg_ctl_rep *rep)
 {
 	struct master_metrics *mm = mw->m->metrics;
 	if (mm == NULL)
 		return;
 	int w = metrics_worker_index(mw->m, mw);
-	buf_append(&mm->part[w], rep->text.p, rep->text.n);
+	mm->polled &= ~(1u << w);
+	metrics_part_add(mm, w, rep->text.p, rep->text.n);
 	buf_append(&mm->part[w], "", 1);
+	char *text = (char *)buf_head(&mm->part[w]);
+	if (buf_avail(&mm->part[w]) > METRICS_ANSWER_MAX) {
+		/* Cut: its last line may be cut in a figure, which would be read wrong. */
+		char *nl = strrchr(text, '\n');
+		*(nl ? nl + 1 : text) = '\0';
+		log_warnx("metrics: the %s worker's answer reached %d bytes; the rest is left out",
+			  mw->role, METRICS_ANSWER_MAX);
+	}
 	if (rep->status == 0)
-		metrics_take(mm, w, (const char *)buf_head(&mm->part[w]));
+		metrics_take(mm, w, text);
 	else
 		log_warnx("metrics: the %s worker did not answer: %s", mw->role,
 			  (const char *)buf_head(&mm->part[w]));
@@ -190,7 +219,7 @@ void master_metrics_part(struct master_worker *mw, const struct ipc_msg_ctl_part
 {
 	struct master_metrics *mm = mw->m->metrics;
 	if (mm != NULL)
-		buf_append(&mm->part[metrics_worker_index(mw->m, mw)], part->text.p, part->text.n);
+		metrics_part_add(mm, metrics_worker_index(mw->m, mw), part->text.p, part->text.n);
 }
 
 /* A worker died: its counters so far become the master's. */
@@ -209,6 +238,7 @@ void master_metrics_worker_gone(struct master_worker *mw, int restarting)
 		}
 		s->has_cur &= ~bit;
 	}
+	mm->polled &= ~bit;
 	buf_reset(&mm->part[w]);
 	if (!restarting)
 		return;
@@ -228,8 +258,10 @@ static void metrics_poll(void *arg)
 	char *argv[] = {"metrics"};
 	for (int i = 0; i < MASTER_NWORKERS; i++) {
 		struct master_worker *mw = &m->workers[i];
-		if (!mw->enabled || mw->pid == 0 || mw->chan == NULL || !ipc_is_open(mw->chan))
+		if (!mw->enabled || mw->pid == 0 || mw->chan == NULL || !ipc_is_open(mw->chan) ||
+		    (mm->polled & (1u << i)))
 			continue;
+		mm->polled |= 1u << i;
 		struct ipc_msg_ctl_req req = {.reqid = MASTER_METRICS_REQID | mw->ctl_target,
 					      .argc = 1};
 		req.argv[0] = ipc_str(argv[0]);

@@ -7,11 +7,13 @@
 # LOGIN, a failed login, a recipient the next hop refuses (-> bounce), mail
 # to a dead route (-> deferred), mail to a domain reached by MX lookup
 # (dnsmasq), sessions that end badly; delivery to a smarthost over STARTTLS
-# with AUTH; then relayctl
-# status/queue/show/stats/route/hold/release/flush/delete, a reload, SIGTERM.
+# with AUTH, spaced by a rate= (some wait in delivery, some in the queue);
+# then relayctl status/queue [--summary]/show/stats/route/hold/release/
+# flush/delete, a reload, /metrics scraped (and HTTP peers that ask for
+# something else, or leave a request half sent), SIGTERM.
 #
 # Usage: bash tests/bench/valgrind_smoke.sh [BIN]   (default bin, from `make`)
-# Exit 0 when every process reported 0 errors and no definite leak.
+# Exit 0 when every process reported 0 errors and no definite leak, and /metrics answered.
 set -u
 cd "$(dirname "$0")/../.."
 BIN=${1:-bin}
@@ -26,6 +28,7 @@ trap cleanup EXIT
 
 port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SMTP=$(port); SUB=$(port); SMTPS=$(port); SINK=$(port); MX=$(port); DEAD=$(port); DNS=$(port)
+METRICS=$(port)
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
 	-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
@@ -65,7 +68,8 @@ tls-ca-file $T/cert.pem
 auth-users $T/users
 dns-server 127.0.0.1:$DNS
 delivery-port $MX
-smarthost [127.0.0.1]:$SINK tls=starttls auth=$T/smarthost-auth
+smarthost [127.0.0.1]:$SINK tls=starttls auth=$T/smarthost-auth rate=120/m
+metrics-listen 127.0.0.1:$METRICS
 route dead.test [127.0.0.1]:$DEAD tls=none
 route mx.test mx.test:$MX tls=may
 retry-min 1h
@@ -132,7 +136,8 @@ ctl() {	# relayctl under memcheck too
 }
 # 4 to the smarthost and the bounce for refused@, 1 to the MX.
 wait_for 120 grep -q 'sink=5 mx=1' "$T/counts" || cat "$T/counts"
-ctl status; ctl queue; ctl queue --json; ctl stats; ctl stats --json
+ctl status; ctl queue; ctl queue --json; ctl queue --summary; ctl queue --summary --json
+ctl stats; ctl stats --json
 ctl route a@remote.example; ctl route x@dead.test; ctl route y@mx.test
 qid=$("$BIN/relayctl" -f "$T/relayd.conf" queue --json | $PY -c \
 	'import json,sys; q=json.load(sys.stdin); print(q[0].get("qid") or q[0].get("id") if q else "")')
@@ -144,12 +149,45 @@ ctl reload
 sleep 2
 ctl status; ctl delete all; ctl queue
 
+# The metrics endpoint: a scrape (once a poll has come back from every
+# worker), then peers that ask for another path or method, and one that
+# stays half sent across SIGTERM.
+cat >"$T/scrape.py" <<EOF
+import http.client, socket, time
+def get(method, path):
+    c = http.client.HTTPConnection("127.0.0.1", $METRICS, timeout=30)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, body
+end = time.time() + 60
+while True:
+    status, body = get("GET", "/metrics")
+    if "relayd_recipients_delivered_total" in body and "relayd_connections_out_total" in body:
+        break
+    if time.time() > end:
+        raise SystemExit("no figures from every worker in /metrics")
+    time.sleep(0.5)
+print("scrape", status, len(body.splitlines()), "lines")
+print("other path", get("GET", "/nope")[0], "POST", get("POST", "/metrics")[0])
+half = socket.create_connection(("127.0.0.1", $METRICS), timeout=30)
+half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+open("$T/scrape.done", "w").close()
+time.sleep(600)
+EOF
+$PY "$T/scrape.py" >"$T/scrape.log" 2>&1 &
+pids+=($!)
+scrape_rc=0
+wait_for 90 test -e "$T/scrape.done" || scrape_rc=1
+cat "$T/scrape.log"
+
 kill -TERM "$master"
 wait "$master"
 echo "relayd (under valgrind) exited $?"
 sleep 1
 
-rc=0
+rc=$scrape_rc
 for f in "$T"/vg.* "$T"/vgctl.*; do
 	role=$(sed -n 's/^==[0-9]*== Command: //p' "$f" | head -1)
 	errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$f" | tail -1)
@@ -157,5 +195,5 @@ for f in "$T"/vg.* "$T"/vgctl.*; do
 	echo "$(basename "$f"): errors=${errs:-?} definitely_lost=${lost:-0} $role" | cut -c1-150
 	[ "${errs:-1}" = 0 ] && [ "${lost:-0}" = 0 ] || rc=1
 done
-echo "logs in $T (relayd.log, ctl.log, swaks.log, vg.*)"
+echo "logs in $T (relayd.log, ctl.log, swaks.log, scrape.log, vg.*)"
 exit $rc
