@@ -103,17 +103,19 @@ MULTI = ("From: alice@example.org\r\nTo: \"Zoë, Q.\" <bob@remote.example>\r\n"
          "Content-Disposition: attachment; filename=\"café.bin\"\r\n\r\n")
 
 
-class Downgrade8bit(unittest.TestCase):
-    """A smarthost without 8BITMIME (nor SMTPUTF8), a DKIM key for example.org."""
+class SignedRelay(unittest.TestCase):
+    """One relayd for the class, before cls.up (make_upstream), signing example.org
+    with a key of cls.KEY: (file name, selector, openssl genpkey arguments)."""
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.rsa = genkey(cls.tmp.name, "rsa.pem", "-algorithm", "RSA",
-                         "-pkeyopt", "rsa_keygen_bits:2048")
-        cls.up = OldUpstream(["8BITMIME", "SMTPUTF8"]).__enter__()
+        name, selector, args = cls.KEY
+        cls.key = genkey(cls.tmp.name, name, *args)
+        cls.up = cls.make_upstream().__enter__()
         try:
-            cls.r = Relayd(conf_extra=cls.up.conf() + "dkim-sign example.org s1 %s\n" % cls.rsa)
+            cls.r = Relayd(conf_extra=cls.up.conf()
+                           + "dkim-sign example.org %s %s\n" % (selector, cls.key))
             cls.recs = records(cls.r, "example.org")
         except BaseException:
             cls.up.__exit__(None, None, None)
@@ -125,6 +127,15 @@ class Downgrade8bit(unittest.TestCase):
         cls.r.cleanup()
         cls.up.__exit__(None, None, None)
         cls.tmp.cleanup()
+
+
+class Downgrade8bit(SignedRelay):
+    """A smarthost without 8BITMIME (nor SMTPUTF8), a DKIM key for example.org."""
+    KEY = ("rsa.pem", "s1", ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"))
+
+    @staticmethod
+    def make_upstream():
+        return OldUpstream(["8BITMIME", "SMTPUTF8"])
 
     def relay(self, data, t, sender="alice@example.org", opts=("BODY=8BITMIME",)):
         with smtplib.SMTP("127.0.0.1", self.r.port, timeout=10) as c:
@@ -257,27 +268,10 @@ class Smtputf8OnlyWhereNeeded(unittest.TestCase):
                       line.group(0))
 
 
-class LongLines(unittest.TestCase):
+class LongLines(SignedRelay):
     """Lines up to 64 KiB come in; they leave in lines of at most 998 octets, signed."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.ed = genkey(cls.tmp.name, "ed.pem", "-algorithm", "ed25519")
-        cls.up = Upstream().__enter__()
-        try:
-            cls.r = Relayd(conf_extra=cls.up.conf() + "dkim-sign example.org e1 %s\n" % cls.ed)
-            cls.recs = records(cls.r, "example.org")
-        except BaseException:
-            cls.up.__exit__(None, None, None)
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.r.cleanup()
-        cls.up.__exit__(None, None, None)
-        cls.tmp.cleanup()
+    KEY = ("ed.pem", "e1", ("-algorithm", "ed25519"))
+    make_upstream = staticmethod(Upstream)
 
     def test_long_body_and_header_lines_broken(self):
         t = token("long")

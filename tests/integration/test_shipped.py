@@ -4,6 +4,9 @@ harness gives it a private /dev whose /dev/log it reads (shipped=True).
 It stays up 10 s with the same workers, relays one message to a fake MX
 found through dnsmasq, and the syslog lines show the message taken and
 sent and no worker death (the harness fails the test on any at stop).
+Then, after a reload (SIGHUP), this session's additions as shipped: a
+message with a 5000-octet line leaves in lines of at most 998, the
+client= line, and the master's /metrics counting both deliveries.
 
 Run: cd tests/integration && /usr/bin/python3 -m unittest -v test_shipped
 """
@@ -11,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import smtplib
 import ssl
 import tempfile
@@ -18,7 +22,8 @@ import time
 import unittest
 
 from dlv_base import DeliveryCase
-from harness import make_cert, proc_status
+from harness import free_port, make_cert, proc_status
+from test_metrics import scrape, value
 
 UP_FOR = 10.0
 
@@ -35,8 +40,9 @@ class ShippedTest(DeliveryCase):
         cert, key = make_cert(keydir)
         os.chmod(key, 0o600)
         os.chmod(keydir, 0o700)  # nobody could not even reach it
-        r = self.relayd(dns, "user nobody\ntls-cert %s\ntls-key %s\n" % (cert, key),
-                        shipped=True)
+        mport = free_port()
+        r = self.relayd(dns, "user nobody\ntls-cert %s\ntls-key %s\nmetrics-listen 127.0.0.1:%d\n"
+                        % (cert, key, mport), shipped=True)
         pids = r.pids()
         self.assertEqual(set(pids), {"master", "intake", "queue", "delivery"}, pids)
         # a daemon: not our child, not in our session
@@ -78,6 +84,30 @@ class ShippedTest(DeliveryCase):
                          r"status=sent " % (pids["delivery"], qid))
         for pri in re.findall(r"(?m)^<(\d+)>", log):
             self.assertEqual(int(pri) >> 3, 2, "facility of <%s>" % pri)
+        self.assertRegex(log, r"(?m)^<\d+>.*relayd\[%d\]: intake: %s: client=unknown\[127\.0\.0\.1\]$"
+                         % (pids["intake"], qid))
+
+        # reloaded, the workers keep their pids and the new paths work as shipped
+        os.kill(pids["master"], signal.SIGHUP)
+        r.wait_log(r"master: configuration reloaded")
+        self.assertEqual(r.pids(), pids, "a worker changed:\n" + r.log())
+        long_body = b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n"
+        qid2 = self.send(r, "s@snd.test", ["b@ex.test"], body=long_body)
+        self.wait_status(r, qid2, "b@ex.test", "sent")
+        got = mx.wait_messages(2)
+        lines = got[1].data.split(b"\r\n")
+        self.assertEqual(b"".join(lines[lines.index(b""):]), b"x" * 5000)
+        self.assertLessEqual(max(len(x) for x in lines), 998)
+        samples = {}
+        end = time.monotonic() + 10
+        while time.monotonic() < end:  # the master polls its workers once a second
+            samples, _ = scrape(mport)
+            if value(samples, "relayd_recipients_delivered_total") == 2:
+                break
+            time.sleep(0.3)
+        self.assertEqual(value(samples, "relayd_recipients_delivered_total"), 2, samples)
+        self.assertEqual(r.pids(), pids, "a worker changed:\n" + r.log())
+
         self.assertEqual(r.trouble(), [])
         rc = r.stop()
         self.assertEqual(rc, 0)
